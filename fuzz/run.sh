@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Runs every fuzz target for a bounded time, seeded with the shared fixtures when present.
+#   fuzz/run.sh BUILD_FUZZ_DIR SECONDS
+set -euo pipefail
+bin=${1:?fuzz binary folder}
+seconds=${2:-60}
+root=$(cd "$(dirname "$0")/.." && pwd)
+shared=${AERO_SHARED:-$root/../shared}
+corpus=$root/.fuzz-corpus
+mkdir -p "$corpus"/{aero,safetensors,metadata}
+
+if [ -d "$shared/fixtures" ]; then
+  cp -f "$shared"/fixtures/aero/*.aero "$shared"/fixtures/aero/small-set/*.aero "$corpus/aero/" 2>/dev/null || true
+  cp -f "$shared"/fixtures/aero/*.safetensors "$corpus/safetensors/" 2>/dev/null || true
+  find "$shared/fixtures/hf" -name '*.json' -exec cp -f {} "$corpus/metadata/" \; 2>/dev/null || true
+else
+  echo "fuzz: no shared fixtures at $shared; starting from empty corpora"
+fi
+# A file aero itself writes (with every optional chunk) seeds the reader too.
+if [ -x "$root/build/bin/aero" ] && [ -f "$shared/fixtures/aero/small.safetensors" ]; then
+  "$root/build/bin/aero" convert "$shared/fixtures/aero/small.safetensors" "$corpus/aero/aero-written.aero" \
+    --integrity --tensor-hash --max-shard-bytes 2048 --page-size 512 2>/dev/null || true
+fi
+
+run() {
+  local target=$1 dir=$2 log rc=0
+  log=$(mktemp)
+  echo "fuzz: $target for ${seconds}s"
+  # -rss_limit_mb and -timeout turn memory blow-ups and hangs into findings.
+  ASAN_OPTIONS=detect_leaks=1 "$bin/$target" "$dir" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 \
+    -max_len=65536 -print_final_stats=1 -artifact_prefix="$root/.fuzz-corpus/$target-" >"$log" 2>&1 || rc=$?
+  grep -E "^stat::number_of_executed_units|^SUMMARY" "$log" || true
+  if [ "$rc" -ne 0 ]; then
+    tail -40 "$log"
+    echo "fuzz: $target failed (exit $rc); the input is saved under .fuzz-corpus/"
+    rm -f "$log"
+    return 1
+  fi
+  rm -f "$log"
+}
+run fuzz_aero_reader "$corpus/aero"
+run fuzz_safetensors_reader "$corpus/safetensors"
+run fuzz_metadata "$corpus/metadata"
+echo "fuzz: all targets ran clean"

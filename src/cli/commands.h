@@ -1,0 +1,14 @@
+// Each `aero` subcommand registers its flags and its action on the shared CLI11 app.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace aero::cli {
+
+void add_info_command(CLI::App& app);
+void add_validate_command(CLI::App& app);
+void add_list_command(CLI::App& app);
+void add_extract_command(CLI::App& app);
+void add_convert_command(CLI::App& app);
+
+}  // namespace aero::cli
