@@ -272,8 +272,8 @@ TEST(AeroBadInput, FlippedWeightByteIsLocatedByItsPage) {
   options.page_size = 1000;
   write_aero(dir / "m.aero", {"m", "llama"}, {t}, options);
   auto b = test::read_bytes(dir / "m.aero");
-  const Chunk* shard = AeroModel::open(dir / "m.aero").index().find_chunk("WTSH", "");
-  b[shard->offset + 2500] ^= 1;
+  const std::uint64_t shard_offset = AeroModel::open(dir / "m.aero").index().find_chunk("WTSH", "")->offset;
+  b[shard_offset + 2500] ^= 1;
   test::write_bytes(dir / "m.aero", b);
   auto report = validate(dir / "m.aero", ValidationLevel::Full, 1);
   ASSERT_EQ(report.errors.size(), 2u);

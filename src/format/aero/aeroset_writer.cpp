@@ -49,8 +49,10 @@ WriteSummary write_aeroset(const std::filesystem::path& dir, const ModelDescript
     std::vector<TensorWrite> indexed = tensors;
     if (options.tensor_hash) {
       std::unordered_map<std::string, std::string> hashes;
-      for (const auto& part : written)
-        for (const auto& t : AeroFile::open(part).tensors()) hashes[t.name] = t.hash_b3;
+      for (const auto& part : written) {
+        const AeroFile file = AeroFile::open(part);
+        for (const auto& t : file.tensors()) hashes[t.name] = t.hash_b3;
+      }
       for (auto& w : indexed) w.hash_b3 = hashes[w.name];
     }
     WriteOptions index_options = options;
