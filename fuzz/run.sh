@@ -7,11 +7,12 @@ seconds=${2:-60}
 root=$(cd "$(dirname "$0")/.." && pwd)
 shared=${AERO_SHARED:-$root/../shared}
 corpus=$root/.fuzz-corpus
-mkdir -p "$corpus"/{aero,safetensors,metadata}
+mkdir -p "$corpus"/{aero,safetensors,metadata,gguf}
 
 if [ -d "$shared/fixtures" ]; then
   cp -f "$shared"/fixtures/aero/*.aero "$shared"/fixtures/aero/small-set/*.aero "$corpus/aero/" 2>/dev/null || true
   cp -f "$shared"/fixtures/aero/*.safetensors "$corpus/safetensors/" 2>/dev/null || true
+  cp -f "$shared"/fixtures/aero/quants.gguf "$shared"/fixtures/tokenizer/ggml-vocab-phi-3.gguf "$corpus/gguf/" 2>/dev/null || true
   find "$shared/fixtures/hf" -name '*.json' -exec cp -f {} "$corpus/metadata/" \; 2>/dev/null || true
 else
   echo "fuzz: no shared fixtures at $shared; starting from empty corpora"
@@ -41,4 +42,5 @@ run() {
 run fuzz_aero_reader "$corpus/aero"
 run fuzz_safetensors_reader "$corpus/safetensors"
 run fuzz_metadata "$corpus/metadata"
+run fuzz_gguf_reader "$corpus/gguf"
 echo "fuzz: all targets ran clean"

@@ -1,76 +1,158 @@
 #include "aero/convert/convert.h"
 
+#include <map>
+
 #include "aero/error.h"
 #include "aero/format/aero_model.h"
+#include "aero/format/model_source.h"
 #include "aero/format/safetensors.h"
 
 namespace aero::convert {
 
-SourceKind detect_source(const std::filesystem::path& path) {
-  std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) fail("{}: no such file or folder", path.string());
-  if (format::looks_like_aero(path)) return SourceKind::Aero;
-  if (path.extension() == ".safetensors" || path.filename() == "model.safetensors.index.json") return SourceKind::Safetensors;
-  if (std::filesystem::is_directory(path, ec) && (std::filesystem::exists(path / "model.safetensors", ec) ||
-                                                  std::filesystem::exists(path / "model.safetensors.index.json", ec)))
-    return SourceKind::Safetensors;
-  fail("{}: unrecognised model format (expected .aero, AEROSET or safetensors)", path.string());
-}
+using format::ModelSource;
+using format::SourceFormat;
 
 OutputKind output_kind(const std::filesystem::path& out, const std::string& to) {
   if (to == "aero") return OutputKind::Aero;
   if (to == "aeroset") return OutputKind::AeroSet;
-  if (!to.empty()) fail("unknown output format '{}' (expected aero or aeroset)", to);
+  if (to == "gguf") return OutputKind::Gguf;
+  if (to == "safetensors") return OutputKind::Safetensors;
+  if (!to.empty()) fail("unknown output format '{}' (expected aero, aeroset, gguf or safetensors)", to);
   std::error_code ec;
+  if (out.extension() == ".aero") return OutputKind::Aero;
+  if (out.extension() == ".gguf") return OutputKind::Gguf;
+  if (out.extension() == ".safetensors") return OutputKind::Safetensors;
   if (out.filename() == "model.aeroset.json" || std::filesystem::is_directory(out, ec) || out.extension().empty())
     return OutputKind::AeroSet;
-  if (out.extension() == ".aero") return OutputKind::Aero;
-  fail("{}: cannot tell the output format from its name; use --to aero|aeroset", out.string());
+  fail("{}: cannot tell the output format from its name; use --to aero|aeroset|gguf|safetensors", out.string());
 }
 
 namespace {
 
-format::WriteSummary write(const std::filesystem::path& out, OutputKind kind, const format::ModelDescription& model,
-                           const std::vector<format::TensorWrite>& tensors, const ConvertOptions& options) {
+format::WriteSummary write_aero_kind(const std::filesystem::path& out, OutputKind kind,
+                                     const format::ModelDescription& model,
+                                     const std::vector<format::TensorWrite>& tensors, const ConvertOptions& options) {
   if (kind == OutputKind::Aero) return format::write_aero(out, model, tensors, options.write);
   auto dir = out.filename() == "model.aeroset.json" ? out.parent_path() : out;
   return format::write_aeroset(dir, model, tensors, options.write, options.part_shards);
 }
 
-}  // namespace
+std::uint64_t total_bytes(const std::vector<format::SourceTensor>& tensors) {
+  std::uint64_t n = 0;
+  for (const auto& t : tensors) n += t.data.size();
+  return n;
+}
 
-format::WriteSummary convert(const std::filesystem::path& in, const std::filesystem::path& out, OutputKind kind,
-                             const ConvertOptions& options) {
+// AERO out from any source: GGUF-ordered shapes and quant descriptors for GGUF origins, as the
+// reference converter writes them; metadata in optional chunks so the file is self-contained.
+ConvertSummary to_aero(const ModelSource& src, const std::filesystem::path& out, OutputKind kind,
+                       const ConvertOptions& options) {
+  const auto& meta = src.metadata();
   format::ModelDescription model;
+  model.name = meta.name.empty() ? "converted" : meta.name;
+  model.architecture = meta.architecture.empty() ? "unknown" : meta.architecture;
+  const bool gguf_order = src.native_order() == format::ShapeOrder::Gguf;
+  model.meta["source_format"] = gguf_order ? "gguf" : "safetensors";
+
+  std::map<int, int> quant_ids;  // ggml type -> descriptor id, in order of first use
+  Json descriptors = Json::array();
   std::vector<format::TensorWrite> tensors;
-  // Sources stay open (mapped) while the producers read from them.
-  std::optional<format::AeroModel> aero;
-  std::optional<format::SafetensorsModel> st;
-  switch (detect_source(in)) {
-    case SourceKind::Aero:
-      aero.emplace(format::AeroModel::open(in));
-      model = format::describe(*aero);
-      tensors = format::tensors_of(*aero);
-      break;
-    case SourceKind::Safetensors:
-      st.emplace(format::SafetensorsModel::open(in));
-      model.name = "converted";
-      model.architecture = "unknown";
-      model.meta["source_format"] = "safetensors";
-      for (const auto& t : st->tensors()) {
-        format::TensorWrite w;
-        w.name = t.name;
-        w.dtype = t.aero_dtype;
-        w.shape = t.shape;
-        w.data_len = t.end - t.begin;
-        w.write_data = [&st, &t](format::ByteSink& sink) { sink.write(st->data(t)); };
-        tensors.push_back(std::move(w));
-      }
-      break;
+  for (const auto& t : src.tensors()) {
+    format::TensorWrite w;
+    w.name = t.name;
+    w.dtype = t.dtype;
+    w.ggml_type = t.ggml_type;
+    w.shape = t.shape;
+    if (gguf_order) std::reverse(w.shape.begin(), w.shape.end());
+    w.data_len = t.data.size();
+    w.write_data = [data = t.data](format::ByteSink& sink) { sink.write(data); };
+    if (t.dtype == format::DType::Packed) {
+      auto [it, added] = quant_ids.emplace(t.ggml_type, static_cast<int>(quant_ids.size()));
+      if (added)
+        descriptors.push_back(Json{{"codec", "ggml"},
+                                   {"id", it->second},
+                                   {"params", Json{{"ggml_type", t.ggml_type}}},
+                                   {"quant_name", quant::type_traits(static_cast<std::uint32_t>(t.ggml_type))->name}});
+      w.quant_id = it->second;
+    }
+    tensors.push_back(std::move(w));
   }
+  if (!descriptors.empty()) model.meta["quant_descriptors"] = std::move(descriptors);
+  if (meta.gguf)
+    model.extra_chunks.push_back({format::kGgufMetadataFourcc, format::kGgufMetadataChunk, "gguf_metadata",
+                                  to_msgpack(meta.gguf->to_json()), true});
+  for (const auto& [name, text] : meta.hf_files)
+    model.extra_chunks.push_back({format::kHfFileFourcc, format::kHfFilePrefix + name, "hf_file", text, true});
   if (!options.model_name.empty()) model.name = options.model_name;
   if (!options.architecture.empty()) model.architecture = options.architecture;
-  return write(out, kind, model, tensors, options);
+  auto summary = write_aero_kind(out, kind, model, tensors, options);
+  return {summary.file_bytes, tensors.size()};
+}
+
+ConvertSummary to_gguf(const ModelSource& src, const std::filesystem::path& out, const ConvertOptions& options) {
+  if (!src.metadata().gguf)
+    fail("GGUF output needs GGUF metadata (hyper-parameters, tokenizer): convert from a GGUF file or from a .aero "
+         "that aero made from one, or name a GGUF with --config");
+  format::GgufMetadata metadata = *src.metadata().gguf;
+  if (!options.model_name.empty()) metadata.set({"general.name", format::GgufType::String, {}, options.model_name});
+  std::vector<format::GgufTensorWrite> tensors;
+  for (const auto& t : src.tensors()) {
+    auto type = format::ggml_type_of(t.dtype, t.ggml_type);
+    if (!type) fail("tensor '{}': GGUF has no type for {}", t.name, format::dtype_name(t.dtype));
+    tensors.push_back({t.name, *type, {t.shape.rbegin(), t.shape.rend()}, t.data.size(),
+                       [data = t.data, &options](auto emit) {
+                         emit(data);
+                         if (options.on_progress) options.on_progress(data.size());
+                       }});
+  }
+  return {format::write_gguf(out, metadata, tensors), tensors.size()};
+}
+
+ConvertSummary to_safetensors(const ModelSource& src, const std::filesystem::path& out,
+                              const ConvertOptions& options) {
+  std::vector<format::SafetensorsTensorWrite> tensors;
+  for (const auto& t : src.tensors()) tensors.push_back({t.name, t.dtype, t.shape, t.data});
+  return {format::write_safetensors(out, tensors, Json{{"format", "pt"}}, options.on_progress), tensors.size()};
+}
+
+}  // namespace
+
+ConvertSummary convert(const std::filesystem::path& in, const std::filesystem::path& out, OutputKind kind,
+                       const ConvertOptions& options) {
+  ConvertOptions opts = options;
+  opts.write.progress = options.on_progress;
+  const bool to_container = kind == OutputKind::Aero || kind == OutputKind::AeroSet;
+
+  // .aero to .aero without a sidecar: rewrite everything as it is (meta, extra chunks, layout
+  // conventions), which makes the rewrite of an aero file byte-identical.
+  if (to_container && options.config.empty() && format::looks_like_aero(in)) {
+    auto model = format::AeroModel::open(in);
+    auto description = format::describe(model);
+    auto tensors = format::tensors_of(model);
+    if (!opts.model_name.empty()) description.name = opts.model_name;
+    if (!opts.architecture.empty()) description.architecture = opts.architecture;
+    std::uint64_t total = 0;
+    for (const auto& t : tensors) total += t.data_len;
+    if (opts.on_start) opts.on_start(total);
+    auto summary = write_aero_kind(out, kind, description, tensors, opts);
+    return {summary.file_bytes, tensors.size()};
+  }
+
+  auto src = ModelSource::open(in);
+  if (!options.config.empty()) {
+    auto sidecar = ModelSource::open(options.config);
+    if (sidecar->metadata().empty())
+      fail("{}: carries no metadata to borrow (expected an HF folder or a GGUF file)", options.config.string());
+    src->adopt_metadata(sidecar->metadata());
+  }
+  if (opts.on_start) opts.on_start(total_bytes(src->tensors()));
+  switch (kind) {
+    case OutputKind::Aero:
+    case OutputKind::AeroSet: return to_aero(*src, out, kind, opts);
+    case OutputKind::Gguf: return to_gguf(*src, out, opts);
+    case OutputKind::Safetensors: return to_safetensors(*src, out, opts);
+  }
+  return {};
 }
 
 }  // namespace aero::convert

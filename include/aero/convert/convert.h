@@ -1,30 +1,40 @@
-// Model conversion between the containers aero reads and writes.
+// Model conversion between every container aero reads and writes.
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
 
 #include "aero/format/aero_writer.h"
 
 namespace aero::convert {
 
-enum class OutputKind { Aero, AeroSet };
+enum class OutputKind { Aero, AeroSet, Gguf, Safetensors };
 
 struct ConvertOptions {
   format::WriteOptions write;
-  std::size_t part_shards = 2;   // AEROSET: shards per part file
-  std::string model_name;        // overrides what the source says
+  std::size_t part_shards = 2;  // AEROSET: shards per part file
+  std::string model_name;       // overrides what the source says
   std::string architecture;
+  // An HF folder or GGUF file supplying metadata (config, tokenizer, chat template) that the
+  // source lacks, e.g. a .aero written by the reference converter.
+  std::filesystem::path config;
+  // Told the total bytes of tensor data once, then of every piece written.
+  std::function<void(std::uint64_t total)> on_start;
+  std::function<void(std::uint64_t bytes)> on_progress;
 };
 
-enum class SourceKind { Aero, Safetensors };
-SourceKind detect_source(const std::filesystem::path& path);
-// By --to when given ("aero", "aeroset"), else by the output name (a folder or
-// model.aeroset.json means AEROSET).
+// By --to when given ("aero", "aeroset", "gguf", "safetensors"), else by the output name
+// (.aero, .gguf, .safetensors; a folder or model.aeroset.json means AEROSET).
 OutputKind output_kind(const std::filesystem::path& out, const std::string& to);
 
-format::WriteSummary convert(const std::filesystem::path& in, const std::filesystem::path& out, OutputKind kind,
-                             const ConvertOptions& options);
+struct ConvertSummary {
+  std::uint64_t file_bytes = 0;
+  std::size_t tensors = 0;
+};
+
+ConvertSummary convert(const std::filesystem::path& in, const std::filesystem::path& out, OutputKind kind,
+                       const ConvertOptions& options);
 
 }  // namespace aero::convert

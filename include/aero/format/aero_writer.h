@@ -66,6 +66,8 @@ struct WriteOptions {
   std::optional<std::array<std::uint8_t, 16>> uuid;  // default: derived from the content
   // AEROSET index: a TIDX that places every tensor in its shard, but no weight chunks.
   bool index_only = false;
+  // Told of every piece of tensor data written (progress bars).
+  std::function<void(std::uint64_t)> progress;
 };
 
 struct WriteSummary {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -52,5 +53,21 @@ class SafetensorsModel {
 };
 
 std::optional<DType> safetensors_dtype(std::string_view name);
+
+}  // namespace aero::format
+
+namespace aero::format {
+
+struct SafetensorsTensorWrite {
+  std::string name;
+  DType dtype;
+  std::vector<std::uint64_t> shape;
+  std::span<const std::uint8_t> data;
+};
+
+// Writes one safetensors file atomically (header padded to 8 bytes with spaces, tensors in
+// the given order). `progress` is told of every piece of tensor data written.
+std::uint64_t write_safetensors(const std::filesystem::path& out, const std::vector<SafetensorsTensorWrite>& tensors,
+                                const Json& metadata, const std::function<void(std::uint64_t)>& progress = {});
 
 }  // namespace aero::format

@@ -80,10 +80,12 @@ void check_inputs(const std::vector<TensorWrite>& tensors, const WriteOptions& o
 // Counts, hashes and forwards one shard's bytes.
 class ShardSink : public ByteSink {
  public:
-  ShardSink(OutputFile& out, std::uint64_t page_size, bool pages) : out_(out), page_size_(page_size), pages_(pages) {}
+  ShardSink(OutputFile& out, std::uint64_t page_size, bool pages, const std::function<void(std::uint64_t)>& progress)
+      : out_(out), page_size_(page_size), pages_(pages), progress_(progress) {}
 
   void write(std::span<const std::uint8_t> bytes) override {
     out_.write(bytes);
+    if (progress_) progress_(bytes.size());
     shard_.update(bytes);
     if (tensor_) tensor_->update(bytes);
     written_ += bytes.size();
@@ -118,6 +120,7 @@ class ShardSink : public ByteSink {
   OutputFile& out_;
   std::uint64_t page_size_;
   bool pages_;
+  const std::function<void(std::uint64_t)>& progress_;
   Blake3 shard_, page_;
   Blake3* tensor_ = nullptr;
   std::uint64_t written_ = 0, in_page_ = 0;
@@ -273,7 +276,7 @@ WriteSummary write_aero(const std::filesystem::path& out_path, const ModelDescri
       out.pad_to(c.offset + c.length);  // filled in below
     } else if (c.fourcc == "WTSH") {
       const std::uint32_t s = *c.shard_id;
-      ShardSink sink(out, options.page_size, options.integrity);
+      ShardSink sink(out, options.page_size, options.integrity, options.progress);
       for (std::size_t ti : shards[s].tensors) {
         const PlannedTensor& p = planned[ti];
         sink.pad_to(p.data_off);

@@ -11,7 +11,6 @@ namespace {
 constexpr std::uint64_t kMaxEntries = 1u << 24;     // tensors or key/values
 constexpr std::uint64_t kMaxStringBytes = 1u << 30;  // one string
 constexpr std::uint32_t kMaxDims = 4;                // GGML_MAX_DIMS
-constexpr int kMaxArrayDepth = 4;
 
 // A cursor over the mapped header that refuses to read past the end.
 class Cursor {
@@ -65,7 +64,7 @@ GgufType read_type(Cursor& c) {
   return static_cast<GgufType>(t);
 }
 
-Json read_value(Cursor& c, GgufType type, GgufType* element_type, int depth) {
+Json read_value(Cursor& c, GgufType type, GgufType* element_type) {
   switch (type) {
     case GgufType::U8: return c.read<std::uint8_t>();
     case GgufType::I8: return c.read<std::int8_t>();
@@ -84,8 +83,9 @@ Json read_value(Cursor& c, GgufType type, GgufType* element_type, int depth) {
     }
     case GgufType::String: return c.read_string();
     case GgufType::Array: {
-      if (depth >= kMaxArrayDepth) fail("{}: arrays nested deeper than {}", c.where(), kMaxArrayDepth);
       GgufType inner = read_type(c);
+      // ggml's own reader refuses arrays of arrays; so do we (and nothing recurses).
+      if (inner == GgufType::Array) fail("{}: nested arrays are not supported (offset {})", c.where(), c.position() - 4);
       auto n = c.read<std::uint64_t>();
       // Every element takes at least scalar_size bytes: a count the file cannot hold is refused
       // before anything is allocated.
@@ -94,8 +94,7 @@ Json read_value(Cursor& c, GgufType type, GgufType* element_type, int depth) {
       if (element_type) *element_type = inner;
       Json arr = Json::array();
       arr.get_ref<Json::array_t&>().reserve(n);
-      GgufType nested = GgufType::U8;
-      for (std::uint64_t i = 0; i < n; ++i) arr.push_back(read_value(c, inner, &nested, depth + 1));
+      for (std::uint64_t i = 0; i < n; ++i) arr.push_back(read_value(c, inner, nullptr));
       return arr;
     }
   }
@@ -125,7 +124,7 @@ GgufFile GgufFile::open(const std::filesystem::path& path) {
     GgufKv kv;
     kv.key = c.read_string();
     kv.type = read_type(c);
-    kv.value = read_value(c, kv.type, &kv.element_type, 0);
+    kv.value = read_value(c, kv.type, &kv.element_type);
     if (!keys.insert(kv.key).second) fail("{}: metadata key '{}' appears twice", where, kv.key);
     f.metadata_.entries.push_back(std::move(kv));
   }

@@ -1,0 +1,79 @@
+// One view of a model file whatever its container: tensors as (name, element type,
+// canonical row-major shape, byte span into the mapped file) and the model's metadata. This
+// is the boundary the rest of aero sees; container details stay below it.
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "aero/format/aero.h"
+#include "aero/format/gguf.h"
+
+namespace aero::format {
+
+enum class SourceFormat { Aero, Gguf, Safetensors, HfFolder };
+std::string_view source_format_name(SourceFormat format);
+
+struct SourceTensor {
+  std::string name;
+  DType dtype = DType::F32;  // Packed for block formats, with ggml_type saying which
+  int ggml_type = -1;
+  std::vector<std::uint64_t> shape;  // row-major, slowest first
+  std::span<const std::uint8_t> data;  // exactly the bytes type and shape need
+};
+
+struct ModelMetadata {
+  std::string name;
+  std::string architecture;
+  std::optional<GgufMetadata> gguf;             // GGUF key/values (GGUF sources, or carried in .aero)
+  std::map<std::string, std::string> hf_files;  // config.json, tokenizer.json, ... (HF sources)
+  bool empty() const { return !gguf && hf_files.empty(); }
+};
+
+// The element type of a GGUF tensor in AERO terms (floats and integers as dtypes, block
+// formats as Packed), and back; nullopt where the other side has no such type.
+struct ElementType {
+  DType dtype;
+  int ggml_type;
+};
+ElementType element_type_of(quant::GgmlType type);
+std::optional<quant::GgmlType> ggml_type_of(DType dtype, int ggml_type);
+
+class ModelSource {
+ public:
+  // PATH: .aero, AEROSET, .gguf, .safetensors (or sharded index), or a Hugging Face folder.
+  static std::unique_ptr<ModelSource> open(const std::filesystem::path& path);
+  virtual ~ModelSource() = default;
+
+  SourceFormat format() const { return format_; }
+  // How the source itself orders shapes: GGUF files and GGUF-derived .aero files use GGUF order.
+  ShapeOrder native_order() const { return native_order_; }
+  const std::vector<SourceTensor>& tensors() const { return tensors_; }
+  const SourceTensor* find(std::string_view name) const;
+  const ModelMetadata& metadata() const { return metadata_; }
+  // Takes metadata from another source (a sidecar HF folder or GGUF for files without any).
+  void adopt_metadata(const ModelMetadata& other);
+
+ protected:
+  SourceFormat format_ = SourceFormat::Aero;
+  ShapeOrder native_order_ = ShapeOrder::RowMajor;
+  std::vector<SourceTensor> tensors_;
+  ModelMetadata metadata_;
+};
+
+// Where aero keeps self-contained metadata inside .aero files (optional chunks, so the
+// reference reader skips them; see docs/format.md).
+inline constexpr const char* kGgufMetadataFourcc = "MKVS";
+inline constexpr const char* kGgufMetadataChunk = "gguf.metadata";
+inline constexpr const char* kHfFileFourcc = "HFJS";
+inline constexpr const char* kHfFilePrefix = "hf/";
+// The Hugging Face files that travel with a model.
+inline constexpr const char* kHfFiles[] = {"config.json", "generation_config.json", "tokenizer.json",
+                                           "tokenizer_config.json", "special_tokens_map.json"};
+
+}  // namespace aero::format

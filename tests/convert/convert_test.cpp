@@ -1,0 +1,162 @@
+// Conversion between every format: reference-converter agreement, bit-exact round trips,
+// self-contained output, and nothing left behind on failure.
+#include <sys/resource.h>
+
+#include <csignal>
+
+#include "aero/convert/convert.h"
+#include "aero/error.h"
+#include "aero/format/aero_model.h"
+#include "aero/format/aero_validate.h"
+#include "aero/format/gguf.h"
+#include "aero/format/model_source.h"
+#include "aero/format/safetensors.h"
+#include "test_support.h"
+
+namespace aero::convert {
+namespace {
+
+using format::ModelSource;
+using test::ScratchDir;
+
+std::filesystem::path fixture(const std::filesystem::path& shared, const std::string& rel) {
+  return shared / "fixtures" / rel;
+}
+
+void expect_same_tensors(const ModelSource& a, const ModelSource& b) {
+  ASSERT_EQ(a.tensors().size(), b.tensors().size());
+  for (const auto& t : a.tensors()) {
+    const auto* u = b.find(t.name);
+    ASSERT_NE(u, nullptr) << t.name;
+    EXPECT_EQ(t.dtype, u->dtype) << t.name;
+    EXPECT_EQ(t.ggml_type, u->ggml_type) << t.name;
+    EXPECT_EQ(t.shape, u->shape) << t.name;
+    EXPECT_TRUE(std::equal(t.data.begin(), t.data.end(), u->data.begin(), u->data.end())) << t.name;
+  }
+}
+
+TEST(Convert, GgufToAeroMatchesTheReferenceConversion) {
+  AERO_REQUIRE_SHARED(shared);
+  ScratchDir dir;
+  convert(fixture(shared, "aero/quants.gguf"), dir / "q.aero", OutputKind::Aero, {});
+  auto mine = format::AeroModel::open(dir / "q.aero");
+  auto ref = format::AeroModel::open(fixture(shared, "aero/quants.aero"));
+  ASSERT_EQ(mine.tensors().size(), ref.tensors().size());
+  for (const auto& t : ref.tensors()) {
+    const auto* m = mine.find_tensor(t.name);
+    ASSERT_NE(m, nullptr) << t.name;
+    EXPECT_EQ(m->dtype, t.dtype);
+    EXPECT_EQ(m->ggml_type, t.ggml_type);
+    EXPECT_EQ(m->quant_id, t.quant_id) << t.name;
+    EXPECT_EQ(m->stored_shape, t.stored_shape);  // GGUF order, as the reference stores it
+    auto a = mine.tensor_data(*m), b = ref.tensor_data(t);
+    // The reference's data_len includes GGUF alignment padding; the tensor bytes agree.
+    ASSERT_LE(a.size(), b.size());
+    EXPECT_TRUE(std::equal(a.begin(), a.end(), b.begin())) << t.name;
+  }
+  EXPECT_EQ(mine.index().meta()["quant_descriptors"].size(), ref.index().meta()["quant_descriptors"].size());
+  EXPECT_EQ(mine.index().meta()["source_format"], "gguf");
+}
+
+TEST(Convert, GgufAeroGgufIsBitExact) {
+  AERO_REQUIRE_SHARED(shared);
+  for (const char* rel : {"quant/quant-blocks.gguf", "aero/quants.gguf", "tokenizer/ggml-vocab-llama-spm.gguf"}) {
+    SCOPED_TRACE(rel);
+    ScratchDir dir;
+    ConvertOptions options;
+    options.write.integrity = true;
+    convert(fixture(shared, rel), dir / "m.aero", OutputKind::Aero, options);
+    EXPECT_TRUE(format::validate(dir / "m.aero", format::ValidationLevel::Full, 2).ok());
+    convert(dir / "m.aero", dir / "back.gguf", OutputKind::Gguf, {});
+    EXPECT_EQ(test::read_bytes(dir / "back.gguf"), test::read_bytes(fixture(shared, rel)));
+    // Through an AEROSET too.
+    options.write.max_shard_bytes = 1 << 20;
+    convert(fixture(shared, rel), dir / "set", OutputKind::AeroSet, options);
+    convert(dir / "set", dir / "back2.gguf", OutputKind::Gguf, {});
+    EXPECT_EQ(test::read_bytes(dir / "back2.gguf"), test::read_bytes(fixture(shared, rel)));
+  }
+}
+
+TEST(Convert, HfFoldersBecomeSelfContainedAeroFiles) {
+  AERO_REQUIRE_SHARED(shared);
+  for (const char* arch : {"llama", "llama-mha", "qwen2", "qwen3"}) {
+    SCOPED_TRACE(arch);
+    ScratchDir dir;
+    auto folder = fixture(shared, std::string("hf/") + arch);
+    convert(folder, dir / "m.aero", OutputKind::Aero, {});
+    auto src = ModelSource::open(folder);
+    auto out = ModelSource::open(dir / "m.aero");
+    expect_same_tensors(*src, *out);
+    auto config = test::read_bytes(folder / "config.json");
+    EXPECT_EQ(out->metadata().hf_files.at("config.json"), std::string(config.begin(), config.end()));
+    EXPECT_TRUE(out->metadata().hf_files.count("generation_config.json"));
+    EXPECT_EQ(out->metadata().architecture, src->metadata().architecture);
+    EXPECT_FALSE(out->metadata().architecture.empty());
+    EXPECT_TRUE(format::validate(dir / "m.aero", format::ValidationLevel::Full, 1).ok());
+    // And back out to safetensors, tensor for tensor.
+    convert(dir / "m.aero", dir / "m.safetensors", OutputKind::Safetensors, {});
+    expect_same_tensors(*src, *ModelSource::open(dir / "m.safetensors"));
+  }
+}
+
+TEST(Convert, ReferenceFilesBorrowMetadataFromASidecar) {
+  AERO_REQUIRE_SHARED(shared);
+  ScratchDir dir;
+  // The reference converter dropped every key but name and architecture: GGUF output needs more.
+  EXPECT_THROW(convert(fixture(shared, "aero/quants.aero"), dir / "x.gguf", OutputKind::Gguf, {}), Error);
+  EXPECT_FALSE(std::filesystem::exists(dir / "x.gguf"));
+  ConvertOptions options;
+  options.config = fixture(shared, "aero/quants.gguf");
+  convert(fixture(shared, "aero/quants.aero"), dir / "x.gguf", OutputKind::Gguf, options);
+  auto original = format::GgufFile::open(fixture(shared, "aero/quants.gguf"));
+  auto back = format::GgufFile::open(dir / "x.gguf");
+  EXPECT_EQ(back.metadata().to_json(), original.metadata().to_json());
+  expect_same_tensors(*ModelSource::open(dir / "x.gguf"), *ModelSource::open(fixture(shared, "aero/quants.gguf")));
+  // .aero with a sidecar becomes self-contained.
+  convert(fixture(shared, "aero/quants.aero"), dir / "y.aero", OutputKind::Aero, options);
+  EXPECT_TRUE(ModelSource::open(dir / "y.aero")->metadata().gguf.has_value());
+}
+
+TEST(Convert, QuantizedTensorsHaveNoSafetensorsType) {
+  AERO_REQUIRE_SHARED(shared);
+  ScratchDir dir;
+  EXPECT_THROW(convert(fixture(shared, "aero/quants.gguf"), dir / "q.safetensors", OutputKind::Safetensors, {}), Error);
+  EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
+}
+
+TEST(Convert, DiskFullLeavesNothing) {
+  AERO_REQUIRE_SHARED(shared);
+  ScratchDir dir;
+  std::signal(SIGXFSZ, SIG_IGN);
+  struct rlimit old {};
+  getrlimit(RLIMIT_FSIZE, &old);
+  struct rlimit small = old;
+  small.rlim_cur = 100'000;  // the fixture needs 3.2 MB
+  setrlimit(RLIMIT_FSIZE, &small);
+  bool threw = false;
+  try {
+    convert(fixture(shared, "quant/quant-blocks.gguf"), dir / "m.aero", OutputKind::Aero, {});
+  } catch (const Error& e) {
+    threw = std::string(e.what()).find("cannot write") != std::string::npos;
+  }
+  try {
+    convert(fixture(shared, "quant/quant-blocks.gguf"), dir / "m.gguf", OutputKind::Gguf, {});
+  } catch (const Error&) {
+  }
+  setrlimit(RLIMIT_FSIZE, &old);
+  EXPECT_TRUE(threw);
+  EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
+}
+
+TEST(Convert, OutputKindFromNameOrFlag) {
+  EXPECT_EQ(output_kind("m.aero", ""), OutputKind::Aero);
+  EXPECT_EQ(output_kind("m.gguf", ""), OutputKind::Gguf);
+  EXPECT_EQ(output_kind("m.safetensors", ""), OutputKind::Safetensors);
+  EXPECT_EQ(output_kind("outdir", ""), OutputKind::AeroSet);
+  EXPECT_EQ(output_kind("x.bin", "gguf"), OutputKind::Gguf);
+  EXPECT_THROW(output_kind("x.bin", ""), Error);
+  EXPECT_THROW(output_kind("x.bin", "onnx"), Error);
+}
+
+}  // namespace
+}  // namespace aero::convert
