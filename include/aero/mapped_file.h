@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <algorithm>
 #include <filesystem>
 #include <span>
 
@@ -26,6 +27,25 @@ class MappedFile {
 
   // Hint that [offset, offset+length) will be read once, front to back.
   void advise_sequential(std::size_t offset, std::size_t length) const;
+
+  // Drops the whole pages inside `bytes` (a view into some mapping) from this process's
+  // resident set; the data stays in the page cache and faults back in if touched again.
+  // Streaming a model through memory this way keeps peak RSS flat whatever its size.
+  static void release(std::span<const std::uint8_t> bytes);
+
+  // Maps in the pages of `bytes` with one call instead of one fault per few pages.
+  static void populate(std::span<const std::uint8_t> bytes);
+
+  // Hands `bytes` to emit() in pieces of `piece` bytes, releasing each piece afterwards.
+  template <class Emit>
+  static void stream(std::span<const std::uint8_t> bytes, Emit&& emit, std::size_t piece = 8 << 20) {
+    for (std::size_t at = 0; at < bytes.size(); at += piece) {
+      auto part = bytes.subspan(at, std::min(piece, bytes.size() - at));
+      populate(part);
+      emit(part);
+      release(part);
+    }
+  }
 
  private:
   std::filesystem::path path_;

@@ -72,3 +72,24 @@ void MappedFile::advise_sequential(std::size_t offset, std::size_t length) const
 }
 
 }  // namespace aero
+
+namespace aero {
+
+void MappedFile::populate(std::span<const std::uint8_t> bytes) {
+#ifndef MADV_POPULATE_READ
+  constexpr int MADV_POPULATE_READ = 22;  // Linux 5.14; older kernels answer EINVAL, harmlessly
+#endif
+  const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+  auto begin = reinterpret_cast<std::uintptr_t>(bytes.data()) / page * page;
+  auto end = reinterpret_cast<std::uintptr_t>(bytes.data()) + bytes.size();
+  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_READ);
+}
+
+void MappedFile::release(std::span<const std::uint8_t> bytes) {
+  const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+  auto begin = (reinterpret_cast<std::uintptr_t>(bytes.data()) + page - 1) / page * page;
+  auto end = (reinterpret_cast<std::uintptr_t>(bytes.data()) + bytes.size()) / page * page;
+  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
+}  // namespace aero

@@ -6,6 +6,7 @@
 #include <csignal>
 #include <cstring>
 #include <mutex>
+#include <system_error>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -70,9 +71,17 @@ OutputFile::OutputFile(std::filesystem::path destination) : destination_(std::mo
   temporary_ = pattern;
   register_temporary(temporary_.string());
   buffer_.reserve(kBufferSize);
+  pending_.reserve(kBufferSize);
+  writer_ = std::thread([this] { writer_loop(); });
 }
 
 OutputFile::~OutputFile() {
+  {
+    std::lock_guard lock(mutex_);
+    stop_ = true;
+  }
+  changed_.notify_all();
+  writer_.join();
   if (fd_ >= 0) ::close(fd_);
   if (!committed_) {
     ::unlink(temporary_.c_str());
@@ -80,26 +89,61 @@ OutputFile::~OutputFile() {
   }
 }
 
-void OutputFile::flush() {
+void OutputFile::write_all(const std::vector<std::uint8_t>& bytes) {
   std::size_t done = 0;
-  while (done < buffer_.size()) {
-    ssize_t n = ::write(fd_, buffer_.data() + done, buffer_.size() - done);
+  while (done < bytes.size()) {
+    ssize_t n = ::write(fd_, bytes.data() + done, bytes.size() - done);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) fail("cannot write {}: {}", destination_.string(), std::strerror(n < 0 ? errno : ENOSPC));
+    if (n <= 0) throw std::system_error(n < 0 ? errno : ENOSPC, std::generic_category());
     done += static_cast<std::size_t>(n);
   }
-  buffer_.clear();
+}
+
+void OutputFile::writer_loop() {
+  std::unique_lock lock(mutex_);
+  while (true) {
+    changed_.wait(lock, [&] { return busy_ || stop_; });
+    if (!busy_) return;
+    lock.unlock();
+    int error = 0;
+    try {
+      write_all(pending_);
+    } catch (const std::system_error& e) {
+      error = e.code().value();
+    }
+    lock.lock();
+    pending_.clear();
+    if (error && !error_) error_ = error;
+    busy_ = false;
+    changed_.notify_all();
+  }
+}
+
+void OutputFile::wait_idle() {
+  std::unique_lock lock(mutex_);
+  changed_.wait(lock, [&] { return !busy_; });
+  if (error_) fail("cannot write {}: {}", destination_.string(), std::strerror(error_));
+}
+
+void OutputFile::submit() {
+  if (buffer_.empty()) return;
+  wait_idle();
+  {
+    std::lock_guard lock(mutex_);
+    std::swap(buffer_, pending_);
+    busy_ = true;
+  }
+  changed_.notify_all();
 }
 
 void OutputFile::write(std::span<const std::uint8_t> bytes) {
-  if (buffer_.size() + bytes.size() > kBufferSize) flush();
-  if (bytes.size() >= kBufferSize) {
-    buffer_.assign(bytes.begin(), bytes.end());  // large pieces: one copy, one write
-    flush();
-  } else {
-    buffer_.insert(buffer_.end(), bytes.begin(), bytes.end());
+  while (!bytes.empty()) {
+    std::size_t n = std::min(bytes.size(), kBufferSize - buffer_.size());
+    buffer_.insert(buffer_.end(), bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(n));
+    bytes = bytes.subspan(n);
+    position_ += n;
+    if (buffer_.size() == kBufferSize) submit();
   }
-  position_ += bytes.size();
 }
 
 void OutputFile::pad_to(std::uint64_t offset) {
@@ -112,7 +156,8 @@ void OutputFile::pad_to(std::uint64_t offset) {
 }
 
 void OutputFile::write_at(std::uint64_t offset, std::span<const std::uint8_t> bytes) {
-  flush();
+  submit();
+  wait_idle();
   std::size_t done = 0;
   while (done < bytes.size()) {
     ssize_t n = ::pwrite(fd_, bytes.data() + done, bytes.size() - done, static_cast<off_t>(offset + done));
@@ -123,7 +168,8 @@ void OutputFile::write_at(std::uint64_t offset, std::span<const std::uint8_t> by
 }
 
 void OutputFile::commit() {
-  flush();
+  submit();
+  wait_idle();
   if (::fsync(fd_) != 0) fail("cannot write {}: {}", destination_.string(), std::strerror(errno));
   if (::close(fd_) != 0) {
     fd_ = -1;

@@ -29,6 +29,8 @@ OutputKind output_kind(const std::filesystem::path& out, const std::string& to) 
 
 namespace {
 
+// Tensor data is streamed through MappedFile::stream: converting a 100 GB model needs no
+// more resident memory than a 1 GB one.
 format::WriteSummary write_aero_kind(const std::filesystem::path& out, OutputKind kind,
                                      const format::ModelDescription& model,
                                      const std::vector<format::TensorWrite>& tensors, const ConvertOptions& options) {
@@ -65,7 +67,9 @@ ConvertSummary to_aero(const ModelSource& src, const std::filesystem::path& out,
     w.shape = t.shape;
     if (gguf_order) std::reverse(w.shape.begin(), w.shape.end());
     w.data_len = t.data.size();
-    w.write_data = [data = t.data](format::ByteSink& sink) { sink.write(data); };
+    w.write_data = [data = t.data](format::ByteSink& sink) {
+      MappedFile::stream(data, [&](auto piece) { sink.write(piece); });
+    };
     if (t.dtype == format::DType::Packed) {
       auto [it, added] = quant_ids.emplace(t.ggml_type, static_cast<int>(quant_ids.size()));
       if (added)
@@ -101,8 +105,10 @@ ConvertSummary to_gguf(const ModelSource& src, const std::filesystem::path& out,
     if (!type) fail("tensor '{}': GGUF has no type for {}", t.name, format::dtype_name(t.dtype));
     tensors.push_back({t.name, *type, {t.shape.rbegin(), t.shape.rend()}, t.data.size(),
                        [data = t.data, &options](auto emit) {
-                         emit(data);
-                         if (options.on_progress) options.on_progress(data.size());
+                         MappedFile::stream(data, [&](auto piece) {
+                           emit(piece);
+                           if (options.on_progress) options.on_progress(piece.size());
+                         });
                        }});
   }
   return {format::write_gguf(out, metadata, tensors), tensors.size()};
@@ -129,6 +135,15 @@ ConvertSummary convert(const std::filesystem::path& in, const std::filesystem::p
     auto model = format::AeroModel::open(in);
     auto description = format::describe(model);
     auto tensors = format::tensors_of(model);
+    for (auto& t : tensors)
+      t.write_data = [inner = t.write_data](format::ByteSink& sink) {
+        struct Releasing : format::ByteSink {
+          format::ByteSink& next;
+          explicit Releasing(format::ByteSink& n) : next(n) {}
+          void write(std::span<const std::uint8_t> b) override { MappedFile::stream(b, [&](auto p) { next.write(p); }); }
+        } releasing(sink);
+        inner(releasing);
+      };
     if (!opts.model_name.empty()) description.name = opts.model_name;
     if (!opts.architecture.empty()) description.architecture = opts.architecture;
     std::uint64_t total = 0;

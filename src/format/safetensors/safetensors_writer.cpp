@@ -1,5 +1,6 @@
 #include "aero/error.h"
 #include "aero/format/safetensors.h"
+#include "aero/mapped_file.h"
 #include "aero/output_file.h"
 #include "common/bytes.h"
 
@@ -47,10 +48,11 @@ std::uint64_t write_safetensors(const std::filesystem::path& path, const std::ve
   append_le<std::uint64_t>(length, text.size());
   out.write(length);
   out.write(text);
-  for (const auto& t : tensors) {
-    out.write(t.data);
-    if (progress) progress(t.data.size());
-  }
+  for (const auto& t : tensors)
+    MappedFile::stream(t.data, [&](auto piece) {
+      out.write(piece);
+      if (progress) progress(piece.size());
+    });
   const std::uint64_t size = out.position();
   out.commit();
   return size;
