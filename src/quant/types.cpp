@@ -3,27 +3,31 @@
 #include <array>
 #include <cctype>
 
+#include "aero/error.h"
+#include "quant/decode.h"
+#include "quant/encode.h"
+
 namespace aero::quant {
 namespace {
 
 using enum GgmlType;
 constexpr std::array kTable = {
-    TypeTraits{F32, "F32", 1, 4, false},          TypeTraits{F16, "F16", 1, 2, false},
-    TypeTraits{Q4_0, "Q4_0", 32, 18, true},       TypeTraits{Q4_1, "Q4_1", 32, 20, true},
-    TypeTraits{Q5_0, "Q5_0", 32, 22, true},       TypeTraits{Q5_1, "Q5_1", 32, 24, true},
-    TypeTraits{Q8_0, "Q8_0", 32, 34, true},       TypeTraits{Q8_1, "Q8_1", 32, 36, true},
-    TypeTraits{Q2_K, "Q2_K", 256, 84, true},      TypeTraits{Q3_K, "Q3_K", 256, 110, true},
-    TypeTraits{Q4_K, "Q4_K", 256, 144, true},     TypeTraits{Q5_K, "Q5_K", 256, 176, true},
-    TypeTraits{Q6_K, "Q6_K", 256, 210, true},     TypeTraits{Q8_K, "Q8_K", 256, 292, true},
-    TypeTraits{IQ2_XXS, "IQ2_XXS", 256, 66, true}, TypeTraits{IQ2_XS, "IQ2_XS", 256, 74, true},
-    TypeTraits{IQ3_XXS, "IQ3_XXS", 256, 98, true}, TypeTraits{IQ1_S, "IQ1_S", 256, 50, true},
-    TypeTraits{IQ4_NL, "IQ4_NL", 32, 18, true},   TypeTraits{IQ3_S, "IQ3_S", 256, 110, true},
-    TypeTraits{IQ2_S, "IQ2_S", 256, 82, true},    TypeTraits{IQ4_XS, "IQ4_XS", 256, 136, true},
-    TypeTraits{I8, "I8", 1, 1, false},            TypeTraits{I16, "I16", 1, 2, false},
-    TypeTraits{I32, "I32", 1, 4, false},          TypeTraits{I64, "I64", 1, 8, false},
-    TypeTraits{F64, "F64", 1, 8, false},          TypeTraits{IQ1_M, "IQ1_M", 256, 56, true},
-    TypeTraits{BF16, "BF16", 1, 2, false},        TypeTraits{TQ1_0, "TQ1_0", 256, 54, true},
-    TypeTraits{TQ2_0, "TQ2_0", 256, 66, true},    TypeTraits{MXFP4, "MXFP4", 32, 17, true},
+    TypeTraits{F32, "F32", 1, 4, false, decode::f32},          TypeTraits{F16, "F16", 1, 2, false, decode::f16},
+    TypeTraits{Q4_0, "Q4_0", 32, 18, true, decode::q4_0, encode::q4_0},       TypeTraits{Q4_1, "Q4_1", 32, 20, true, decode::q4_1, encode::q4_1},
+    TypeTraits{Q5_0, "Q5_0", 32, 22, true, decode::q5_0, encode::q5_0},       TypeTraits{Q5_1, "Q5_1", 32, 24, true, decode::q5_1, encode::q5_1},
+    TypeTraits{Q8_0, "Q8_0", 32, 34, true, decode::q8_0, encode::q8_0},       TypeTraits{Q8_1, "Q8_1", 32, 36, true, decode::q8_1},
+    TypeTraits{Q2_K, "Q2_K", 256, 84, true, decode::q2_k},      TypeTraits{Q3_K, "Q3_K", 256, 110, true, decode::q3_k},
+    TypeTraits{Q4_K, "Q4_K", 256, 144, true, decode::q4_k},     TypeTraits{Q5_K, "Q5_K", 256, 176, true, decode::q5_k},
+    TypeTraits{Q6_K, "Q6_K", 256, 210, true, decode::q6_k},     TypeTraits{Q8_K, "Q8_K", 256, 292, true, decode::q8_k},
+    TypeTraits{IQ2_XXS, "IQ2_XXS", 256, 66, true, nullptr}, TypeTraits{IQ2_XS, "IQ2_XS", 256, 74, true, nullptr},
+    TypeTraits{IQ3_XXS, "IQ3_XXS", 256, 98, true, nullptr}, TypeTraits{IQ1_S, "IQ1_S", 256, 50, true, nullptr},
+    TypeTraits{IQ4_NL, "IQ4_NL", 32, 18, true, decode::iq4_nl},   TypeTraits{IQ3_S, "IQ3_S", 256, 110, true, nullptr},
+    TypeTraits{IQ2_S, "IQ2_S", 256, 82, true, nullptr},    TypeTraits{IQ4_XS, "IQ4_XS", 256, 136, true, decode::iq4_xs},
+    TypeTraits{I8, "I8", 1, 1, false, nullptr},            TypeTraits{I16, "I16", 1, 2, false, nullptr},
+    TypeTraits{I32, "I32", 1, 4, false, nullptr},          TypeTraits{I64, "I64", 1, 8, false, nullptr},
+    TypeTraits{F64, "F64", 1, 8, false, nullptr},          TypeTraits{IQ1_M, "IQ1_M", 256, 56, true, nullptr},
+    TypeTraits{BF16, "BF16", 1, 2, false, decode::bf16},        TypeTraits{TQ1_0, "TQ1_0", 256, 54, true, decode::tq1_0},
+    TypeTraits{TQ2_0, "TQ2_0", 256, 66, true, decode::tq2_0},    TypeTraits{MXFP4, "MXFP4", 32, 17, true, decode::mxfp4},
 };
 
 }  // namespace
@@ -43,6 +47,24 @@ std::optional<TypeTraits> type_traits_by_name(std::string_view name) {
     if (same) return t;
   }
   return std::nullopt;
+}
+
+void decode_to_f32(GgmlType type, std::span<const std::uint8_t> blocks, std::span<float> out) {
+  auto traits = type_traits(static_cast<std::uint32_t>(type));
+  if (!traits || !traits->decode) fail("no decoder for tensor type {}", traits ? traits->name : "?");
+  auto bytes = row_bytes(*traits, out.size());
+  if (!bytes || *bytes != blocks.size())
+    fail("{}: {} bytes do not hold {} elements", traits->name, blocks.size(), out.size());
+  traits->decode(blocks.data(), out.data(), static_cast<std::int64_t>(out.size()));
+}
+
+void encode_from_f32(GgmlType type, std::span<const float> in, std::span<std::uint8_t> blocks) {
+  auto traits = type_traits(static_cast<std::uint32_t>(type));
+  if (!traits || !traits->encode) fail("no quantizer for tensor type {}", traits ? traits->name : "?");
+  auto bytes = row_bytes(*traits, in.size());
+  if (!bytes || *bytes != blocks.size())
+    fail("{}: {} bytes cannot hold {} elements", traits->name, blocks.size(), in.size());
+  traits->encode(in.data(), blocks.data(), static_cast<std::int64_t>(in.size()));
 }
 
 std::optional<std::uint64_t> row_bytes(const TypeTraits& traits, std::uint64_t elements) {

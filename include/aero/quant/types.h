@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string_view>
 
 namespace aero::quant {
@@ -22,11 +23,22 @@ struct TypeTraits {
   std::uint32_t block_elements;  // elements per block (1 for plain types)
   std::uint32_t block_bytes;     // bytes per block
   bool quantized;
+  // Scalar reference decoder to f32 (bit-exact with ggml); null where aero cannot decode yet.
+  void (*decode)(const std::uint8_t* blocks, float* out, std::int64_t elements);
+  // Scalar reference quantizer from f32 (byte-identical with llama.cpp); null where none yet.
+  void (*encode)(const float* in, std::uint8_t* blocks, std::int64_t elements) = nullptr;
 };
 
 // nullopt for numbers ggml never used or has retired (e.g. the 4x4 repacked types).
 std::optional<TypeTraits> type_traits(std::uint32_t ggml_type);
 std::optional<TypeTraits> type_traits_by_name(std::string_view name);  // case-insensitive
+
+// Decodes `out.size()` elements (whole blocks) of `type` from `blocks` into f32. Throws
+// aero::Error for a type without a decoder or a size that is not whole blocks.
+void decode_to_f32(GgmlType type, std::span<const std::uint8_t> blocks, std::span<float> out);
+
+// Quantizes `in` (whole blocks) into `blocks` of `type`. Throws for a type without an encoder.
+void encode_from_f32(GgmlType type, std::span<const float> in, std::span<std::uint8_t> blocks);
 
 // Bytes of a row of `elements` elements, or nullopt when the row is not whole blocks.
 std::optional<std::uint64_t> row_bytes(const TypeTraits& traits, std::uint64_t elements);
