@@ -1,0 +1,124 @@
+// GEMV throughput per weight format, in GB/s of weights read, against this machine's measured
+// read bandwidth (issue: quantized tensors). Prints a markdown table.
+//   aero_gemv_bench [GiB of weights per matrix = 1] [runs = 7]
+// Matrices are larger than the last-level cache, so every run streams from DRAM.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "aero/backend/cpu_gemv.h"
+
+using namespace aero;
+using backend::ThreadPool;
+using quant::GgmlType;
+
+namespace {
+
+template <class F>
+double median_seconds(int runs, F&& f) {
+  std::vector<double> t;
+  f();  // warm-up: page in, settle frequencies
+  for (int i = 0; i < runs; ++i) {
+    auto a = std::chrono::steady_clock::now();
+    f();
+    t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - a).count());
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+__attribute__((target("avx2"))) std::uint64_t sum_bytes(const std::uint8_t* p, std::size_t n) {
+  __m256i acc0 = _mm256_setzero_si256(), acc1 = acc0;
+  for (std::size_t i = 0; i + 64 <= n; i += 64) {
+    acc0 = _mm256_add_epi64(acc0, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i)));
+    acc1 = _mm256_add_epi64(acc1, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i + 32)));
+  }
+  acc0 = _mm256_add_epi64(acc0, acc1);
+  std::uint64_t out[4];
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), acc0);
+  return out[0] + out[1] + out[2] + out[3];
+}
+
+double read_bandwidth(const std::vector<std::uint8_t>& buffer, ThreadPool& pool, int runs) {
+  const std::size_t tasks = 64, piece = buffer.size() / tasks;
+  std::vector<std::uint64_t> sink(tasks);
+  double s = median_seconds(runs, [&] {
+    pool.run(tasks, [&](std::size_t t) { sink[t] = sum_bytes(buffer.data() + t * piece, piece); });
+  });
+  return static_cast<double>(buffer.size()) / s / 1e9;
+}
+
+std::vector<std::uint8_t> make_matrix(GgmlType type, std::int64_t rows, std::int64_t cols) {
+  auto traits = *quant::type_traits(static_cast<std::uint32_t>(type));
+  const std::size_t row_bytes = *quant::row_bytes(traits, static_cast<std::uint64_t>(cols));
+  // A 64-row template of realistic blocks, repeated: no NaNs or denormals to skew timing.
+  std::mt19937 rng(1);
+  std::normal_distribution<float> normal(0.0f, 0.02f);
+  std::vector<std::uint8_t> pattern(row_bytes * 64);
+  std::vector<float> row(static_cast<std::size_t>(cols));
+  for (int r = 0; r < 64; ++r) {
+    for (auto& v : row) v = normal(rng);
+    auto* dst = pattern.data() + r * row_bytes;
+    if (traits.encode) {
+      quant::encode_from_f32(type, row, {dst, row_bytes});
+    } else {
+      for (std::int64_t c = 0; c < cols; ++c) {
+        std::uint32_t bits;
+        std::memcpy(&bits, &row[c], 4);
+        if (type == GgmlType::F32) std::memcpy(dst + 4 * c, &bits, 4);
+        if (type == GgmlType::BF16 || type == GgmlType::F16) {
+          std::uint16_t h = static_cast<std::uint16_t>(bits >> 16);
+          if (type == GgmlType::F16) h = static_cast<std::uint16_t>(0x2000 | (rng() & 0x0fff));
+          std::memcpy(dst + 2 * c, &h, 2);
+        }
+      }
+    }
+  }
+  std::vector<std::uint8_t> m(row_bytes * static_cast<std::size_t>(rows));
+  for (std::size_t at = 0; at < m.size(); at += pattern.size())
+    std::memcpy(m.data() + at, pattern.data(), std::min(pattern.size(), m.size() - at));
+  return m;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const double gib = argc > 1 ? std::atof(argv[1]) : 1.0;
+  const int runs = argc > 2 ? std::atoi(argv[2]) : 7;
+  const std::int64_t cols = 4096;
+  ThreadPool one(1), two(2);
+  std::printf("CPU kernels: %s; weights per matrix: %.2f GiB; %lld columns; median of %d runs\n\n",
+              std::string(backend::cpu::isa_name(backend::cpu::best_isa())).c_str(), gib,
+              static_cast<long long>(cols), runs);
+
+  std::vector<std::uint8_t> buffer(static_cast<std::size_t>(gib * (1ull << 30)));
+  std::memset(buffer.data(), 1, buffer.size());
+  const double bw1 = read_bandwidth(buffer, one, runs), bw2 = read_bandwidth(buffer, two, runs);
+  buffer = {};
+  std::printf("| kernel | 1 thread GB/s | of bandwidth | 2 threads GB/s | of bandwidth |\n|---|---|---|---|---|\n");
+  std::printf("| read-bandwidth probe (AVX2 loads) | %.1f | 100%% | %.1f | 100%% |\n", bw1, bw2);
+
+  for (GgmlType type : {GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1,
+                        GgmlType::Q4_K, GgmlType::Q6_K}) {
+    auto traits = *quant::type_traits(static_cast<std::uint32_t>(type));
+    const std::size_t row_bytes = *quant::row_bytes(traits, cols);
+    const auto rows = static_cast<std::int64_t>(gib * (1ull << 30) / static_cast<double>(row_bytes));
+    auto w = make_matrix(type, rows, cols);
+    backend::cpu::WeightMatrix m{type, w.data(), rows, cols, row_bytes};
+    std::vector<float> x(cols, 0.01f), y(static_cast<std::size_t>(rows));
+    double gb[2];
+    ThreadPool* pools[2] = {&one, &two};
+    for (int t = 0; t < 2; ++t)
+      gb[t] = static_cast<double>(w.size()) / median_seconds(runs, [&] { backend::cpu::gemv(m, x, y, *pools[t]); }) / 1e9;
+    std::printf("| %s%s | %.1f | %.0f%% | %.1f | %.0f%% |\n", std::string(traits.name).c_str(),
+                backend::cpu::has_fast_dot(type, backend::cpu::best_isa()) ? "" : " (decode + f32 dot)", gb[0],
+                100 * gb[0] / bw1, gb[1], 100 * gb[1] / bw2);
+  }
+  return 0;
+}

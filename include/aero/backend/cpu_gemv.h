@@ -1,0 +1,36 @@
+// Matrix-vector products directly on quantized weights, the kernel of token generation:
+// y = W x with W stored as rows of ggml blocks (mapped from the model file, never decoded
+// as a whole) and x in f32. Activations are quantized on the fly to Q8_0 for the block
+// formats that have an integer dot product, as ggml does; other types dot in f32.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+#include "aero/backend/thread_pool.h"
+#include "aero/quant/types.h"
+
+namespace aero::backend::cpu {
+
+enum class Isa { Scalar, Avx2, Avx512 };
+Isa best_isa();  // what this CPU runs, detected once
+std::string_view isa_name(Isa isa);
+
+struct WeightMatrix {
+  quant::GgmlType type;
+  const std::uint8_t* data;
+  std::int64_t rows;
+  std::int64_t cols;
+  std::size_t row_bytes;  // stride between rows
+};
+
+// y[rows] = W · x[cols]. Rows are spread over the pool. Throws for a type with no decoder.
+void gemv(const WeightMatrix& w, std::span<const float> x, std::span<float> y, ThreadPool& pool,
+          Isa isa = best_isa());
+
+// True when `type` has a dedicated dot product (not the decode-then-dot fallback) for `isa`.
+bool has_fast_dot(quant::GgmlType type, Isa isa);
+
+}  // namespace aero::backend::cpu

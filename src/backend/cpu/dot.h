@@ -1,0 +1,29 @@
+// Dot products of weight rows with the prepared activations, one set per instruction set.
+// A call handles `rows` (1 to kMaxRows) consecutive rows `stride` bytes apart and writes one
+// sum per row to `out`: several rows per pass share the activation loads and give the CPU
+// independent accumulation chains. `x` is the f32 activation row, `xq` the same row quantized
+// to Q8_0 (for the integer kernels), its blocks followed by each block's sum of quants as int32.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace aero::backend::cpu {
+
+inline constexpr int kMaxRows = 4;
+using DotFn = void (*)(const std::uint8_t* w, std::size_t stride, int rows, const float* x, const std::uint8_t* xq,
+                       std::int64_t n, float* out);
+
+struct DotKernels {
+  DotFn f32 = nullptr;
+  DotFn f16 = nullptr;
+  DotFn bf16 = nullptr;
+  DotFn q8_0 = nullptr;
+  DotFn q4_0 = nullptr;
+};
+
+DotKernels scalar_kernels();
+DotKernels avx2_kernels();    // built with -mavx2 -mfma -mf16c
+DotKernels avx512_kernels();  // built with AVX-512 F/BW/VL/VNNI
+
+}  // namespace aero::backend::cpu

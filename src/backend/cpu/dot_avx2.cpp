@@ -1,0 +1,5 @@
+#include "backend/cpu/dot_simd.inc"
+
+namespace aero::backend::cpu {
+DotKernels avx2_kernels() { return {dot_f32, dot_f16, dot_bf16, dot_q8_0, dot_q4_0}; }
+}  // namespace aero::backend::cpu

@@ -1,0 +1,8 @@
+// The AVX2 kernels recompiled for AVX-512 machines: VNNI's single-instruction u8·s8 dot
+// replaces maddubs + madd, and the compiler may use the wider register file.
+#define AERO_DPBUSD 1
+#include "backend/cpu/dot_simd.inc"
+
+namespace aero::backend::cpu {
+DotKernels avx512_kernels() { return {dot_f32, dot_f16, dot_bf16, dot_q8_0, dot_q4_0}; }
+}  // namespace aero::backend::cpu

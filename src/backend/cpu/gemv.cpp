@@ -1,0 +1,111 @@
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "aero/backend/cpu_gemv.h"
+#include "aero/error.h"
+#include "backend/cpu/dot.h"
+
+namespace aero::backend::cpu {
+namespace {
+
+using quant::GgmlType;
+
+const DotKernels& kernels(Isa isa) {
+  static const DotKernels scalar = scalar_kernels(), avx2 = avx2_kernels(), avx512 = avx512_kernels();
+  switch (isa) {
+    case Isa::Avx512: return avx512;
+    case Isa::Avx2: return avx2;
+    case Isa::Scalar: return scalar;
+  }
+  return scalar;
+}
+
+DotFn dot_for(GgmlType type, const DotKernels& k) {
+  switch (type) {
+    case GgmlType::F32: return k.f32;
+    case GgmlType::F16: return k.f16;
+    case GgmlType::BF16: return k.bf16;
+    case GgmlType::Q8_0: return k.q8_0;
+    case GgmlType::Q4_0: return k.q4_0;
+    default: return nullptr;
+  }
+}
+
+bool wants_q8_0_activations(GgmlType type) { return type == GgmlType::Q8_0 || type == GgmlType::Q4_0; }
+
+// Rows per task: enough that a task streams a few hundred KiB of weights, few enough that
+// both threads get an even share of a small matrix.
+std::int64_t rows_per_task(const WeightMatrix& w, unsigned threads) {
+  const std::int64_t by_bytes = std::max<std::int64_t>(1, static_cast<std::int64_t>((256u << 10) / std::max<std::size_t>(w.row_bytes, 1)));
+  const std::int64_t by_balance = std::max<std::int64_t>(1, w.rows / (8 * static_cast<std::int64_t>(threads)));
+  return std::min(by_bytes, by_balance);
+}
+
+}  // namespace
+
+Isa best_isa() {
+  static const Isa isa = [] {
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("f16c") && __builtin_cpu_supports("fma"))
+      return Isa::Avx512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+      return Isa::Avx2;
+    return Isa::Scalar;
+  }();
+  return isa;
+}
+
+std::string_view isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::Scalar: return "scalar";
+    case Isa::Avx2: return "avx2";
+    case Isa::Avx512: return "avx512";
+  }
+  return "?";
+}
+
+bool has_fast_dot(GgmlType type, Isa isa) { return dot_for(type, kernels(isa)) != nullptr; }
+
+void gemv(const WeightMatrix& w, std::span<const float> x, std::span<float> y, ThreadPool& pool, Isa isa) {
+  if (static_cast<std::int64_t>(x.size()) != w.cols || static_cast<std::int64_t>(y.size()) != w.rows)
+    fail("gemv: shapes disagree ({}x{} matrix, {} inputs, {} outputs)", w.rows, w.cols, x.size(), y.size());
+  if (isa > best_isa()) fail("gemv: this CPU cannot run {} kernels", isa_name(isa));
+  auto traits = quant::type_traits(static_cast<std::uint32_t>(w.type));
+  if (!traits || !traits->decode) fail("gemv: no kernel or decoder for type {}", traits ? traits->name : "?");
+
+  std::vector<std::uint8_t> xq;
+  if (wants_q8_0_activations(w.type)) {
+    const auto blocks = static_cast<std::size_t>(w.cols / 32);
+    xq.resize(blocks * 34 + blocks * 4);
+    quant::encode_from_f32(GgmlType::Q8_0, x, {xq.data(), blocks * 34});
+    for (std::size_t b = 0; b < blocks; ++b) {
+      std::int32_t sum = 0;
+      for (int j = 0; j < 32; ++j) sum += static_cast<std::int8_t>(xq[b * 34 + 2 + j]);
+      std::memcpy(xq.data() + blocks * 34 + 4 * b, &sum, 4);
+    }
+  }
+  const DotFn dot = dot_for(w.type, kernels(isa));
+  const std::int64_t chunk = rows_per_task(w, pool.size());
+  const auto tasks = static_cast<std::size_t>((w.rows + chunk - 1) / chunk);
+  const DotFn f32_dot = kernels(isa).f32;
+  pool.run(tasks, [&](std::size_t task) {
+    const std::int64_t begin = static_cast<std::int64_t>(task) * chunk, end = std::min(w.rows, begin + chunk);
+    if (dot) {
+      for (std::int64_t r = begin; r < end; r += kMaxRows) {
+        const int n_rows = static_cast<int>(std::min<std::int64_t>(kMaxRows, end - r));
+        dot(w.data + static_cast<std::size_t>(r) * w.row_bytes, w.row_bytes, n_rows, x.data(), xq.data(), w.cols,
+            y.data() + r);
+      }
+      return;
+    }
+    std::vector<float> decoded(static_cast<std::size_t>(w.cols));  // fallback: decode a row, dot in f32
+    for (std::int64_t r = begin; r < end; ++r) {
+      traits->decode(w.data + static_cast<std::size_t>(r) * w.row_bytes, decoded.data(), w.cols);
+      f32_dot(reinterpret_cast<const std::uint8_t*>(decoded.data()), 0, 1, x.data(), nullptr, w.cols, y.data() + r);
+    }
+  });
+}
+
+}  // namespace aero::backend::cpu
