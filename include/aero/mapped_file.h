@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <span>
+#include <string>
 
 namespace aero {
 
@@ -52,5 +53,8 @@ class MappedFile {
   const std::uint8_t* data_ = nullptr;
   std::size_t size_ = 0;
 };
+
+// The whole of a small file (JSON sidecars, manifests), refused when larger than `max_bytes`.
+std::string read_small_file(const std::filesystem::path& path, std::uint64_t max_bytes);
 
 }  // namespace aero

@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <fstream>
+
 #include "aero/error.h"
 
 namespace aero {
@@ -90,6 +92,21 @@ void MappedFile::release(std::span<const std::uint8_t> bytes) {
   auto begin = (reinterpret_cast<std::uintptr_t>(bytes.data()) + page - 1) / page * page;
   auto end = (reinterpret_cast<std::uintptr_t>(bytes.data()) + bytes.size()) / page * page;
   if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
+}  // namespace aero
+
+namespace aero {
+
+std::string read_small_file(const std::filesystem::path& path, std::uint64_t max_bytes) {
+  std::error_code ec;
+  auto size = std::filesystem::file_size(path, ec);
+  if (ec) fail("cannot open {}: {}", path.string(), ec.message());
+  if (size > max_bytes) fail("{}: {} bytes exceeds the {}-byte cap for this file", path.string(), size, max_bytes);
+  std::ifstream in(path, std::ios::binary);
+  std::string text(size, '\0');
+  if (!in.read(text.data(), static_cast<std::streamsize>(size))) fail("cannot read {}", path.string());
+  return text;
 }
 
 }  // namespace aero

@@ -68,17 +68,6 @@ namespace {
 
 constexpr std::uint64_t kMaxHfFileBytes = 256ull << 20;
 
-std::string read_text_file(const std::filesystem::path& path) {
-  std::error_code ec;
-  auto size = std::filesystem::file_size(path, ec);
-  if (ec) fail("cannot open {}: {}", path.string(), ec.message());
-  if (size > kMaxHfFileBytes) fail("{}: {} bytes exceeds the {}-byte cap", path.string(), size, kMaxHfFileBytes);
-  std::ifstream in(path, std::ios::binary);
-  std::string text(size, '\0');
-  if (!in.read(text.data(), static_cast<std::streamsize>(size))) fail("cannot read {}", path.string());
-  return text;
-}
-
 // Name and architecture as GGUF and HF metadata state them.
 void fill_identity(ModelMetadata& m) {
   if (m.gguf) {
@@ -118,7 +107,7 @@ class SafetensorsSource : public ModelSource {
     if (hf_folder) {
       for (const char* name : kHfFiles) {
         std::error_code ec;
-        if (std::filesystem::exists(path / name, ec)) metadata_.hf_files[name] = read_text_file(path / name);
+        if (std::filesystem::exists(path / name, ec)) metadata_.hf_files[name] = read_small_file(path / name, kMaxHfFileBytes);
       }
       metadata_.name = std::filesystem::absolute(path).lexically_normal().parent_path().filename().string();
       if (path.filename() != "") metadata_.name = path.filename().string();

@@ -1,5 +1,6 @@
 #include "aero/format/aero_model.h"
 
+#include <cstring>
 #include <fstream>
 
 #include "aero/error.h"
@@ -10,17 +11,6 @@ namespace {
 
 constexpr std::uint64_t kMaxSetManifestBytes = 64ull << 20;
 constexpr const char* kSetManifestName = "model.aeroset.json";
-
-std::string read_small_file(const std::filesystem::path& path, std::uint64_t cap) {
-  std::error_code ec;
-  auto size = std::filesystem::file_size(path, ec);
-  if (ec) fail("cannot open {}: {}", path.string(), ec.message());
-  if (size > cap) fail("{}: {} bytes exceeds the {}-byte cap for this file", path.string(), size, cap);
-  std::ifstream in(path, std::ios::binary);
-  std::string text(size, '\0');
-  if (!in.read(text.data(), static_cast<std::streamsize>(size))) fail("cannot read {}", path.string());
-  return text;
-}
 
 // Part paths come from a file we did not write: keep them inside the set's folder.
 std::filesystem::path set_member(const std::filesystem::path& dir, const Json& entry, const std::string& where) {

@@ -33,10 +33,7 @@ SafetensorsModel SafetensorsModel::open(const std::filesystem::path& path) {
       fail("{}: no model.safetensors or model.safetensors.index.json", path.string());
   }
   if (target.extension() == ".json") {
-    std::ifstream in(target, std::ios::binary);
-    if (!in) fail("cannot open {}", target.string());
-    std::string text((std::istreambuf_iterator<char>(in)), {});
-    Json index = parse_json(text, target.string());
+    Json index = parse_json(read_small_file(target, kMaxSafetensorsHeader), target.string());
     auto map = index.find("weight_map");
     if (!index.is_object() || map == index.end() || !map->is_object())
       fail("{}: no weight_map object", target.string());
