@@ -1,3 +1,5 @@
+#include <cpuid.h>
+
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -44,15 +46,22 @@ std::int64_t rows_per_task(const WeightMatrix& w, unsigned threads) {
 
 }  // namespace
 
+// CPUID and XGETBV directly: the features must exist in the CPU and their register state
+// must be enabled by the OS. (__builtin_cpu_supports names differ between gcc and clang.)
 Isa best_isa() {
   static const Isa isa = [] {
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-        __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("f16c") && __builtin_cpu_supports("fma"))
-      return Isa::Avx512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
-      return Isa::Avx2;
-    return Isa::Scalar;
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return Isa::Scalar;
+    const bool fma = c & (1u << 12), f16c = c & (1u << 29), osxsave = c & (1u << 27), avx = c & (1u << 28);
+    if (!(fma && f16c && osxsave && avx)) return Isa::Scalar;
+    unsigned xcr0_lo, xcr0_hi;
+    __asm__("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
+    const bool ymm_state = (xcr0_lo & 0x6) == 0x6, zmm_state = (xcr0_lo & 0xe6) == 0xe6;
+    if (!ymm_state || !__get_cpuid_count(7, 0, &a, &b, &c, &d)) return Isa::Scalar;
+    const bool avx2 = b & (1u << 5);
+    const bool avx512 = (b & (1u << 16)) && (b & (1u << 30)) && (b & (1u << 31)) && (c & (1u << 11));  // F BW VL VNNI
+    if (avx512 && zmm_state && avx2) return Isa::Avx512;
+    return avx2 ? Isa::Avx2 : Isa::Scalar;
   }();
   return isa;
 }
