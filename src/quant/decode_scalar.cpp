@@ -4,23 +4,13 @@
 
 #include "quant/decode.h"
 #include "quant/half.h"
+#include "quant/k_scales.h"
 
 namespace aero::quant::decode {
 namespace {
 
 constexpr int kQK = 32;    // elements per legacy block
 constexpr int kQK_K = 256;  // elements per K / IQ / TQ super-block
-
-// K-quant 6-bit scale and min j of a Q4_K / Q5_K super-block.
-inline void scale_min_k4(int j, const std::uint8_t* q, std::uint8_t& d, std::uint8_t& m) {
-  if (j < 4) {
-    d = q[j] & 63;
-    m = q[j + 4] & 63;
-  } else {
-    d = static_cast<std::uint8_t>((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
-    m = static_cast<std::uint8_t>((q[j + 4] >> 4) | ((q[j - 0] >> 6) << 4));
-  }
-}
 
 // MXFP4's shared E8M0 exponent, halved (the value table above is doubled).
 inline float e8m0_to_fp32_half(std::uint8_t x) {
@@ -169,9 +159,9 @@ void q4_k(const std::uint8_t* b, float* y, std::int64_t n) {
     const std::uint8_t* q = b + 16;
     for (int is = 0; is < 8; is += 2, q += 32) {
       std::uint8_t sc, m;
-      scale_min_k4(is, scales, sc, m);
+      k4_scale_min(is, scales, sc, m);
       const float d1 = d * static_cast<float>(sc), m1 = min * static_cast<float>(m);
-      scale_min_k4(is + 1, scales, sc, m);
+      k4_scale_min(is + 1, scales, sc, m);
       const float d2 = d * static_cast<float>(sc), m2 = min * static_cast<float>(m);
       for (int l = 0; l < 32; ++l) *y++ = d1 * static_cast<float>(q[l] & 0xF) - m1;
       for (int l = 0; l < 32; ++l) *y++ = d2 * static_cast<float>(q[l] >> 4) - m2;
@@ -189,9 +179,9 @@ void q5_k(const std::uint8_t* b, float* y, std::int64_t n) {
     std::uint8_t u1 = 1, u2 = 2;
     for (int is = 0; is < 8; is += 2, ql += 32, u1 = static_cast<std::uint8_t>(u1 << 2), u2 = static_cast<std::uint8_t>(u2 << 2)) {
       std::uint8_t sc, m;
-      scale_min_k4(is, scales, sc, m);
+      k4_scale_min(is, scales, sc, m);
       const float d1 = d * static_cast<float>(sc), m1 = min * static_cast<float>(m);
-      scale_min_k4(is + 1, scales, sc, m);
+      k4_scale_min(is + 1, scales, sc, m);
       const float d2 = d * static_cast<float>(sc), m2 = min * static_cast<float>(m);
       for (int l = 0; l < 32; ++l) *y++ = d1 * static_cast<float>((ql[l] & 0xF) + (qh[l] & u1 ? 16 : 0)) - m1;
       for (int l = 0; l < 32; ++l) *y++ = d2 * static_cast<float>((ql[l] >> 4) + (qh[l] & u2 ? 16 : 0)) - m2;

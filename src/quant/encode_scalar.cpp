@@ -116,4 +116,27 @@ void q8_0(const float* x, std::uint8_t* y, std::int64_t n) {
   }
 }
 
+void q8_k(const float* x, std::uint8_t* y, std::int64_t n) {
+  for (std::int64_t i = 0; i < n / 256; ++i, x += 256, y += 292) {
+    float amax = 0.0f, max = 0.0f;
+    for (int j = 0; j < 256; ++j)
+      if (std::fabs(x[j]) > amax) {
+        amax = std::fabs(x[j]);
+        max = x[j];
+      }
+    std::memset(y, 0, 292);
+    if (amax == 0.0f) continue;
+    const float iscale = -127.0f / max;
+    auto* qs = reinterpret_cast<std::int8_t*>(y + 4);
+    for (int j = 0; j < 256; ++j) qs[j] = static_cast<std::int8_t>(std::min(127, static_cast<int>(std::nearbyint(iscale * x[j]))));
+    for (int g = 0; g < 16; ++g) {
+      std::int16_t sum = 0;
+      for (int j = 0; j < 16; ++j) sum = static_cast<std::int16_t>(sum + qs[16 * g + j]);
+      std::memcpy(y + 260 + 2 * g, &sum, 2);
+    }
+    const float d = 1 / iscale;
+    std::memcpy(y, &d, 4);
+  }
+}
+
 }  // namespace aero::quant::encode

@@ -18,7 +18,7 @@ constexpr std::array kTable = {
     TypeTraits{Q8_0, "Q8_0", 32, 34, true, decode::q8_0, encode::q8_0},       TypeTraits{Q8_1, "Q8_1", 32, 36, true, decode::q8_1},
     TypeTraits{Q2_K, "Q2_K", 256, 84, true, decode::q2_k},      TypeTraits{Q3_K, "Q3_K", 256, 110, true, decode::q3_k},
     TypeTraits{Q4_K, "Q4_K", 256, 144, true, decode::q4_k},     TypeTraits{Q5_K, "Q5_K", 256, 176, true, decode::q5_k},
-    TypeTraits{Q6_K, "Q6_K", 256, 210, true, decode::q6_k},     TypeTraits{Q8_K, "Q8_K", 256, 292, true, decode::q8_k},
+    TypeTraits{Q6_K, "Q6_K", 256, 210, true, decode::q6_k},     TypeTraits{Q8_K, "Q8_K", 256, 292, true, decode::q8_k, encode::q8_k},
     TypeTraits{IQ2_XXS, "IQ2_XXS", 256, 66, true, nullptr}, TypeTraits{IQ2_XS, "IQ2_XS", 256, 74, true, nullptr},
     TypeTraits{IQ3_XXS, "IQ3_XXS", 256, 98, true, nullptr}, TypeTraits{IQ1_S, "IQ1_S", 256, 50, true, nullptr},
     TypeTraits{IQ4_NL, "IQ4_NL", 32, 18, true, decode::iq4_nl},   TypeTraits{IQ3_S, "IQ3_S", 256, 110, true, nullptr},

@@ -29,7 +29,20 @@ std::vector<std::uint8_t> make_weights(GgmlType type, std::int64_t rows, std::in
   for (std::int64_t r = 0; r < rows; ++r) {
     for (auto& v : row) v = normal(rng);
     auto* dst = w.data() + static_cast<std::size_t>(r) * row_bytes;
-    if (traits.encode) {
+    if (type == GgmlType::Q4_K || type == GgmlType::Q6_K) {
+      // No quantizer yet: random quants and scales, with finite fp16 super-block scales.
+      for (std::size_t i = 0; i < row_bytes; ++i) dst[i] = static_cast<std::uint8_t>(rng());
+      for (std::size_t blk = 0; blk < row_bytes / traits.block_bytes; ++blk) {
+        std::uint8_t* p = dst + blk * traits.block_bytes;
+        const std::uint16_t d = static_cast<std::uint16_t>(0x2000 | (rng() & 0x03ff));  // about 0.01
+        if (type == GgmlType::Q4_K) {
+          std::memcpy(p, &d, 2);
+          std::memcpy(p + 2, &d, 2);
+        } else {
+          std::memcpy(p + 208, &d, 2);
+        }
+      }
+    } else if (traits.encode) {
       quant::encode_from_f32(type, row, {dst, row_bytes});
     } else if (type == GgmlType::F32) {
       std::memcpy(dst, row.data(), row_bytes);
@@ -55,7 +68,8 @@ TEST(Gemv, SimdPathsEqualTheScalarPath) {
   ThreadPool pool(2);
   for (Case c : {Case{GgmlType::F32, 37, 67}, Case{GgmlType::F16, 41, 83}, Case{GgmlType::BF16, 29, 1001},
                  Case{GgmlType::Q8_0, 53, 96}, Case{GgmlType::Q4_0, 61, 160}, Case{GgmlType::Q4_1, 7, 64},
-                 Case{GgmlType::Q8_0, 3, 4096}, Case{GgmlType::Q4_0, 1, 32}}) {
+                 Case{GgmlType::Q8_0, 3, 4096}, Case{GgmlType::Q4_0, 1, 32}, Case{GgmlType::Q4_K, 23, 512},
+                 Case{GgmlType::Q6_K, 19, 768}, Case{GgmlType::Q4_K, 2, 256}, Case{GgmlType::Q6_K, 5, 256}}) {
     auto traits = *quant::type_traits(static_cast<std::uint32_t>(c.type));
     SCOPED_TRACE(std::string(traits.name) + " " + std::to_string(c.rows) + "x" + std::to_string(c.cols));
     auto w = make_weights(c.type, c.rows, c.cols, rng);
@@ -80,15 +94,19 @@ TEST(Gemv, SimdPathsEqualTheScalarPath) {
 TEST(Gemv, ScalarPathIsTheProductOfDecodedWeights) {
   std::mt19937 rng(11);
   ThreadPool pool(1);
-  for (GgmlType type : {GgmlType::F16, GgmlType::Q4_0, GgmlType::Q8_0}) {
-    const std::int64_t rows = 5, cols = 128;
+  for (GgmlType type : {GgmlType::F16, GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K}) {
+    const std::int64_t rows = 5, cols = 512;
     auto traits = *quant::type_traits(static_cast<std::uint32_t>(type));
     auto w = make_weights(type, rows, cols, rng);
     std::vector<float> x(cols);
     for (auto& v : x) v = std::uniform_real_distribution<float>(-1, 1)(rng);
     // Integer kernels see x as Q8_0: build the expected product from the same rounded x.
     std::vector<float> xe = x;
-    if (type != GgmlType::F16) {
+    if (type == GgmlType::Q4_K || type == GgmlType::Q6_K) {
+      std::vector<std::uint8_t> xq(cols / 256 * 292);
+      quant::encode_from_f32(GgmlType::Q8_K, x, xq);
+      quant::decode_to_f32(GgmlType::Q8_K, xq, xe);
+    } else if (type != GgmlType::F16) {
       std::vector<std::uint8_t> xq(cols / 32 * 34);
       quant::encode_from_f32(GgmlType::Q8_0, x, xq);
       quant::decode_to_f32(GgmlType::Q8_0, xq, xe);

@@ -20,6 +20,8 @@ struct DotKernels {
   DotFn bf16 = nullptr;
   DotFn q8_0 = nullptr;
   DotFn q4_0 = nullptr;
+  DotFn q4_k = nullptr;  // these two take xq as Q8_K blocks
+  DotFn q6_k = nullptr;
 };
 
 DotKernels scalar_kernels();

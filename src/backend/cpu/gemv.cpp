@@ -30,11 +30,14 @@ DotFn dot_for(GgmlType type, const DotKernels& k) {
     case GgmlType::BF16: return k.bf16;
     case GgmlType::Q8_0: return k.q8_0;
     case GgmlType::Q4_0: return k.q4_0;
+    case GgmlType::Q4_K: return k.q4_k;
+    case GgmlType::Q6_K: return k.q6_k;
     default: return nullptr;
   }
 }
 
 bool wants_q8_0_activations(GgmlType type) { return type == GgmlType::Q8_0 || type == GgmlType::Q4_0; }
+bool wants_q8_k_activations(GgmlType type) { return type == GgmlType::Q4_K || type == GgmlType::Q6_K; }
 
 // Rows per task: enough that a task streams a few hundred KiB of weights, few enough that
 // both threads get an even share of a small matrix.
@@ -94,6 +97,10 @@ void gemv(const WeightMatrix& w, std::span<const float> x, std::span<float> y, T
       for (int j = 0; j < 32; ++j) sum += static_cast<std::int8_t>(xq[b * 34 + 2 + j]);
       std::memcpy(xq.data() + blocks * 34 + 4 * b, &sum, 4);
     }
+  }
+  if (wants_q8_k_activations(w.type)) {
+    xq.resize(static_cast<std::size_t>(w.cols / 256 * 292));
+    quant::encode_from_f32(GgmlType::Q8_K, x, xq);
   }
   const DotFn dot = dot_for(w.type, kernels(isa));
   const std::int64_t chunk = rows_per_task(w, pool.size());
