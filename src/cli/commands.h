@@ -10,5 +10,6 @@ void add_validate_command(CLI::App& app);
 void add_list_command(CLI::App& app);
 void add_extract_command(CLI::App& app);
 void add_convert_command(CLI::App& app);
+void add_quantize_command(CLI::App& app);
 
 }  // namespace aero::cli

@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   aero::cli::add_list_command(app);
   aero::cli::add_extract_command(app);
   aero::cli::add_convert_command(app);
+  aero::cli::add_quantize_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,5 +1,6 @@
 #include "aero/convert/convert.h"
 
+#include <functional>
 #include <map>
 
 #include "aero/error.h"
@@ -39,16 +40,67 @@ format::WriteSummary write_aero_kind(const std::filesystem::path& out, OutputKin
   return format::write_aeroset(dir, model, tensors, options.write, options.part_shards);
 }
 
-std::uint64_t total_bytes(const std::vector<format::SourceTensor>& tensors) {
+// A tensor on its way out: what it is, and how its bytes are produced (in pieces).
+struct OutTensor {
+  std::string name;
+  format::DType dtype;
+  int ggml_type;
+  std::vector<std::uint64_t> shape;  // row-major
+  std::uint64_t size;
+  std::function<void(const std::function<void(std::span<const std::uint8_t>)>&)> produce;
+};
+
+std::vector<OutTensor> as_is(const ModelSource& src) {
+  std::vector<OutTensor> out;
+  for (const auto& t : src.tensors())
+    out.push_back({t.name, t.dtype, t.ggml_type, t.shape, t.data.size(),
+                   [data = t.data](const auto& emit) { MappedFile::stream(data, emit); }});
+  return out;
+}
+
+// Float matrices become `type` blocks, one row decoded and re-encoded at a time.
+std::vector<OutTensor> quantized(const ModelSource& src, quant::GgmlType type) {
+  auto traits = quant::type_traits(static_cast<std::uint32_t>(type));
+  if (!traits || !traits->encode) fail("no quantizer for {} yet", traits ? traits->name : "this type");
+  std::vector<OutTensor> out = as_is(src);
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    const auto& t = src.tensors()[i];
+    const bool is_float = t.dtype == format::DType::F32 || t.dtype == format::DType::F16 || t.dtype == format::DType::BF16;
+    if (!is_float || t.shape.size() < 2 || t.shape.back() == 0 || t.shape.back() % traits->block_elements != 0) continue;
+    const std::uint64_t cols = t.shape.back(), rows = t.data.size() / (cols * format::dtype_size(t.dtype));
+    const std::uint64_t row_out = *quant::row_bytes(*traits, cols);
+    const auto source_type = *format::ggml_type_of(t.dtype, -1);
+    out[i].dtype = format::DType::Packed;
+    out[i].ggml_type = static_cast<int>(type);
+    out[i].size = rows * row_out;
+    out[i].produce = [data = t.data, cols, rows, row_out, source_type, type](const auto& emit) {
+      const std::size_t row_in = data.size() / rows;
+      std::vector<float> f32(cols);
+      std::vector<std::uint8_t> blocks(row_out);
+      // Source rows in 8 MiB pieces, released after use: constant memory for any model size.
+      const std::uint64_t rows_per_piece = std::max<std::uint64_t>(1, (8u << 20) / row_in);
+      MappedFile::stream(data, [&](std::span<const std::uint8_t> piece) {
+        for (std::size_t at = 0; at < piece.size(); at += row_in) {
+          quant::decode_to_f32(source_type, piece.subspan(at, row_in), f32);
+          quant::encode_from_f32(type, f32, blocks);
+          emit(blocks);
+        }
+      }, rows_per_piece * row_in);
+    };
+  }
+  return out;
+}
+
+std::uint64_t total_bytes(const std::vector<OutTensor>& tensors) {
   std::uint64_t n = 0;
-  for (const auto& t : tensors) n += t.data.size();
+  for (const auto& t : tensors) n += t.size;
   return n;
 }
 
 // AERO out from any source: GGUF-ordered shapes and quant descriptors for GGUF origins, as the
 // reference converter writes them; metadata in optional chunks so the file is self-contained.
-ConvertSummary to_aero(const ModelSource& src, const std::filesystem::path& out, OutputKind kind,
-                       const ConvertOptions& options) {
+ConvertSummary to_aero(const ModelSource& src, const std::vector<OutTensor>& out_tensors,
+                       const std::filesystem::path& out, OutputKind kind, const ConvertOptions& options) {
   const auto& meta = src.metadata();
   format::ModelDescription model;
   model.name = meta.name.empty() ? "converted" : meta.name;
@@ -59,17 +111,15 @@ ConvertSummary to_aero(const ModelSource& src, const std::filesystem::path& out,
   std::map<int, int> quant_ids;  // ggml type -> descriptor id, in order of first use
   Json descriptors = Json::array();
   std::vector<format::TensorWrite> tensors;
-  for (const auto& t : src.tensors()) {
+  for (const auto& t : out_tensors) {
     format::TensorWrite w;
     w.name = t.name;
     w.dtype = t.dtype;
     w.ggml_type = t.ggml_type;
     w.shape = t.shape;
     if (gguf_order) std::reverse(w.shape.begin(), w.shape.end());
-    w.data_len = t.data.size();
-    w.write_data = [data = t.data](format::ByteSink& sink) {
-      MappedFile::stream(data, [&](auto piece) { sink.write(piece); });
-    };
+    w.data_len = t.size;
+    w.write_data = [&t](format::ByteSink& sink) { t.produce([&](auto piece) { sink.write(piece); }); };
     if (t.dtype == format::DType::Packed) {
       auto [it, added] = quant_ids.emplace(t.ggml_type, static_cast<int>(quant_ids.size()));
       if (added)
@@ -93,19 +143,19 @@ ConvertSummary to_aero(const ModelSource& src, const std::filesystem::path& out,
   return {summary.file_bytes, tensors.size()};
 }
 
-ConvertSummary to_gguf(const ModelSource& src, const std::filesystem::path& out, const ConvertOptions& options) {
+ConvertSummary to_gguf(const ModelSource& src, const std::vector<OutTensor>& out_tensors,
+                       const std::filesystem::path& out, const ConvertOptions& options) {
   if (!src.metadata().gguf)
     fail("GGUF output needs GGUF metadata (hyper-parameters, tokenizer): convert from a GGUF file or from a .aero "
          "that aero made from one, or name a GGUF with --config");
   format::GgufMetadata metadata = *src.metadata().gguf;
   if (!options.model_name.empty()) metadata.set({"general.name", format::GgufType::String, {}, options.model_name});
   std::vector<format::GgufTensorWrite> tensors;
-  for (const auto& t : src.tensors()) {
+  for (const auto& t : out_tensors) {
     auto type = format::ggml_type_of(t.dtype, t.ggml_type);
     if (!type) fail("tensor '{}': GGUF has no type for {}", t.name, format::dtype_name(t.dtype));
-    tensors.push_back({t.name, *type, {t.shape.rbegin(), t.shape.rend()}, t.data.size(),
-                       [data = t.data, &options](auto emit) {
-                         MappedFile::stream(data, [&](auto piece) {
+    tensors.push_back({t.name, *type, {t.shape.rbegin(), t.shape.rend()}, t.size, [&t, &options](auto emit) {
+                         t.produce([&](auto piece) {
                            emit(piece);
                            if (options.on_progress) options.on_progress(piece.size());
                          });
@@ -119,6 +169,17 @@ ConvertSummary to_safetensors(const ModelSource& src, const std::filesystem::pat
   std::vector<format::SafetensorsTensorWrite> tensors;
   for (const auto& t : src.tensors()) tensors.push_back({t.name, t.dtype, t.shape, t.data});
   return {format::write_safetensors(out, tensors, Json{{"format", "pt"}}, options.on_progress), tensors.size()};
+}
+
+std::unique_ptr<ModelSource> open_with_sidecar(const std::filesystem::path& in, const ConvertOptions& options) {
+  auto src = ModelSource::open(in);
+  if (!options.config.empty()) {
+    auto sidecar = ModelSource::open(options.config);
+    if (sidecar->metadata().empty())
+      fail("{}: carries no metadata to borrow (expected an HF folder or a GGUF file)", options.config.string());
+    src->adopt_metadata(sidecar->metadata());
+  }
+  return src;
 }
 
 }  // namespace
@@ -153,19 +214,34 @@ ConvertSummary convert(const std::filesystem::path& in, const std::filesystem::p
     return {summary.file_bytes, tensors.size()};
   }
 
-  auto src = ModelSource::open(in);
-  if (!options.config.empty()) {
-    auto sidecar = ModelSource::open(options.config);
-    if (sidecar->metadata().empty())
-      fail("{}: carries no metadata to borrow (expected an HF folder or a GGUF file)", options.config.string());
-    src->adopt_metadata(sidecar->metadata());
-  }
-  if (opts.on_start) opts.on_start(total_bytes(src->tensors()));
+  auto src = open_with_sidecar(in, options);
   switch (kind) {
     case OutputKind::Aero:
-    case OutputKind::AeroSet: return to_aero(*src, out, kind, opts);
-    case OutputKind::Gguf: return to_gguf(*src, out, opts);
-    case OutputKind::Safetensors: return to_safetensors(*src, out, opts);
+    case OutputKind::AeroSet:
+    case OutputKind::Gguf: {
+      auto tensors = as_is(*src);
+      if (opts.on_start) opts.on_start(total_bytes(tensors));
+      return kind == OutputKind::Gguf ? to_gguf(*src, tensors, out, opts) : to_aero(*src, tensors, out, kind, opts);
+    }
+    case OutputKind::Safetensors:
+      if (opts.on_start) opts.on_start(total_bytes(as_is(*src)));
+      return to_safetensors(*src, out, opts);
+  }
+  return {};
+}
+
+ConvertSummary quantize(const std::filesystem::path& in, const std::filesystem::path& out, OutputKind kind,
+                        quant::GgmlType type, const ConvertOptions& options) {
+  ConvertOptions opts = options;
+  opts.write.progress = options.on_progress;
+  auto src = open_with_sidecar(in, options);
+  auto tensors = quantized(*src, type);
+  if (opts.on_start) opts.on_start(total_bytes(tensors));
+  switch (kind) {
+    case OutputKind::Aero:
+    case OutputKind::AeroSet: return to_aero(*src, tensors, out, kind, opts);
+    case OutputKind::Gguf: return to_gguf(*src, tensors, out, opts);
+    case OutputKind::Safetensors: fail("safetensors has no type for block-quantized data: write .aero or .gguf");
   }
   return {};
 }

@@ -3,6 +3,7 @@
 #include <sys/resource.h>
 
 #include <csignal>
+#include <cstring>
 
 #include "aero/convert/convert.h"
 #include "aero/error.h"
@@ -11,6 +12,7 @@
 #include "aero/format/gguf.h"
 #include "aero/format/model_source.h"
 #include "aero/format/safetensors.h"
+#include "aero/quant/types.h"
 #include "test_support.h"
 
 namespace aero::convert {
@@ -146,6 +148,55 @@ TEST(Convert, DiskFullLeavesNothing) {
   setrlimit(RLIMIT_FSIZE, &old);
   EXPECT_TRUE(threw);
   EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
+}
+
+// Every weight matrix becomes the reference quantizer's blocks of its f32 rows; vectors
+// (norms) stay as they were.
+TEST(Quantize, WeightMatricesBecomeReferenceBlocks) {
+  AERO_REQUIRE_SHARED(shared);
+  for (auto type : {quant::GgmlType::Q8_0, quant::GgmlType::Q4_0}) {
+    ScratchDir dir;
+    auto folder = fixture(shared, "hf/qwen3");
+    quantize(folder, dir / "q.aero", OutputKind::Aero, type, {});
+    auto src = ModelSource::open(folder);
+    auto out = ModelSource::open(dir / "q.aero");
+    ASSERT_EQ(out->tensors().size(), src->tensors().size());
+    int packed = 0;
+    for (const auto& t : src->tensors()) {
+      const auto* q = out->find(t.name);
+      ASSERT_NE(q, nullptr);
+      EXPECT_EQ(q->shape, t.shape);
+      // Rows that are not whole 32-element blocks (qwen3's 176-wide down_proj) stay as they are.
+      if (t.shape.size() >= 2 && t.shape.back() % 32 == 0) {
+        ASSERT_EQ(q->dtype, format::DType::Packed) << t.name;
+        EXPECT_EQ(q->ggml_type, static_cast<int>(type));
+        std::vector<float> f32(t.data.size() / 4);
+        std::memcpy(f32.data(), t.data.data(), t.data.size());
+        std::vector<std::uint8_t> expected(q->data.size());
+        quant::encode_from_f32(type, f32, expected);
+        EXPECT_TRUE(std::equal(expected.begin(), expected.end(), q->data.begin(), q->data.end())) << t.name;
+        ++packed;
+      } else {
+        EXPECT_TRUE(std::equal(t.data.begin(), t.data.end(), q->data.begin(), q->data.end())) << t.name;
+      }
+    }
+    EXPECT_GT(packed, 10);
+    EXPECT_EQ(out->metadata().hf_files.count("config.json"), 1u);
+    EXPECT_TRUE(format::validate(dir / "q.aero", format::ValidationLevel::Full, 1).ok());
+  }
+}
+
+TEST(Quantize, GgufSourceToGgufAndUnsupportedTypes) {
+  AERO_REQUIRE_SHARED(shared);
+  ScratchDir dir;
+  quantize(fixture(shared, "aero/quants.gguf"), dir / "q.gguf", OutputKind::Gguf, quant::GgmlType::Q8_0, {});
+  auto g = format::GgufFile::open(dir / "q.gguf");
+  EXPECT_EQ(g.find("t.f32")->type, quant::GgmlType::Q8_0);
+  EXPECT_EQ(g.find("t.f16")->type, quant::GgmlType::Q8_0);
+  EXPECT_EQ(g.find("t.q4_1")->type, quant::GgmlType::Q4_1);  // already quantized: copied
+  EXPECT_THROW(quantize(fixture(shared, "aero/quants.gguf"), dir / "k.gguf", OutputKind::Gguf, quant::GgmlType::Q4_K, {}),
+               Error);
+  EXPECT_FALSE(std::filesystem::exists(dir / "k.gguf"));
 }
 
 TEST(Convert, OutputKindFromNameOrFlag) {

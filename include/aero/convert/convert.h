@@ -7,6 +7,7 @@
 #include <string>
 
 #include "aero/format/aero_writer.h"
+#include "aero/quant/types.h"
 
 namespace aero::convert {
 
@@ -36,5 +37,11 @@ struct ConvertSummary {
 
 ConvertSummary convert(const std::filesystem::path& in, const std::filesystem::path& out, OutputKind kind,
                        const ConvertOptions& options);
+
+// Like convert(), quantizing every float weight matrix (two or more dimensions, rows a whole
+// number of blocks) to `type` with the reference quantizer, row by row as it streams; other
+// tensors (norms, biases) are copied. Throws for a type without a quantizer.
+ConvertSummary quantize(const std::filesystem::path& in, const std::filesystem::path& out, OutputKind kind,
+                        quant::GgmlType type, const ConvertOptions& options);
 
 }  // namespace aero::convert

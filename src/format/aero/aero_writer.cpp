@@ -173,6 +173,7 @@ WriteSummary write_aero(const std::filesystem::path& out_path, const ModelDescri
     c.ulen = extra.payload.size();
     c.hash = blake3({reinterpret_cast<const std::uint8_t*>(extra.payload.data()), extra.payload.size()});
     c.stored = extra.compress ? zstd_compress(extra.payload, options.zstd_level) : extra.payload;
+    c.length = c.stored.size();
     if (extra.compress) c.flags |= chunk_flag::kZstd;
     chunks.push_back(std::move(c));
   }
@@ -241,8 +242,6 @@ WriteSummary write_aero(const std::filesystem::path& out_path, const ModelDescri
   // uncompressed size is already exact (hashes are fixed-length), so reserving the
   // compressor's worst case for that size always leaves room.
   if (options.tensor_hash) chunks[tidx_index].length = ZSTD_compressBound(tidx.size());
-  for (auto& c : chunks)
-    if (c.fourcc != "WTSH" && c.fourcc != "PHSH" && c.fourcc != "IHSH" && c.length == 0) c.length = c.stored.size();
   if (options.integrity) chunks[0].length = chunks[0].ulen = kIhshReserved;
 
   // ---- layout ----
