@@ -33,7 +33,7 @@ void add_validate_command(CLI::App& app) {
     if (!report.ok()) throw CLI::RuntimeError(1);
     if (!opt->quiet) {
       std::string rate;
-      if (report.bytes_hashed > 0)
+      if (report.bytes_hashed >= (1u << 20))  // a rate over a few KiB says nothing
         rate = fmt::format(", hashed {} in {:.3f} s ({:.2f} GB/s)", human_bytes(report.bytes_hashed), seconds,
                            report.bytes_hashed / seconds / 1e9);
       fmt::print("{}: OK{}\n", opt->path, rate);
