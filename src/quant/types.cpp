@@ -49,22 +49,30 @@ std::optional<TypeTraits> type_traits_by_name(std::string_view name) {
   return std::nullopt;
 }
 
-void decode_to_f32(GgmlType type, std::span<const std::uint8_t> blocks, std::span<float> out) {
+namespace {
+
+// The traits of `type` once its function `pick` exists and `bytes` hold exactly `elements`.
+template <class Pick>
+TypeTraits checked(GgmlType type, Pick pick, const char* what, std::uint64_t elements, std::size_t bytes) {
   auto traits = type_traits(static_cast<std::uint32_t>(type));
-  if (!traits || !traits->decode) fail("no decoder for tensor type {}", traits ? traits->name : "?");
-  auto bytes = row_bytes(*traits, out.size());
-  if (!bytes || *bytes != blocks.size())
-    fail("{}: {} bytes do not hold {} elements", traits->name, blocks.size(), out.size());
-  traits->decode(blocks.data(), out.data(), static_cast<std::int64_t>(out.size()));
+  if (!traits || !pick(*traits)) fail("no {} for tensor type {}", what, traits ? traits->name : "?");
+  auto needed = row_bytes(*traits, elements);
+  if (!needed || *needed != bytes) fail("{}: {} bytes do not hold {} elements", traits->name, bytes, elements);
+  return *traits;
+}
+
+}  // namespace
+
+void decode_to_f32(GgmlType type, std::span<const std::uint8_t> blocks, std::span<float> out) {
+  auto traits = checked(type, [](const TypeTraits& t) { return t.decode != nullptr; }, "decoder", out.size(),
+                        blocks.size());
+  traits.decode(blocks.data(), out.data(), static_cast<std::int64_t>(out.size()));
 }
 
 void encode_from_f32(GgmlType type, std::span<const float> in, std::span<std::uint8_t> blocks) {
-  auto traits = type_traits(static_cast<std::uint32_t>(type));
-  if (!traits || !traits->encode) fail("no quantizer for tensor type {}", traits ? traits->name : "?");
-  auto bytes = row_bytes(*traits, in.size());
-  if (!bytes || *bytes != blocks.size())
-    fail("{}: {} bytes cannot hold {} elements", traits->name, blocks.size(), in.size());
-  traits->encode(in.data(), blocks.data(), static_cast<std::int64_t>(in.size()));
+  auto traits = checked(type, [](const TypeTraits& t) { return t.encode != nullptr; }, "quantizer", in.size(),
+                        blocks.size());
+  traits.encode(in.data(), blocks.data(), static_cast<std::int64_t>(in.size()));
 }
 
 std::optional<std::uint64_t> row_bytes(const TypeTraits& traits, std::uint64_t elements) {
