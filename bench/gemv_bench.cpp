@@ -111,7 +111,7 @@ int main(int argc, char** argv) {
     const std::size_t row_bytes = *quant::row_bytes(traits, cols);
     const auto rows = static_cast<std::int64_t>(gib * (1ull << 30) / static_cast<double>(row_bytes));
     auto w = make_matrix(type, rows, cols);
-    backend::cpu::WeightMatrix m{type, w.data(), rows, cols, row_bytes};
+    quant::Matrix m{type, w.data(), rows, cols, row_bytes};
     std::vector<float> x(cols, 0.01f), y(static_cast<std::size_t>(rows));
     double gb[2];
     ThreadPool* pools[2] = {&one, &two};

@@ -73,7 +73,7 @@ TEST(Gemv, SimdPathsEqualTheScalarPath) {
     auto traits = *quant::type_traits(static_cast<std::uint32_t>(c.type));
     SCOPED_TRACE(std::string(traits.name) + " " + std::to_string(c.rows) + "x" + std::to_string(c.cols));
     auto w = make_weights(c.type, c.rows, c.cols, rng);
-    WeightMatrix m{c.type, w.data(), c.rows, c.cols, *quant::row_bytes(traits, static_cast<std::uint64_t>(c.cols))};
+    quant::Matrix m{c.type, w.data(), c.rows, c.cols, *quant::row_bytes(traits, static_cast<std::uint64_t>(c.cols))};
     std::vector<float> x(static_cast<std::size_t>(c.cols));
     std::normal_distribution<float> normal(0.0f, 1.0f);
     for (auto& v : x) v = normal(rng);

@@ -10,7 +10,7 @@
 #include <string_view>
 
 #include "aero/backend/thread_pool.h"
-#include "aero/quant/types.h"
+#include "aero/quant/matrix.h"
 
 namespace aero::backend::cpu {
 
@@ -18,16 +18,14 @@ enum class Isa { Scalar, Avx2, Avx512 };
 Isa best_isa();  // what this CPU runs, detected once
 std::string_view isa_name(Isa isa);
 
-struct WeightMatrix {
-  quant::GgmlType type;
-  const std::uint8_t* data;
-  std::int64_t rows;
-  std::int64_t cols;
-  std::size_t row_bytes;  // stride between rows
-};
+
+// y[t] = W · x[t] for n activation rows (x is n × cols, y is n × rows, row-major): the
+// batched form prompt processing uses; each weight row is read from memory once per call.
+void matmul(const quant::Matrix& w, std::span<const float> x, std::int64_t n, std::span<float> y, ThreadPool& pool,
+            Isa isa = best_isa());
 
 // y[rows] = W · x[cols]. Rows are spread over the pool. Throws for a type with no decoder.
-void gemv(const WeightMatrix& w, std::span<const float> x, std::span<float> y, ThreadPool& pool,
+void gemv(const quant::Matrix& w, std::span<const float> x, std::span<float> y, ThreadPool& pool,
           Isa isa = best_isa());
 
 // True when `type` has a dedicated dot product (not the decode-then-dot fallback) for `isa`.

@@ -8,11 +8,16 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "aero/backend/cpu_gemv.h"
+
 namespace aero::backend::cpu {
 
 inline constexpr int kMaxRows = 4;
 using DotFn = void (*)(const std::uint8_t* w, std::size_t stride, int rows, const float* x, const std::uint8_t* xq,
                        std::int64_t n, float* out);
+
+// y[i] += a · v[i] for a row v of f32 or f16 values: attention's weighted sum of values.
+using AxpyFn = void (*)(const std::uint8_t* v, float a, float* y, std::int64_t n);
 
 struct DotKernels {
   DotFn f32 = nullptr;
@@ -22,10 +27,13 @@ struct DotKernels {
   DotFn q4_0 = nullptr;
   DotFn q4_k = nullptr;  // these two take xq as Q8_K blocks
   DotFn q6_k = nullptr;
+  AxpyFn axpy_f32 = nullptr;
+  AxpyFn axpy_f16 = nullptr;
 };
 
 DotKernels scalar_kernels();
 DotKernels avx2_kernels();    // built with -mavx2 -mfma -mf16c
 DotKernels avx512_kernels();  // built with AVX-512 F/BW/VL/VNNI
+const DotKernels& kernels(Isa isa);
 
 }  // namespace aero::backend::cpu

@@ -125,10 +125,23 @@ void rows(const std::uint8_t* w, std::size_t stride, int n_rows, const float* x,
   for (int r = 0; r < n_rows; ++r) out[r] = Dot(w + r * stride, x, xq, n);
 }
 
+void axpy_f32(const std::uint8_t* v, float a, float* y, std::int64_t n) {
+  for (std::int64_t i = 0; i < n; ++i) {
+    float e;
+    std::memcpy(&e, v + 4 * i, 4);
+    y[i] += a * e;
+  }
+}
+
+void axpy_f16(const std::uint8_t* v, float a, float* y, std::int64_t n) {
+  for (std::int64_t i = 0; i < n; ++i) y[i] += a * fp16_to_fp32(load_u16(v + 2 * i));
+}
+
 }  // namespace
 
 DotKernels scalar_kernels() {
-  return {rows<dot_f32>, rows<dot_f16>, rows<dot_bf16>, rows<dot_q8_0>, rows<dot_q4_0>, rows<dot_q4_k>, rows<dot_q6_k>};
+  return {rows<dot_f32>, rows<dot_f16>, rows<dot_bf16>, rows<dot_q8_0>, rows<dot_q4_0>, rows<dot_q4_k>, rows<dot_q6_k>,
+          axpy_f32, axpy_f16};
 }
 
 }  // namespace aero::backend::cpu

@@ -13,16 +13,6 @@ namespace {
 
 using quant::GgmlType;
 
-const DotKernels& kernels(Isa isa) {
-  static const DotKernels scalar = scalar_kernels(), avx2 = avx2_kernels(), avx512 = avx512_kernels();
-  switch (isa) {
-    case Isa::Avx512: return avx512;
-    case Isa::Avx2: return avx2;
-    case Isa::Scalar: return scalar;
-  }
-  return scalar;
-}
-
 DotFn dot_for(GgmlType type, const DotKernels& k) {
   switch (type) {
     case GgmlType::F32: return k.f32;
@@ -41,13 +31,23 @@ bool wants_q8_k_activations(GgmlType type) { return type == GgmlType::Q4_K || ty
 
 // Rows per task: enough that a task streams a few hundred KiB of weights, few enough that
 // both threads get an even share of a small matrix.
-std::int64_t rows_per_task(const WeightMatrix& w, unsigned threads) {
+std::int64_t rows_per_task(const quant::Matrix& w, unsigned threads) {
   const std::int64_t by_bytes = std::max<std::int64_t>(1, static_cast<std::int64_t>((256u << 10) / std::max<std::size_t>(w.row_bytes, 1)));
   const std::int64_t by_balance = std::max<std::int64_t>(1, w.rows / (8 * static_cast<std::int64_t>(threads)));
   return std::min(by_bytes, by_balance);
 }
 
 }  // namespace
+
+const DotKernels& kernels(Isa isa) {
+  static const DotKernels scalar = scalar_kernels(), avx2 = avx2_kernels(), avx512 = avx512_kernels();
+  switch (isa) {
+    case Isa::Avx512: return avx512;
+    case Isa::Avx2: return avx2;
+    case Isa::Scalar: return scalar;
+  }
+  return scalar;
+}
 
 // CPUID and XGETBV directly: the features must exist in the CPU and their register state
 // must be enabled by the OS. (__builtin_cpu_supports names differ between gcc and clang.)
@@ -80,48 +80,78 @@ std::string_view isa_name(Isa isa) {
 
 bool has_fast_dot(GgmlType type, Isa isa) { return dot_for(type, kernels(isa)) != nullptr; }
 
-void gemv(const WeightMatrix& w, std::span<const float> x, std::span<float> y, ThreadPool& pool, Isa isa) {
-  if (static_cast<std::int64_t>(x.size()) != w.cols || static_cast<std::int64_t>(y.size()) != w.rows)
-    fail("gemv: shapes disagree ({}x{} matrix, {} inputs, {} outputs)", w.rows, w.cols, x.size(), y.size());
-  if (isa > best_isa()) fail("gemv: this CPU cannot run {} kernels", isa_name(isa));
-  auto traits = quant::type_traits(static_cast<std::uint32_t>(w.type));
-  if (!traits || !traits->decode) fail("gemv: no kernel or decoder for type {}", traits ? traits->name : "?");
+namespace {
 
-  std::vector<std::uint8_t> xq;
-  if (wants_q8_0_activations(w.type)) {
-    const auto blocks = static_cast<std::size_t>(w.cols / 32);
-    xq.resize(blocks * 34 + blocks * 4);
-    quant::encode_from_f32(GgmlType::Q8_0, x, {xq.data(), blocks * 34});
+// Activations in the form the weight type's kernel takes: Q8_0 blocks followed by each
+// block's sum for Q8_0/Q4_0, Q8_K blocks for the K-quants, nothing for float kernels.
+std::size_t prepared_bytes(GgmlType type, std::int64_t cols) {
+  if (wants_q8_0_activations(type)) return static_cast<std::size_t>(cols / 32) * (34 + 4);
+  if (wants_q8_k_activations(type)) return static_cast<std::size_t>(cols / 256) * 292;
+  return 0;
+}
+
+void prepare_activations(GgmlType type, const float* x, std::int64_t cols, std::uint8_t* xq) {
+  if (wants_q8_0_activations(type)) {
+    const auto blocks = static_cast<std::size_t>(cols / 32);
+    quant::encode_from_f32(GgmlType::Q8_0, {x, static_cast<std::size_t>(cols)}, {xq, blocks * 34});
     for (std::size_t b = 0; b < blocks; ++b) {
       std::int32_t sum = 0;
       for (int j = 0; j < 32; ++j) sum += static_cast<std::int8_t>(xq[b * 34 + 2 + j]);
-      std::memcpy(xq.data() + blocks * 34 + 4 * b, &sum, 4);
+      std::memcpy(xq + blocks * 34 + 4 * b, &sum, 4);
     }
   }
-  if (wants_q8_k_activations(w.type)) {
-    xq.resize(static_cast<std::size_t>(w.cols / 256 * 292));
-    quant::encode_from_f32(GgmlType::Q8_K, x, xq);
-  }
+  if (wants_q8_k_activations(type))
+    quant::encode_from_f32(GgmlType::Q8_K, {x, static_cast<std::size_t>(cols)}, {xq, prepared_bytes(type, cols)});
+}
+
+}  // namespace
+
+void matmul(const quant::Matrix& w, std::span<const float> x, std::int64_t n, std::span<float> y, ThreadPool& pool,
+            Isa isa) {
+  if (n < 1 || static_cast<std::int64_t>(x.size()) != n * w.cols || static_cast<std::int64_t>(y.size()) != n * w.rows)
+    fail("matmul: shapes disagree ({}x{} matrix, {} inputs, {} outputs for {} rows)", w.rows, w.cols, x.size(),
+         y.size(), n);
+  if (isa > best_isa()) fail("matmul: this CPU cannot run {} kernels", isa_name(isa));
+  auto traits = quant::type_traits(static_cast<std::uint32_t>(w.type));
+  if (!traits || !traits->decode) fail("matmul: no kernel or decoder for type {}", traits ? traits->name : "?");
+
   const DotFn dot = dot_for(w.type, kernels(isa));
+  const std::size_t xq_stride = dot ? prepared_bytes(w.type, w.cols) : 0;
+  std::vector<std::uint8_t> xq(xq_stride * static_cast<std::size_t>(n));
+  if (xq_stride) {
+    auto prepare = [&](std::size_t t) { prepare_activations(w.type, x.data() + t * w.cols, w.cols, xq.data() + t * xq_stride); };
+    if (n == 1) prepare(0);
+    else pool.run(static_cast<std::size_t>(n), prepare);
+  }
   const std::int64_t chunk = rows_per_task(w, pool.size());
   const auto tasks = static_cast<std::size_t>((w.rows + chunk - 1) / chunk);
   const DotFn f32_dot = kernels(isa).f32;
   pool.run(tasks, [&](std::size_t task) {
     const std::int64_t begin = static_cast<std::int64_t>(task) * chunk, end = std::min(w.rows, begin + chunk);
     if (dot) {
+      // A few weight rows at a time against every activation row: the rows stay in L1 while
+      // the activations stream past, so a batch reads the weights from memory once.
       for (std::int64_t r = begin; r < end; r += kMaxRows) {
         const int n_rows = static_cast<int>(std::min<std::int64_t>(kMaxRows, end - r));
-        dot(w.data + static_cast<std::size_t>(r) * w.row_bytes, w.row_bytes, n_rows, x.data(), xq.data(), w.cols,
-            y.data() + r);
+        const std::uint8_t* rows = w.data + static_cast<std::size_t>(r) * w.row_bytes;
+        for (std::int64_t t = 0; t < n; ++t)
+          dot(rows, w.row_bytes, n_rows, x.data() + t * w.cols, xq.data() + static_cast<std::size_t>(t) * xq_stride,
+              w.cols, y.data() + t * w.rows + r);
       }
       return;
     }
     std::vector<float> decoded(static_cast<std::size_t>(w.cols));  // fallback: decode a row, dot in f32
     for (std::int64_t r = begin; r < end; ++r) {
       traits->decode(w.data + static_cast<std::size_t>(r) * w.row_bytes, decoded.data(), w.cols);
-      f32_dot(reinterpret_cast<const std::uint8_t*>(decoded.data()), 0, 1, x.data(), nullptr, w.cols, y.data() + r);
+      for (std::int64_t t = 0; t < n; ++t)
+        f32_dot(reinterpret_cast<const std::uint8_t*>(decoded.data()), 0, 1, x.data() + t * w.cols, nullptr, w.cols,
+                y.data() + t * w.rows + r);
     }
   });
+}
+
+void gemv(const quant::Matrix& w, std::span<const float> x, std::span<float> y, ThreadPool& pool, Isa isa) {
+  matmul(w, x, 1, y, pool, isa);
 }
 
 }  // namespace aero::backend::cpu

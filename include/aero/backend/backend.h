@@ -1,0 +1,71 @@
+// The operations a transformer forward pass needs, implemented once per device. Model code
+// is written once against this interface; a new device (CUDA next) adds an implementation,
+// not a model. Activation buffers come from the backend (host memory on the CPU, device
+// memory on a GPU); token ids and positions are passed from the host.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "aero/quant/matrix.h"
+
+namespace aero::backend {
+
+// Element type of the key/value cache.
+enum class KvType { F32, F16, Q8_0 };
+KvType kv_type_by_name(std::string_view name);  // "f32" | "f16" | "q8_0"; throws otherwise
+std::string_view kv_type_name(KvType type);
+
+// Keys and values of every layer for positions [0, capacity), kept by the backend.
+class KvCache {
+ public:
+  virtual ~KvCache() = default;
+  virtual std::int64_t capacity() const = 0;
+  virtual std::uint64_t bytes() const = 0;
+};
+
+// Which elements of a head rotate together (see model::RopeLayout).
+enum class RotaryPairs { HalfSplit, Interleaved };
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+
+  // A buffer of `count` floats in the backend's memory, alive as long as the backend.
+  virtual float* allocate(std::size_t count) = 0;
+  // Copies `count` floats out of backend memory into host memory.
+  virtual void read(const float* src, std::size_t count, float* host) = 0;
+
+  // out[t] = row ids[t] of `table`, as f32.
+  virtual void embed(const quant::Matrix& table, std::span<const std::int32_t> ids, float* out) = 0;
+  // y[t] = W · x[t] for n rows (x: n × W.cols, y: n × W.rows).
+  virtual void matmul(const quant::Matrix& w, const float* x, std::int64_t n, float* y) = 0;
+  // y = x / rms(x) · weight, per row of `width` (rows may be heads); y may be x.
+  virtual void rms_norm(const float* x, const float* weight, std::int64_t width, std::int64_t rows, double eps,
+                        float* y) = 0;
+  // x[r] += bias for each of `rows` rows of bias.size().
+  virtual void add_bias(float* x, std::span<const float> bias, std::int64_t rows) = 0;
+  // x += y, elementwise.
+  virtual void add(float* x, const float* y, std::int64_t count) = 0;
+  // out = silu(gate) · up, elementwise.
+  virtual void silu_mul(const float* gate, const float* up, std::int64_t count, float* out) = 0;
+  // Rotates each head of n tokens (n × heads × head_dim) by its token's position.
+  virtual void rope(float* x, std::int64_t n, std::int64_t heads, std::int64_t head_dim,
+                    std::span<const std::int32_t> positions, std::span<const double> inv_freq, RotaryPairs pairs) = 0;
+
+  virtual std::unique_ptr<KvCache> create_kv_cache(std::int64_t layers, std::int64_t kv_heads, std::int64_t head_dim,
+                                                   std::int64_t capacity, KvType type) = 0;
+  // Stores the n tokens' keys and values (n × kv_heads × head_dim) at their positions in
+  // `layer`, then writes to `out` (n × heads × head_dim) each query head's causal attention
+  // over positions 0..its token's position. Query heads share key/value heads in groups.
+  virtual void attention(KvCache& cache, std::int64_t layer, const float* q, const float* k, const float* v,
+                         std::span<const std::int32_t> positions, std::int64_t heads, float* out) = 0;
+};
+
+std::unique_ptr<Backend> make_cpu_backend(unsigned threads);
+
+}  // namespace aero::backend

@@ -1,0 +1,75 @@
+// A loaded model and the state of one conversation with it. `Model` holds what never
+// changes (spec, weights behind their residency); `Session` holds a KV cache and a position
+// and turns token ids into logits.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "aero/backend/backend.h"
+#include "aero/format/model_source.h"
+#include "aero/model/spec.h"
+#include "aero/model/weights.h"
+
+namespace aero::engine {
+
+class Model {
+ public:
+  // Opens any model source; `metadata_from` (optional) supplies config/tokenizer to files
+  // that carry none (a bare safetensors file, a GGUF without keys).
+  static std::unique_ptr<Model> open(const std::filesystem::path& path, const std::filesystem::path& metadata_from = {});
+  explicit Model(std::unique_ptr<format::ModelSource> source);
+
+  const model::ModelSpec& spec() const { return spec_; }
+  const format::ModelSource& source() const { return *source_; }
+  model::LayerResidency& weights() { return *weights_; }
+  std::uint64_t weight_bytes_per_token() const { return bytes_per_token_; }
+
+ private:
+  std::unique_ptr<format::ModelSource> source_;
+  model::ModelSpec spec_;
+  std::unique_ptr<model::LayerResidency> weights_;
+  std::uint64_t bytes_per_token_ = 0;
+};
+
+struct SessionOptions {
+  std::int64_t context = 0;  // 0: the model's trained context, at most 4096
+  backend::KvType kv_type = backend::KvType::F16;
+  std::int64_t max_batch = 256;  // tokens per forward pass during prompt processing
+};
+
+class Session {
+ public:
+  Session(Model& model, backend::Backend& backend, SessionOptions options = {});
+
+  // Runs `tokens` at the next positions. Returns the logits of the last token, or of every
+  // token (n × vocab) when `all_logits`. Throws aero::Error past the context.
+  std::span<const float> eval(std::span<const std::int32_t> tokens, bool all_logits = false);
+
+  std::int64_t position() const { return position_; }
+  std::int64_t context() const { return context_; }
+  // Forgets the conversation (positions restart at 0; cache entries are overwritten).
+  void reset() { position_ = 0; }
+  // Keeps the first `position` tokens, drops the rest (e.g. to re-run a suffix).
+  void rewind(std::int64_t position);
+  std::uint64_t kv_bytes() const { return cache_->bytes(); }
+
+ private:
+  void forward(std::span<const std::int32_t> tokens, bool all_logits, float* logits_out);
+
+  Model& model_;
+  backend::Backend& backend_;
+  std::int64_t context_;
+  std::int64_t max_batch_;
+  std::int64_t position_ = 0;
+  std::unique_ptr<backend::KvCache> cache_;
+  std::vector<double> inv_freq_;
+  // Activations for up to max_batch tokens, in backend memory.
+  float *x_, *xb_, *q_, *k_, *v_, *att_, *gate_, *up_, *logits_;
+  std::vector<float> host_logits_;
+};
+
+}  // namespace aero::engine

@@ -1,0 +1,84 @@
+// A model's weights by role, as views into the mapped file in their stored format, and the
+// residency interface the engine reaches them through: acquire(layer) before a layer runs,
+// release(layer) after. Everything mapped is the first implementation (acquire is free);
+// streaming from disk implements the same interface with a prefetcher behind it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "aero/format/model_source.h"
+#include "aero/model/spec.h"
+#include "aero/quant/matrix.h"
+
+namespace aero::model {
+
+using quant::Matrix;
+
+// The roles of a decoder layer's tensors, each with its Hugging Face and GGUF name.
+enum class Role {
+  AttnNorm, AttnQ, AttnK, AttnV, AttnOut, AttnQBias, AttnKBias, AttnVBias, AttnQNorm, AttnKNorm,
+  FfnNorm, FfnGate, FfnUp, FfnDown,
+};
+struct RoleNames {
+  Role role;
+  const char* hf;    // after "model.layers.{i}."
+  const char* gguf;  // after "blk.{i}."
+};
+const std::vector<RoleNames>& layer_roles();
+// Whole-model tensors: embedding, final norm, output head (absent when tied), GGUF rope factors.
+inline constexpr const char* kHfEmbedding = "model.embed_tokens.weight";
+inline constexpr const char* kHfOutputNorm = "model.norm.weight";
+inline constexpr const char* kHfOutput = "lm_head.weight";
+inline constexpr const char* kGgufEmbedding = "token_embd.weight";
+inline constexpr const char* kGgufOutputNorm = "output_norm.weight";
+inline constexpr const char* kGgufOutput = "output.weight";
+inline constexpr const char* kGgufRopeFreqs = "rope_freqs.weight";
+
+// Norm weights and biases are small; they are converted to f32 once at load.
+struct LayerWeights {
+  std::vector<float> attn_norm, ffn_norm;
+  Matrix q, k, v, out;
+  std::vector<float> q_bias, k_bias, v_bias;  // empty when the model has none
+  std::vector<float> q_norm, k_norm;          // Qwen3: per-head RMSNorm weights
+  Matrix gate, up, down;
+};
+
+struct GlobalWeights {
+  Matrix embedding;          // [vocab, hidden]; rows are looked up, decoded one at a time
+  std::vector<float> output_norm;
+  Matrix output;             // [vocab, hidden]; the embedding itself when tied
+  std::vector<float> rope_freqs;  // GGUF llama3-style per-pair divisors; empty when none
+};
+
+class LayerResidency {
+ public:
+  virtual ~LayerResidency() = default;
+  virtual const GlobalWeights& globals() const = 0;
+  // The layer's weights, ready to compute with until release(layer).
+  virtual const LayerWeights& acquire(std::int64_t layer) = 0;
+  virtual void release(std::int64_t layer) = 0;
+};
+
+// Every layer used where it lies in the mapped source.
+class ResidentWeights final : public LayerResidency {
+ public:
+  // Checks that every tensor the spec needs is present with the right shape and a type aero
+  // can compute with; throws aero::Error naming the first that is not.
+  ResidentWeights(const format::ModelSource& source, const ModelSpec& spec);
+  const GlobalWeights& globals() const override { return globals_; }
+  const LayerWeights& acquire(std::int64_t layer) override { return layers_[static_cast<std::size_t>(layer)]; }
+  void release(std::int64_t) override {}
+  // Bytes of weights read per generated token (all matrices once, the embedding row aside).
+  std::uint64_t bytes_per_token() const { return bytes_per_token_; }
+
+ private:
+  GlobalWeights globals_;
+  std::vector<LayerWeights> layers_;
+  std::uint64_t bytes_per_token_ = 0;
+};
+
+}  // namespace aero::model

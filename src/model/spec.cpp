@@ -1,0 +1,197 @@
+#include "aero/model/spec.h"
+
+#include <cmath>
+#include <numbers>
+
+#include "aero/error.h"
+
+namespace aero::model {
+namespace {
+
+Family family_of(std::string_view name, std::string_view where) {
+  // Hugging Face model_type / GGUF general.architecture.
+  if (name == "llama" || name == "mistral") return Family::Llama;
+  if (name == "qwen2") return Family::Qwen2;
+  if (name == "qwen3") return Family::Qwen3;
+  fail("{}: unsupported architecture '{}' (aero runs llama, mistral, qwen2 and qwen3)", where, name);
+}
+
+std::int64_t positive(std::int64_t v, std::string_view key, std::string_view where) {
+  if (v <= 0 || v > (std::int64_t{1} << 32)) fail("{}: {} = {} is out of range", where, key, v);
+  return v;
+}
+
+void check(const ModelSpec& s, std::string_view where) {
+  if (s.heads % s.kv_heads != 0)
+    fail("{}: {} attention heads cannot share {} key/value heads evenly", where, s.heads, s.kv_heads);
+  if (s.head_dim % 2 != 0) fail("{}: head dimension {} is odd; rotary embedding needs pairs", where, s.head_dim);
+  if (!(s.norm_eps > 0) || !(s.rope_theta > 0)) fail("{}: norm epsilon and rope theta must be positive", where);
+  if (s.rope_scaling.kind != RopeScaling::Kind::None && !(s.rope_scaling.factor > 0))
+    fail("{}: rope scaling factor must be positive", where);
+}
+
+// rope_parameters (transformers 5) or rope_scaling (older configs); null or "default" is none.
+RopeScaling hf_rope_scaling(const Json& r) {
+  RopeScaling s;
+  if (!r.is_object()) return s;
+  std::string type = r.value("rope_type", r.value("type", std::string("default")));
+  if (type == "default") return s;
+  if (type == "linear") s.kind = RopeScaling::Kind::Linear;
+  else if (type == "llama3") s.kind = RopeScaling::Kind::Llama3;
+  else fail("config.json: rope scaling '{}' is not supported yet (default, linear and llama3 are)", type);
+  s.factor = r.value("factor", 1.0);
+  s.low_freq_factor = r.value("low_freq_factor", 1.0);
+  s.high_freq_factor = r.value("high_freq_factor", 4.0);
+  s.original_context = r.value("original_max_position_embeddings", 8192.0);
+  return s;
+}
+
+std::vector<std::int32_t> ids_of(const Json& v) {
+  std::vector<std::int32_t> ids;
+  if (v.is_number_integer()) ids.push_back(v.get<std::int32_t>());
+  if (v.is_array())
+    for (const auto& e : v)
+      if (e.is_number_integer()) ids.push_back(e.get<std::int32_t>());
+  return ids;
+}
+
+}  // namespace
+
+std::string_view family_name(Family family) {
+  switch (family) {
+    case Family::Llama: return "llama";
+    case Family::Qwen2: return "qwen2";
+    case Family::Qwen3: return "qwen3";
+  }
+  return "?";
+}
+
+std::vector<double> ModelSpec::rope_inv_freq(const std::vector<float>& freq_factors) const {
+  const std::int64_t pairs = head_dim / 2;
+  std::vector<double> inv(static_cast<std::size_t>(pairs));
+  for (std::int64_t i = 0; i < pairs; ++i) {
+    double f = 1.0 / std::pow(rope_theta, static_cast<double>(2 * i) / static_cast<double>(head_dim));
+    const auto& s = rope_scaling;
+    if (s.kind == RopeScaling::Kind::Linear) f /= s.factor;
+    if (s.kind == RopeScaling::Kind::Llama3) {
+      // Long wavelengths are slowed by `factor`, short ones kept, the band between blended.
+      const double wavelen = 2 * std::numbers::pi / f;
+      const double low_wavelen = s.original_context / s.low_freq_factor;
+      const double high_wavelen = s.original_context / s.high_freq_factor;
+      if (wavelen > low_wavelen) {
+        f /= s.factor;
+      } else if (wavelen >= high_wavelen) {
+        const double smooth = (s.original_context / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+        f = (1 - smooth) * f / s.factor + smooth * f;
+      }
+    }
+    if (!freq_factors.empty()) f /= freq_factors[static_cast<std::size_t>(i)];
+    inv[static_cast<std::size_t>(i)] = f;
+  }
+  return inv;
+}
+
+ModelSpec spec_from_hf_config(const Json& c) {
+  const std::string where = "config.json";
+  if (!c.is_object()) fail("{}: not a JSON object", where);
+  ModelSpec s;
+  const std::string type = c.value("model_type", std::string());
+  if (type.empty()) fail("{}: no model_type", where);
+  s.family = family_of(type, where);
+  s.architecture = type;
+  auto integer = [&](const char* key) -> std::int64_t {
+    auto it = c.find(key);
+    if (it == c.end() || !it->is_number_integer()) fail("{}: missing integer '{}'", where, key);
+    return positive(it->get<std::int64_t>(), key, where);
+  };
+  s.vocab = integer("vocab_size");
+  s.hidden = integer("hidden_size");
+  s.layers = integer("num_hidden_layers");
+  s.heads = integer("num_attention_heads");
+  s.kv_heads = c.contains("num_key_value_heads") && c["num_key_value_heads"].is_number_integer()
+                   ? integer("num_key_value_heads") : s.heads;
+  s.head_dim = c.contains("head_dim") && c["head_dim"].is_number_integer() ? integer("head_dim") : s.hidden / s.heads;
+  s.ffn = integer("intermediate_size");
+  s.context = c.contains("max_position_embeddings") ? integer("max_position_embeddings") : 4096;
+  s.norm_eps = c.value("rms_norm_eps", 1e-6);
+  const std::string act = c.value("hidden_act", std::string("silu"));
+  if (act != "silu") fail("{}: activation '{}' is not supported (silu is)", where, act);
+  if (c.contains("rope_parameters") && c["rope_parameters"].is_object()) {
+    s.rope_theta = c["rope_parameters"].value("rope_theta", 10000.0);
+    s.rope_scaling = hf_rope_scaling(c["rope_parameters"]);
+  } else {
+    s.rope_theta = c.value("rope_theta", 10000.0);
+    if (c.contains("rope_scaling")) s.rope_scaling = hf_rope_scaling(c["rope_scaling"]);
+  }
+  if (c.contains("bos_token_id") && c["bos_token_id"].is_number_integer()) s.bos_id = c["bos_token_id"].get<std::int32_t>();
+  if (c.contains("eos_token_id")) s.eos_ids = ids_of(c["eos_token_id"]);
+  s.rope_layout = RopeLayout::HalfSplit;
+  check(s, where);
+  return s;
+}
+
+ModelSpec spec_from_gguf(const format::GgufMetadata& m) {
+  const std::string where = "GGUF metadata";
+  const auto arch = m.get_string("general.architecture");
+  if (!arch) fail("{}: no general.architecture", where);
+  ModelSpec s;
+  s.family = family_of(*arch, where);
+  s.architecture = *arch;
+  auto integer = [&](const std::string& key) -> std::int64_t {
+    auto v = m.get_int(*arch + "." + key);
+    if (!v) fail("{}: missing {}.{}", where, *arch, key);
+    return positive(*v, key, where);
+  };
+  auto optional_int = [&](const std::string& key, std::int64_t fallback) {
+    auto v = m.get_int(*arch + "." + key);
+    return v ? positive(*v, key, where) : fallback;
+  };
+  s.hidden = integer("embedding_length");
+  s.layers = integer("block_count");
+  s.heads = integer("attention.head_count");
+  s.kv_heads = optional_int("attention.head_count_kv", s.heads);
+  s.head_dim = optional_int("attention.key_length", s.hidden / s.heads);
+  s.ffn = integer("feed_forward_length");
+  s.context = optional_int("context_length", 4096);
+  s.norm_eps = m.get_float(*arch + ".attention.layer_norm_rms_epsilon").value_or(1e-5);
+  s.rope_theta = m.get_float(*arch + ".rope.freq_base").value_or(10000.0);
+  if (auto type = m.get_string(*arch + ".rope.scaling.type"); type && *type != "none") {
+    if (*type != "linear") fail("{}: rope scaling '{}' is not supported yet (linear is)", where, *type);
+    s.rope_scaling.kind = RopeScaling::Kind::Linear;
+    s.rope_scaling.factor = m.get_float(*arch + ".rope.scaling.factor").value_or(1.0);
+  }
+  if (auto v = m.get_int(*arch + ".vocab_size")) s.vocab = positive(*v, "vocab_size", where);
+  else if (const auto* tokens = m.find("tokenizer.ggml.tokens"); tokens && tokens->value.is_array())
+    s.vocab = static_cast<std::int64_t>(tokens->value.size());
+  if (auto v = m.get_int("tokenizer.ggml.bos_token_id")) s.bos_id = static_cast<std::int32_t>(*v);
+  for (const char* key : {"tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"})
+    if (auto v = m.get_int(key)) s.eos_ids.push_back(static_cast<std::int32_t>(*v));
+  // llama.cpp's converter permutes Q/K rows only for the llama family; qwen keeps HF's layout.
+  s.rope_layout = s.family == Family::Llama ? RopeLayout::Interleaved : RopeLayout::HalfSplit;
+  check(s, where);
+  return s;
+}
+
+ModelSpec read_spec(const format::ModelSource& source) {
+  const auto& meta = source.metadata();
+  ModelSpec s;
+  if (meta.gguf && meta.gguf->get_string("general.architecture")) {
+    s = spec_from_gguf(*meta.gguf);
+  } else if (auto it = meta.hf_files.find("config.json"); it != meta.hf_files.end()) {
+    s = spec_from_hf_config(parse_json(it->second, "config.json"));
+  } else {
+    fail("the model carries no hyper-parameters (no GGUF metadata, no config.json); give them with --config");
+  }
+  // The tensor names say which convention the weights follow, whatever the metadata says.
+  const bool gguf_names = source.find("token_embd.weight") != nullptr;
+  if (!gguf_names) s.rope_layout = RopeLayout::HalfSplit;
+  else if (s.family == Family::Llama) s.rope_layout = RopeLayout::Interleaved;
+  if (const auto* embd = source.find(gguf_names ? "token_embd.weight" : "model.embed_tokens.weight");
+      embd && embd->shape.size() == 2) {
+    if (s.vocab == 0) s.vocab = static_cast<std::int64_t>(embd->shape[0]);
+  }
+  if (s.vocab == 0) fail("the model does not say its vocabulary size");
+  return s;
+}
+
+}  // namespace aero::model

@@ -1,0 +1,122 @@
+#include "aero/model/weights.h"
+
+#include <fmt/format.h>
+
+#include "aero/error.h"
+
+namespace aero::model {
+namespace {
+
+using format::SourceTensor;
+
+// One naming convention: Hugging Face's or GGUF's, decided by the embedding's name.
+struct Naming {
+  bool gguf;
+  std::string layer(std::int64_t i, const RoleNames& r) const {
+    return gguf ? fmt::format("blk.{}.{}", i, r.gguf) : fmt::format("model.layers.{}.{}", i, r.hf);
+  }
+};
+
+quant::TypeTraits traits_of(const SourceTensor& t) {
+  auto type = format::ggml_type_of(t.dtype, t.ggml_type);
+  auto traits = type ? quant::type_traits(static_cast<std::uint32_t>(*type)) : std::nullopt;
+  if (!traits || !traits->decode) fail("tensor {}: element type cannot be computed with", t.name);
+  return *traits;
+}
+
+std::string shape_text(const std::vector<std::uint64_t>& shape) {
+  return fmt::format("[{}]", fmt::join(shape, ", "));
+}
+
+Matrix matrix_of(const SourceTensor& t, std::int64_t rows, std::int64_t cols) {
+  if (t.shape.size() != 2 || t.shape[0] != static_cast<std::uint64_t>(rows) || t.shape[1] != static_cast<std::uint64_t>(cols))
+    fail("tensor {}: shape {} where the model's hyper-parameters need [{}, {}]", t.name, shape_text(t.shape), rows, cols);
+  const auto traits = traits_of(t);
+  const auto rb = quant::row_bytes(traits, static_cast<std::uint64_t>(cols));
+  if (!rb) fail("tensor {}: {} columns are not whole {} blocks", t.name, cols, traits.name);
+  if (t.data.size() < *rb * static_cast<std::uint64_t>(rows)) fail("tensor {}: data shorter than its shape", t.name);
+  return Matrix{traits.type, t.data.data(), rows, cols, static_cast<std::size_t>(*rb)};
+}
+
+std::vector<float> vector_of(const SourceTensor& t, std::int64_t size) {
+  std::uint64_t elements = 1;
+  for (auto d : t.shape) elements *= d;
+  if (elements != static_cast<std::uint64_t>(size))
+    fail("tensor {}: shape {} where the model needs {} elements", t.name, shape_text(t.shape), size);
+  const auto traits = traits_of(t);
+  std::vector<float> v(static_cast<std::size_t>(size));
+  const auto bytes = quant::row_bytes(traits, elements);
+  if (!bytes || t.data.size() < *bytes) fail("tensor {}: data shorter than its shape", t.name);
+  quant::decode_to_f32(traits.type, t.data.first(*bytes), v);
+  return v;
+}
+
+}  // namespace
+
+const std::vector<RoleNames>& layer_roles() {
+  static const std::vector<RoleNames> roles = {
+      {Role::AttnNorm, "input_layernorm.weight", "attn_norm.weight"},
+      {Role::AttnQ, "self_attn.q_proj.weight", "attn_q.weight"},
+      {Role::AttnK, "self_attn.k_proj.weight", "attn_k.weight"},
+      {Role::AttnV, "self_attn.v_proj.weight", "attn_v.weight"},
+      {Role::AttnOut, "self_attn.o_proj.weight", "attn_output.weight"},
+      {Role::AttnQBias, "self_attn.q_proj.bias", "attn_q.bias"},
+      {Role::AttnKBias, "self_attn.k_proj.bias", "attn_k.bias"},
+      {Role::AttnVBias, "self_attn.v_proj.bias", "attn_v.bias"},
+      {Role::AttnQNorm, "self_attn.q_norm.weight", "attn_q_norm.weight"},
+      {Role::AttnKNorm, "self_attn.k_norm.weight", "attn_k_norm.weight"},
+      {Role::FfnNorm, "post_attention_layernorm.weight", "ffn_norm.weight"},
+      {Role::FfnGate, "mlp.gate_proj.weight", "ffn_gate.weight"},
+      {Role::FfnUp, "mlp.up_proj.weight", "ffn_up.weight"},
+      {Role::FfnDown, "mlp.down_proj.weight", "ffn_down.weight"},
+  };
+  return roles;
+}
+
+ResidentWeights::ResidentWeights(const format::ModelSource& source, const ModelSpec& s) {
+  const Naming naming{source.find(kGgufEmbedding) != nullptr};
+  auto need = [&](const std::string& name) -> const SourceTensor& {
+    const auto* t = source.find(name);
+    if (!t) fail("the model has no tensor {} (a {} model needs it)", name, family_name(s.family));
+    return *t;
+  };
+  const std::int64_t q_width = s.heads * s.head_dim, kv_width = s.kv_heads * s.head_dim;
+
+  globals_.embedding = matrix_of(need(naming.gguf ? kGgufEmbedding : kHfEmbedding), s.vocab, s.hidden);
+  globals_.output_norm = vector_of(need(naming.gguf ? kGgufOutputNorm : kHfOutputNorm), s.hidden);
+  const auto* head = source.find(naming.gguf ? kGgufOutput : kHfOutput);
+  globals_.output = head ? matrix_of(*head, s.vocab, s.hidden) : globals_.embedding;  // tied when absent
+  if (const auto* f = source.find(kGgufRopeFreqs); f && naming.gguf) globals_.rope_freqs = vector_of(*f, s.head_dim / 2);
+  bytes_per_token_ = globals_.output.bytes();
+
+  layers_.resize(static_cast<std::size_t>(s.layers));
+  for (std::int64_t i = 0; i < s.layers; ++i) {
+    LayerWeights& l = layers_[static_cast<std::size_t>(i)];
+    for (const RoleNames& r : layer_roles()) {
+      const std::string name = naming.layer(i, r);
+      const auto* t = source.find(name);
+      switch (r.role) {
+        case Role::AttnNorm: l.attn_norm = vector_of(need(name), s.hidden); break;
+        case Role::FfnNorm: l.ffn_norm = vector_of(need(name), s.hidden); break;
+        case Role::AttnQ: l.q = matrix_of(need(name), q_width, s.hidden); break;
+        case Role::AttnK: l.k = matrix_of(need(name), kv_width, s.hidden); break;
+        case Role::AttnV: l.v = matrix_of(need(name), kv_width, s.hidden); break;
+        case Role::AttnOut: l.out = matrix_of(need(name), s.hidden, q_width); break;
+        case Role::FfnGate: l.gate = matrix_of(need(name), s.ffn, s.hidden); break;
+        case Role::FfnUp: l.up = matrix_of(need(name), s.ffn, s.hidden); break;
+        case Role::FfnDown: l.down = matrix_of(need(name), s.hidden, s.ffn); break;
+        // Biases are optional for every family (Qwen2 has them, some Llama fine-tunes too).
+        case Role::AttnQBias: if (t) l.q_bias = vector_of(*t, q_width); break;
+        case Role::AttnKBias: if (t) l.k_bias = vector_of(*t, kv_width); break;
+        case Role::AttnVBias: if (t) l.v_bias = vector_of(*t, kv_width); break;
+        case Role::AttnQNorm: if (s.family == Family::Qwen3) l.q_norm = vector_of(need(name), s.head_dim); break;
+        case Role::AttnKNorm: if (s.family == Family::Qwen3) l.k_norm = vector_of(need(name), s.head_dim); break;
+      }
+    }
+    if (s.family == Family::Qwen2 && (l.q_bias.empty() || l.k_bias.empty() || l.v_bias.empty()))
+      fail("layer {}: a qwen2 model needs q, k and v biases", i);
+    for (const Matrix* m : {&l.q, &l.k, &l.v, &l.out, &l.gate, &l.up, &l.down}) bytes_per_token_ += m->bytes();
+  }
+}
+
+}  // namespace aero::model
