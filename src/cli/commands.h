@@ -11,5 +11,7 @@ void add_list_command(CLI::App& app);
 void add_extract_command(CLI::App& app);
 void add_convert_command(CLI::App& app);
 void add_quantize_command(CLI::App& app);
+void add_run_command(CLI::App& app);
+void add_logits_command(CLI::App& app);
 
 }  // namespace aero::cli

@@ -18,6 +18,8 @@ int main(int argc, char** argv) {
   aero::cli::add_extract_command(app);
   aero::cli::add_convert_command(app);
   aero::cli::add_quantize_command(app);
+  aero::cli::add_run_command(app);
+  aero::cli::add_logits_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

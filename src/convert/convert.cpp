@@ -7,6 +7,7 @@
 #include "aero/format/aero_model.h"
 #include "aero/format/model_source.h"
 #include "aero/format/safetensors.h"
+#include "convert/out_tensor.h"
 
 namespace aero::convert {
 
@@ -39,16 +40,6 @@ format::WriteSummary write_aero_kind(const std::filesystem::path& out, OutputKin
   auto dir = out.filename() == "model.aeroset.json" ? out.parent_path() : out;
   return format::write_aeroset(dir, model, tensors, options.write, options.part_shards);
 }
-
-// A tensor on its way out: what it is, and how its bytes are produced (in pieces).
-struct OutTensor {
-  std::string name;
-  format::DType dtype;
-  int ggml_type;
-  std::vector<std::uint64_t> shape;  // row-major
-  std::uint64_t size;
-  std::function<void(const std::function<void(std::span<const std::uint8_t>)>&)> produce;
-};
 
 std::vector<OutTensor> as_is(const ModelSource& src) {
   std::vector<OutTensor> out;
@@ -145,13 +136,20 @@ ConvertSummary to_aero(const ModelSource& src, const std::vector<OutTensor>& out
 
 ConvertSummary to_gguf(const ModelSource& src, const std::vector<OutTensor>& out_tensors,
                        const std::filesystem::path& out, const ConvertOptions& options) {
-  if (!src.metadata().gguf)
-    fail("GGUF output needs GGUF metadata (hyper-parameters, tokenizer): convert from a GGUF file or from a .aero "
-         "that aero made from one, or name a GGUF with --config");
-  format::GgufMetadata metadata = *src.metadata().gguf;
+  std::vector<OutTensor> renamed;
+  format::GgufMetadata metadata;
+  if (src.metadata().gguf) {
+    metadata = *src.metadata().gguf;
+  } else if (src.metadata().hf_files.contains("config.json")) {
+    renamed = hf_to_gguf(src, out_tensors, metadata);  // names, hyper-parameters, rotary layout
+  } else {
+    fail("GGUF output needs the model's hyper-parameters: the source has neither GGUF metadata nor a config.json "
+         "(name a GGUF or HF folder with --config)");
+  }
+  const std::vector<OutTensor>& gguf_tensors = renamed.empty() ? out_tensors : renamed;
   if (!options.model_name.empty()) metadata.set({"general.name", format::GgufType::String, {}, options.model_name});
   std::vector<format::GgufTensorWrite> tensors;
-  for (const auto& t : out_tensors) {
+  for (const auto& t : gguf_tensors) {
     auto type = format::ggml_type_of(t.dtype, t.ggml_type);
     if (!type) fail("tensor '{}': GGUF has no type for {}", t.name, format::dtype_name(t.dtype));
     tensors.push_back({t.name, *type, {t.shape.rbegin(), t.shape.rend()}, t.size, [&t, &options](auto emit) {

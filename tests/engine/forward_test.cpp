@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "aero/convert/convert.h"
 #include "aero/engine/session.h"
 #include "engine/hf_reference.h"
 #include "test_support.h"
@@ -30,13 +31,34 @@ std::int32_t argmax(std::span<const float> v) {
   return static_cast<std::int32_t>(std::max_element(v.begin(), v.end()) - v.begin());
 }
 
-class Forward : public ::testing::TestWithParam<std::string> {};
+// The fixture model as it reaches aero: the HF folder itself, or converted by aero to .aero
+// or GGUF (GGUF llama weights carry llama.cpp's permuted Q/K rows and interleaved rotary).
+struct Case {
+  std::string model, container;
+};
+
+std::filesystem::path model_path(const std::filesystem::path& shared, const Case& c) {
+  const auto dir = shared / "fixtures/hf" / c.model;
+  if (c.container == "hf") return dir;
+  static ScratchDir scratch;
+  const auto out = scratch / (c.model + "." + c.container);
+  if (!std::filesystem::exists(out))
+    convert::convert(dir, out, c.container == "gguf" ? convert::OutputKind::Gguf : convert::OutputKind::Aero, {});
+  return out;
+}
+
+class Forward : public ::testing::TestWithParam<Case> {
+ protected:
+  std::filesystem::path dir(const std::filesystem::path& shared) const { return shared / "fixtures/hf" / GetParam().model; }
+  std::unique_ptr<engine::Model> open(const std::filesystem::path& shared) const {
+    return engine::Model::open(model_path(shared, GetParam()));
+  }
+};
 
 TEST_P(Forward, LogitsEqualTransformers) {
   AERO_REQUIRE_SHARED(shared);
-  const auto dir = shared / "fixtures/hf" / GetParam();
-  const auto ref = HfReference::load(dir);
-  auto model = engine::Model::open(dir);
+  const auto ref = HfReference::load(dir(shared));
+  auto model = open(shared);
   auto cpu = backend::make_cpu_backend(2);
   engine::Session session(*model, *cpu, {.kv_type = backend::KvType::F32});
   const auto logits = session.eval(ref.input_ids, /*all_logits=*/true);
@@ -49,9 +71,8 @@ TEST_P(Forward, LogitsEqualTransformers) {
 
 TEST_P(Forward, GreedyContinuationEqualsTransformers) {
   AERO_REQUIRE_SHARED(shared);
-  const auto dir = shared / "fixtures/hf" / GetParam();
-  const auto ref = HfReference::load(dir);
-  auto model = engine::Model::open(dir);
+  const auto ref = HfReference::load(dir(shared));
+  auto model = open(shared);
   auto cpu = backend::make_cpu_backend(2);
   engine::Session session(*model, *cpu, {.kv_type = backend::KvType::F32});
   std::vector<std::int32_t> ids = ref.prompt_ids;
@@ -66,9 +87,8 @@ TEST_P(Forward, GreedyContinuationEqualsTransformers) {
 // Token by token through the KV cache gives what one pass over the sequence gives.
 TEST_P(Forward, IncrementalDecodingEqualsOnePass) {
   AERO_REQUIRE_SHARED(shared);
-  const auto dir = shared / "fixtures/hf" / GetParam();
-  const auto ref = HfReference::load(dir);
-  auto model = engine::Model::open(dir);
+  const auto ref = HfReference::load(dir(shared));
+  auto model = open(shared);
   auto cpu = backend::make_cpu_backend(2);
   engine::Session whole(*model, *cpu, {.kv_type = backend::KvType::F32});
   const auto all = whole.eval(ref.input_ids, true);
@@ -84,9 +104,8 @@ TEST_P(Forward, IncrementalDecodingEqualsOnePass) {
 // The f16 cache rounds keys and values to 11 significant bits: close, not equal.
 TEST_P(Forward, HalfPrecisionCacheStaysClose) {
   AERO_REQUIRE_SHARED(shared);
-  const auto dir = shared / "fixtures/hf" / GetParam();
-  const auto ref = HfReference::load(dir);
-  auto model = engine::Model::open(dir);
+  const auto ref = HfReference::load(dir(shared));
+  auto model = open(shared);
   auto cpu = backend::make_cpu_backend(2);
   engine::Session session(*model, *cpu, {.kv_type = backend::KvType::F16});
   const auto logits = session.eval(ref.input_ids, true);
@@ -95,12 +114,18 @@ TEST_P(Forward, HalfPrecisionCacheStaysClose) {
   EXPECT_LE(diff, 2e-3f * max_abs(ref.logits));
 }
 
-INSTANTIATE_TEST_SUITE_P(HfFixtures, Forward, ::testing::ValuesIn(hf_fixture_models()),
-                         [](const auto& info) {
-                           std::string n = info.param;
-                           std::replace(n.begin(), n.end(), '-', '_');
-                           return n;
-                         });
+std::vector<Case> cases() {
+  std::vector<Case> all;
+  for (const auto& m : hf_fixture_models())
+    for (const char* c : {"hf", "aero", "gguf"}) all.push_back({m, c});
+  return all;
+}
+
+INSTANTIATE_TEST_SUITE_P(HfFixtures, Forward, ::testing::ValuesIn(cases()), [](const auto& info) {
+  std::string n = info.param.model + "_" + info.param.container;
+  std::replace(n.begin(), n.end(), '-', '_');
+  return n;
+});
 
 }  // namespace
 }  // namespace aero::test

@@ -49,6 +49,7 @@ class Session {
   // token (n × vocab) when `all_logits`. Throws aero::Error past the context.
   std::span<const float> eval(std::span<const std::int32_t> tokens, bool all_logits = false);
 
+  Model& model() const { return model_; }
   std::int64_t position() const { return position_; }
   std::int64_t context() const { return context_; }
   // Forgets the conversation (positions restart at 0; cache entries are overwritten).

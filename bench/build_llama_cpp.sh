@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Builds llama.cpp's llama-bench and llama-tokenize, the peer for side-by-side benchmarks,
+# from the source bundle the npm package node-llama-cpp ships — outside this repository.
+# Usage: bench/build_llama_cpp.sh [DIR]   (default /tmp/aero-peer; prints the bin folder)
+set -euo pipefail
+dir="${1:-/tmp/aero-peer}"
+mkdir -p "$dir"
+cd "$dir"
+if [ ! -d llama.cpp ]; then
+  [ -f package/llama/gitRelease.bundle ] || { npm pack node-llama-cpp >/dev/null && tar xzf node-llama-cpp-*.tgz; }
+  git clone -q package/llama/gitRelease.bundle llama.cpp
+fi
+cmake -S llama.cpp -B llama.cpp/build -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DLLAMA_CURL=OFF \
+  -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_TOOLS=ON >/dev/null
+cmake --build llama.cpp/build -j"$(nproc)" --target llama-bench llama-tokenize >/dev/null
+echo "$dir/llama.cpp/build/bin"

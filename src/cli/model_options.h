@@ -1,0 +1,50 @@
+// Flags shared by the commands that run a model (run, logits, bench): which model, which
+// metadata, how many threads, how long a context, which KV cache type.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+
+#include "aero/backend/backend.h"
+#include "aero/engine/sampler.h"
+#include "aero/engine/session.h"
+
+namespace aero::cli {
+
+struct ModelOptions {
+  std::string model;
+  std::string config;
+  unsigned threads = std::max(1u, std::thread::hardware_concurrency());
+  std::int64_t context = 0;
+  std::string kv_type = "f16";
+
+  void add_to(CLI::App& cmd) {
+    cmd.add_option("model", model, "model: .aero, AEROSET folder, .gguf, .safetensors or HF folder")->required();
+    cmd.add_option("--config", config, "HF folder or GGUF supplying metadata the model file lacks");
+    cmd.add_option("-t,--threads", threads, "compute threads (default: all cores)")->check(CLI::Range(1u, 1024u));
+    cmd.add_option("-c,--ctx", context, "context length in tokens (default: the model's, at most 4096)")
+        ->check(CLI::NonNegativeNumber);
+    cmd.add_option("--kv-type", kv_type, "KV cache element type: f16, f32 or q8_0")->check(CLI::IsMember({"f16", "f32", "q8_0"}));
+  }
+
+  engine::SessionOptions session() const { return {.context = context, .kv_type = backend::kv_type_by_name(kv_type)}; }
+};
+
+// Sampling flags, named as llama.cpp names them.
+inline void add_sampling_options(CLI::App& cmd, engine::SamplingParams& p, bool& greedy) {
+  cmd.add_option("--temp", p.temperature, "temperature; 0 is greedy (default 0.8)");
+  cmd.add_option("--top-k", p.top_k, "keep the K most likely tokens; 0 = off (default 40)");
+  cmd.add_option("--top-p", p.top_p, "keep the smallest set with probability P; 1 = off (default 0.95)");
+  cmd.add_option("--min-p", p.min_p, "drop tokens below P x the best one's probability (default 0.05)");
+  cmd.add_option("--repeat-penalty", p.repeat_penalty, "penalize repeated tokens; 1 = off (default 1.0)");
+  cmd.add_option("--presence-penalty", p.presence_penalty, "subtract once from repeated tokens (default 0)");
+  cmd.add_option("--frequency-penalty", p.frequency_penalty, "subtract per repetition (default 0)");
+  cmd.add_option("--repeat-last-n", p.repeat_last_n, "tokens the penalties look back on; -1 = all (default 64)");
+  cmd.add_option("-s,--seed", p.seed, "random seed; the same seed gives the same text (default: random)");
+  cmd.add_flag("--greedy", greedy, "always take the most likely token (same as --temp 0)");
+}
+
+}  // namespace aero::cli

@@ -1,0 +1,129 @@
+// Hugging Face → GGUF: what llama.cpp's convert_hf_to_gguf.py does for the families aero
+// runs — GGUF tensor names, hyper-parameter keys, Q/K row permutation for llama, and
+// llama3 rope scaling as a rope_freqs tensor.
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <memory>
+
+#include <fmt/format.h>
+
+#include "aero/error.h"
+#include "aero/model/spec.h"
+#include "aero/model/weights.h"
+#include "convert/out_tensor.h"
+
+namespace aero::convert {
+namespace {
+
+using format::GgufKv;
+using format::GgufType;
+
+// GGUF name for an HF name, and how many heads its rows group into for the llama permutation
+// (0: no permutation).
+struct Mapping {
+  std::string name;
+  std::int64_t permute_heads = 0;
+};
+
+std::optional<Mapping> gguf_name(const std::string& hf, const model::ModelSpec& spec) {
+  if (hf == model::kHfEmbedding) return Mapping{model::kGgufEmbedding};
+  if (hf == model::kHfOutputNorm) return Mapping{model::kGgufOutputNorm};
+  if (hf == model::kHfOutput) return Mapping{model::kGgufOutput};
+  std::int64_t layer = -1;
+  int consumed = 0;
+  if (std::sscanf(hf.c_str(), "model.layers.%ld.%n", &layer, &consumed) != 1 || consumed == 0) return std::nullopt;
+  const std::string rest = hf.substr(static_cast<std::size_t>(consumed));
+  for (const auto& r : model::layer_roles()) {
+    if (rest != r.hf) continue;
+    Mapping m{fmt::format("blk.{}.{}", layer, r.gguf)};
+    if (spec.family == model::Family::Llama) {
+      using model::Role;
+      if (r.role == Role::AttnQ || r.role == Role::AttnQBias) m.permute_heads = spec.heads;
+      if (r.role == Role::AttnK || r.role == Role::AttnKBias) m.permute_heads = spec.kv_heads;
+    }
+    return m;
+  }
+  return std::nullopt;
+}
+
+// Within each head, row j·(d/2) + i moves to 2i + j: the two halves that HF rotates
+// together become adjacent pairs.
+std::uint64_t permuted_source_row(std::uint64_t row, std::uint64_t head_dim) {
+  const std::uint64_t head = row / head_dim, within = row % head_dim;
+  const std::uint64_t i = within / 2, j = within % 2;
+  return head * head_dim + j * (head_dim / 2) + i;
+}
+
+void set(format::GgufMetadata& m, const std::string& key, GgufType type, Json value) {
+  m.set(GgufKv{key, type, GgufType::U8, std::move(value)});
+}
+
+}  // namespace
+
+std::vector<OutTensor> hf_to_gguf(const format::ModelSource& src, const std::vector<OutTensor>& tensors,
+                                  format::GgufMetadata& m) {
+  const auto spec = model::spec_from_hf_config(parse_json(src.metadata().hf_files.at("config.json"), "config.json"));
+  const std::string arch(spec.family == model::Family::Llama ? "llama" : model::family_name(spec.family));
+  set(m, "general.architecture", GgufType::String, arch);
+  set(m, "general.name", GgufType::String, src.metadata().name.empty() ? arch : src.metadata().name);
+  auto u32 = [&](const std::string& key, std::int64_t v) { set(m, arch + "." + key, GgufType::U32, v); };
+  auto f32 = [&](const std::string& key, double v) { set(m, arch + "." + key, GgufType::F32, v); };
+  u32("vocab_size", spec.vocab);
+  u32("context_length", spec.context);
+  u32("embedding_length", spec.hidden);
+  u32("block_count", spec.layers);
+  u32("feed_forward_length", spec.ffn);
+  u32("attention.head_count", spec.heads);
+  u32("attention.head_count_kv", spec.kv_heads);
+  u32("attention.key_length", spec.head_dim);
+  u32("attention.value_length", spec.head_dim);
+  u32("rope.dimension_count", spec.head_dim);
+  f32("attention.layer_norm_rms_epsilon", spec.norm_eps);
+  f32("rope.freq_base", spec.rope_theta);
+  if (spec.rope_scaling.kind == model::RopeScaling::Kind::Linear) {
+    set(m, arch + ".rope.scaling.type", GgufType::String, "linear");
+    f32("rope.scaling.factor", spec.rope_scaling.factor);
+  }
+  if (spec.bos_id >= 0) set(m, "tokenizer.ggml.bos_token_id", GgufType::U32, spec.bos_id);
+  if (!spec.eos_ids.empty()) set(m, "tokenizer.ggml.eos_token_id", GgufType::U32, spec.eos_ids.front());
+
+  std::vector<OutTensor> out;
+  for (const auto& t : tensors) {
+    const auto mapping = gguf_name(t.name, spec);
+    if (!mapping) fail("tensor '{}' has no GGUF name for a {} model", t.name, arch);
+    OutTensor g = t;
+    g.name = mapping->name;
+    if (mapping->permute_heads > 0) {
+      const std::uint64_t rows = t.shape.front();
+      const std::uint64_t head_dim = rows / static_cast<std::uint64_t>(mapping->permute_heads);
+      if (head_dim * static_cast<std::uint64_t>(mapping->permute_heads) != rows || head_dim % 2 != 0)
+        fail("tensor '{}': {} rows do not split into {} heads of even size", t.name, rows, mapping->permute_heads);
+      // Rows are whole (blocks never straddle them), so quantized rows permute as they are.
+      g.produce = [inner = t.produce, rows, head_dim, size = t.size](const ByteEmitter& emit) {
+        std::vector<std::uint8_t> whole;
+        whole.reserve(size);
+        inner([&](std::span<const std::uint8_t> piece) { whole.insert(whole.end(), piece.begin(), piece.end()); });
+        const std::size_t row_bytes = whole.size() / rows;
+        for (std::uint64_t r = 0; r < rows; ++r)
+          emit(std::span(whole).subspan(permuted_source_row(r, head_dim) * row_bytes, row_bytes));
+      };
+    }
+    out.push_back(std::move(g));
+  }
+  // llama3 rope scaling travels as per-pair divisors of the base frequencies.
+  if (spec.rope_scaling.kind == model::RopeScaling::Kind::Llama3) {
+    auto base = spec;
+    base.rope_scaling = {};
+    const auto plain = base.rope_inv_freq(), scaled = spec.rope_inv_freq();
+    auto factors = std::make_shared<std::vector<float>>();
+    for (std::size_t i = 0; i < plain.size(); ++i) factors->push_back(static_cast<float>(plain[i] / scaled[i]));
+    out.push_back({model::kGgufRopeFreqs, format::DType::F32, -1, {factors->size()}, factors->size() * 4,
+                   [factors](const ByteEmitter& emit) {
+                     emit({reinterpret_cast<const std::uint8_t*>(factors->data()), factors->size() * 4});
+                   }});
+  }
+  return out;
+}
+
+}  // namespace aero::convert

@@ -1,0 +1,34 @@
+// A tensor on its way out of a conversion: what it is, and how its bytes are produced (in
+// pieces, so that no whole model is ever held in memory).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "aero/format/aero.h"
+#include "aero/format/gguf.h"
+#include "aero/format/model_source.h"
+
+namespace aero::convert {
+
+using ByteEmitter = std::function<void(std::span<const std::uint8_t>)>;
+
+struct OutTensor {
+  std::string name;
+  format::DType dtype;
+  int ggml_type;
+  std::vector<std::uint64_t> shape;  // row-major
+  std::uint64_t size;
+  std::function<void(const ByteEmitter&)> produce;
+};
+
+// A Hugging Face model's tensors as llama.cpp names and lays them out (llama-family Q/K rows
+// permuted for its interleaved rotary pairs), and `metadata` filled with the GGUF keys of
+// its hyper-parameters. Throws for tensors that have no GGUF name.
+std::vector<OutTensor> hf_to_gguf(const format::ModelSource& src, const std::vector<OutTensor>& tensors,
+                                  format::GgufMetadata& metadata);
+
+}  // namespace aero::convert
