@@ -11,6 +11,7 @@ if [ ! -d llama.cpp ]; then
   git clone -q package/llama/gitRelease.bundle llama.cpp
 fi
 cmake -S llama.cpp -B llama.cpp/build -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DLLAMA_CURL=OFF \
-  -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_TOOLS=ON >/dev/null
-cmake --build llama.cpp/build -j"$(nproc)" --target llama-bench llama-tokenize >/dev/null
+  -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_TOOLS=ON >"$dir/build.log" 2>&1
+cmake --build llama.cpp/build -j"$(nproc)" --target llama-bench llama-tokenize >>"$dir/build.log" 2>&1 ||
+  { tail -20 "$dir/build.log"; exit 1; }
 echo "$dir/llama.cpp/build/bin"
