@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "aero/backend/cpu_gemv.h"
+#include "aero/backend/memory_bandwidth.h"
 
 using namespace aero;
 using backend::ThreadPool;
@@ -31,28 +32,6 @@ double median_seconds(int runs, F&& f) {
   }
   std::sort(t.begin(), t.end());
   return t[t.size() / 2];
-}
-
-// Reads with eight independent 32-byte loads per iteration, so that the probe, like the
-// kernels, keeps enough cache misses in flight to reach the memory system's limit.
-__attribute__((target("avx2"))) std::uint64_t sum_bytes(const std::uint8_t* p, std::size_t n) {
-  __m256i acc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
-  for (std::size_t i = 0; i + 256 <= n; i += 256)
-    for (int k = 0; k < 8; ++k)
-      acc[k & 3] = _mm256_add_epi64(acc[k & 3], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i + 32 * k)));
-  const __m256i sum = _mm256_add_epi64(_mm256_add_epi64(acc[0], acc[1]), _mm256_add_epi64(acc[2], acc[3]));
-  std::uint64_t out[4];
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), sum);
-  return out[0] + out[1] + out[2] + out[3];
-}
-
-double read_bandwidth(const std::vector<std::uint8_t>& buffer, ThreadPool& pool, int runs) {
-  const std::size_t tasks = 64, piece = buffer.size() / tasks;
-  std::vector<std::uint64_t> sink(tasks);
-  double s = median_seconds(runs, [&] {
-    pool.run(tasks, [&](std::size_t t) { sink[t] = sum_bytes(buffer.data() + t * piece, piece); });
-  });
-  return static_cast<double>(buffer.size()) / s / 1e9;
 }
 
 std::vector<std::uint8_t> make_matrix(GgmlType type, std::int64_t rows, std::int64_t cols) {
@@ -98,10 +77,9 @@ int main(int argc, char** argv) {
               std::string(backend::cpu::isa_name(backend::cpu::best_isa())).c_str(), gib,
               static_cast<long long>(cols), runs);
 
-  std::vector<std::uint8_t> buffer(static_cast<std::size_t>(gib * (1ull << 30)));
-  std::memset(buffer.data(), 1, buffer.size());
-  const double bw1 = read_bandwidth(buffer, one, runs), bw2 = read_bandwidth(buffer, two, runs);
-  buffer = {};
+  const auto probe_bytes = static_cast<std::size_t>(gib * (1ull << 30));
+  const double bw1 = backend::measure_read_bandwidth(one, probe_bytes, runs);
+  const double bw2 = backend::measure_read_bandwidth(two, probe_bytes, runs);
   std::printf("| kernel | 1 thread GB/s | of bandwidth | 2 threads GB/s | of bandwidth |\n|---|---|---|---|---|\n");
   std::printf("| read-bandwidth probe (AVX2 loads) | %.1f | 100%% | %.1f | 100%% |\n", bw1, bw2);
 

@@ -61,12 +61,14 @@ void set(format::GgufMetadata& m, const std::string& key, GgufType type, Json va
 
 }  // namespace
 
-std::vector<OutTensor> hf_to_gguf(const format::ModelSource& src, const std::vector<OutTensor>& tensors,
-                                  format::GgufMetadata& m) {
-  const auto spec = model::spec_from_hf_config(parse_json(src.metadata().hf_files.at("config.json"), "config.json"));
-  const std::string arch(spec.family == model::Family::Llama ? "llama" : model::family_name(spec.family));
+std::string gguf_architecture(model::Family family) {
+  return family == model::Family::Llama ? "llama" : std::string(model::family_name(family));
+}
+
+void put_gguf_hyper_parameters(const model::ModelSpec& spec, const std::string& name, format::GgufMetadata& m) {
+  const std::string arch = gguf_architecture(spec.family);
   set(m, "general.architecture", GgufType::String, arch);
-  set(m, "general.name", GgufType::String, src.metadata().name.empty() ? arch : src.metadata().name);
+  set(m, "general.name", GgufType::String, name);
   auto u32 = [&](const std::string& key, std::int64_t v) { set(m, arch + "." + key, GgufType::U32, v); };
   auto f32 = [&](const std::string& key, double v) { set(m, arch + "." + key, GgufType::F32, v); };
   u32("vocab_size", spec.vocab);
@@ -87,6 +89,14 @@ std::vector<OutTensor> hf_to_gguf(const format::ModelSource& src, const std::vec
   }
   if (spec.bos_id >= 0) set(m, "tokenizer.ggml.bos_token_id", GgufType::U32, spec.bos_id);
   if (!spec.eos_ids.empty()) set(m, "tokenizer.ggml.eos_token_id", GgufType::U32, spec.eos_ids.front());
+
+}
+
+std::vector<OutTensor> hf_to_gguf(const format::ModelSource& src, const std::vector<OutTensor>& tensors,
+                                  format::GgufMetadata& m) {
+  const auto spec = model::spec_from_hf_config(parse_json(src.metadata().hf_files.at("config.json"), "config.json"));
+  const std::string arch = gguf_architecture(spec.family);
+  put_gguf_hyper_parameters(spec, src.metadata().name.empty() ? arch : src.metadata().name, m);
 
   std::vector<OutTensor> out;
   for (const auto& t : tensors) {

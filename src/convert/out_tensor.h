@@ -11,6 +11,7 @@
 #include "aero/format/aero.h"
 #include "aero/format/gguf.h"
 #include "aero/format/model_source.h"
+#include "aero/model/spec.h"
 
 namespace aero::convert {
 
@@ -24,6 +25,11 @@ struct OutTensor {
   std::uint64_t size;
   std::function<void(const ByteEmitter&)> produce;
 };
+
+// GGUF's architecture name for a family, and its hyper-parameter keys ({arch}.block_count,
+// ...; bos/eos ids) for `spec`, as llama.cpp's converter writes them.
+std::string gguf_architecture(model::Family family);
+void put_gguf_hyper_parameters(const model::ModelSpec& spec, const std::string& name, format::GgufMetadata& metadata);
 
 // A Hugging Face model's tensors as llama.cpp names and lays them out (llama-family Q/K rows
 // permuted for its interleaved rotary pairs), and `metadata` filled with the GGUF keys of

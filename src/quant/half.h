@@ -55,6 +55,13 @@ inline std::uint16_t fp32_to_fp16(float f) {
 
 inline float bf16_to_fp32(std::uint16_t h) { return std::bit_cast<float>(static_cast<std::uint32_t>(h) << 16); }
 
+// Round to nearest, ties to even, NaN kept quiet (as ggml's GGML_FP32_TO_BF16).
+inline std::uint16_t fp32_to_bf16(float f) {
+  const std::uint32_t x = std::bit_cast<std::uint32_t>(f);
+  if ((x & 0x7fffffff) > 0x7f800000) return static_cast<std::uint16_t>((x >> 16) | 64);
+  return static_cast<std::uint16_t>((x + (0x7fff + ((x >> 16) & 1))) >> 16);
+}
+
 inline std::uint16_t load_u16(const std::uint8_t* p) { return static_cast<std::uint16_t>(p[0] | p[1] << 8); }
 
 }  // namespace aero::quant

@@ -33,11 +33,13 @@ class ThreadPool {
   std::vector<std::thread> workers_;
   std::mutex mutex_;
   std::condition_variable wake_;
-  std::atomic<std::uint64_t> generation_{0};
-  std::atomic<std::size_t> next_{0};
+  std::atomic<std::uint64_t> generation_{0};  // bumped per call: wakes the workers
+  // (call number : 24 bits, task count : 20 bits, next task : 20 bits), claimed by CAS.
+  static constexpr int kIndexBits = 20;
+  static constexpr std::uint64_t kIndexMask = (std::uint64_t{1} << kIndexBits) - 1;
+  std::atomic<std::uint64_t> claim_{0};
+  std::uint64_t calls_ = 0;
   std::atomic<std::size_t> done_{0};
-  // Atomic because a worker finishing the previous call may already take tasks of this one.
-  std::atomic<std::size_t> tasks_{0};
   std::atomic<const std::function<void(std::size_t)>*> task_{nullptr};
   std::atomic<bool> stop_{false};
 };

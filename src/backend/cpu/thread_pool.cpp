@@ -2,6 +2,8 @@
 
 #include <immintrin.h>
 
+#include "aero/error.h"
+
 namespace aero::backend {
 namespace {
 constexpr int kSpinIterations = 20000;  // ~50-100 µs before a worker sleeps
@@ -21,10 +23,18 @@ ThreadPool::~ThreadPool() {
   for (auto& w : workers_) w.join();
 }
 
+// A claim is a compare-and-swap on one word holding (call number, task count, next task):
+// a worker still leaving an earlier call can never take a task twice or one of a call whose
+// fields it has not seen, because the swap fails as soon as the word belongs to another call.
 void ThreadPool::take_tasks() {
-  for (std::size_t i; (i = next_.fetch_add(1)) < tasks_.load();) {
-    (*task_.load())(i);
+  std::uint64_t word = claim_.load(std::memory_order_acquire);
+  while (true) {
+    const std::uint64_t next = word & kIndexMask, tasks = (word >> kIndexBits) & kIndexMask;
+    if (next >= tasks) return;
+    if (!claim_.compare_exchange_weak(word, word + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
+    (*task_.load(std::memory_order_acquire))(static_cast<std::size_t>(next));
     done_.fetch_add(1, std::memory_order_release);
+    word = claim_.load(std::memory_order_acquire);
   }
 }
 
@@ -51,13 +61,14 @@ void ThreadPool::run(std::size_t tasks, const std::function<void(std::size_t)>& 
     for (std::size_t i = 0; i < tasks; ++i) task(i);
     return;
   }
+  if (tasks > kIndexMask) fail("thread pool: {} tasks in one call (at most {})", tasks, kIndexMask);
   {
     std::lock_guard lock(mutex_);
-    tasks_.store(0);  // no task of the new call is taken before all fields are set
-    task_.store(&task);
-    done_.store(0);
-    next_.store(0);
-    tasks_.store(tasks);
+    task_.store(&task, std::memory_order_relaxed);
+    done_.store(0, std::memory_order_relaxed);
+    ++calls_;
+    claim_.store((calls_ << (2 * kIndexBits)) | (static_cast<std::uint64_t>(tasks) << kIndexBits),
+                 std::memory_order_release);
     generation_.fetch_add(1, std::memory_order_release);
   }
   wake_.notify_all();

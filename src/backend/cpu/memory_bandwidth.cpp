@@ -1,0 +1,64 @@
+#include "aero/backend/memory_bandwidth.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "aero/backend/cpu_gemv.h"
+
+namespace aero::backend {
+namespace {
+
+// Eight independent 32-byte loads per iteration, so that the probe, like the kernels, keeps
+// enough cache misses in flight to reach the memory system's limit.
+__attribute__((target("avx2"))) std::uint64_t sum_bytes_avx2(const std::uint8_t* p, std::size_t n) {
+  __m256i acc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
+  for (std::size_t i = 0; i + 256 <= n; i += 256)
+    for (int k = 0; k < 8; ++k)
+      acc[k & 3] = _mm256_add_epi64(acc[k & 3], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i + 32 * k)));
+  const __m256i sum = _mm256_add_epi64(_mm256_add_epi64(acc[0], acc[1]), _mm256_add_epi64(acc[2], acc[3]));
+  std::uint64_t out[4];
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), sum);
+  return out[0] + out[1] + out[2] + out[3];
+}
+
+std::uint64_t sum_bytes_scalar(const std::uint8_t* p, std::size_t n) {
+  std::uint64_t acc[4] = {};
+  for (std::size_t i = 0; i + 32 <= n; i += 32)
+    for (int k = 0; k < 4; ++k) {
+      std::uint64_t v;
+      std::memcpy(&v, p + i + 8 * k, 8);
+      acc[k] += v;
+    }
+  return acc[0] + acc[1] + acc[2] + acc[3];
+}
+
+}  // namespace
+
+double measure_read_bandwidth(ThreadPool& pool, std::size_t bytes, int runs) {
+  std::vector<std::uint8_t> buffer(bytes, 1);
+  const bool avx2 = cpu::best_isa() != cpu::Isa::Scalar;
+  const std::size_t tasks = 64, piece = buffer.size() / tasks;
+  std::vector<std::uint64_t> sink(tasks);
+  auto pass = [&] {
+    pool.run(tasks, [&](std::size_t t) {
+      const auto* p = buffer.data() + t * piece;
+      sink[t] = avx2 ? sum_bytes_avx2(p, piece) : sum_bytes_scalar(p, piece);
+    });
+  };
+  pass();
+  std::vector<double> seconds;
+  for (int i = 0; i < std::max(runs, 1); ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    pass();
+    seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  std::sort(seconds.begin(), seconds.end());
+  return static_cast<double>(bytes) / seconds[seconds.size() / 2] / 1e9;
+}
+
+}  // namespace aero::backend

@@ -1,0 +1,115 @@
+// aero bench: prompt-processing and generation speed, in the shape of llama-bench's report,
+// with generation also as effective GB/s of weights read and as a fraction of this
+// machine's measured memory bandwidth.
+#include <chrono>
+#include <cmath>
+#include <numeric>
+#include <random>
+
+#include "aero/backend/memory_bandwidth.h"
+#include "aero/error.h"
+#include "cli/commands.h"
+#include "cli/display.h"
+#include "cli/model_options.h"
+
+namespace aero::cli {
+namespace {
+
+struct Spread {
+  double mean = 0, sd = 0;
+};
+
+Spread spread(const std::vector<double>& v) {
+  Spread s;
+  s.mean = std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
+  for (double x : v) s.sd += (x - s.mean) * (x - s.mean);
+  s.sd = v.size() > 1 ? std::sqrt(s.sd / static_cast<double>(v.size() - 1)) : 0.0;
+  return s;
+}
+
+template <class F>
+double seconds(F&& f) {
+  const auto start = std::chrono::steady_clock::now();
+  f();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+}  // namespace
+
+void add_bench_command(CLI::App& app) {
+  struct Options {
+    ModelOptions model;
+    std::int64_t prompt = 128, generate = 64;
+    int repetitions = 3;
+    bool skip_bandwidth = false;
+  };
+  auto opt = std::make_shared<Options>();
+  auto* cmd = app.add_subcommand("bench", "Measure prompt-processing and generation speed");
+  opt->model.add_to(*cmd);
+  cmd->add_option("-p,--n-prompt", opt->prompt, "prompt tokens (default 128; 0 skips)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("-n,--n-gen", opt->generate, "generated tokens (default 64; 0 skips)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("-r,--repetitions", opt->repetitions, "repetitions of each test (default 3)")->check(CLI::Range(1, 1000));
+  cmd->add_flag("--no-bandwidth", opt->skip_bandwidth, "skip measuring the memory bandwidth");
+  cmd->callback([opt] {
+    if (opt->model.context == 0) opt->model.context = std::max<std::int64_t>(opt->prompt, opt->generate) + 1;
+    auto model = engine::Model::open(opt->model.model, opt->model.config);
+    const auto& spec = model->spec();
+    std::uint64_t bytes = 0, params = 0;
+    for (const auto& t : model->source().tensors()) {
+      bytes += t.data.size();
+      params += std::accumulate(t.shape.begin(), t.shape.end(), std::uint64_t{1}, std::multiplies<>());
+    }
+    double bandwidth = 0;
+    if (!opt->skip_bandwidth) {
+      backend::ThreadPool probe_pool(opt->model.threads);
+      bandwidth = backend::measure_read_bandwidth(probe_pool, std::size_t{1} << 30, 3);
+    }
+    auto cpu = backend::make_cpu_backend(opt->model.threads);
+    engine::Session session(*model, *cpu, opt->model.session());
+    std::mt19937 rng(42);
+    std::uniform_int_distribution<std::int32_t> token(0, static_cast<std::int32_t>(spec.vocab - 1));
+    auto tokens = [&](std::int64_t n) {
+      std::vector<std::int32_t> ids(static_cast<std::size_t>(n));
+      for (auto& id : ids) id = token(rng);
+      return ids;
+    };
+    // As llama-bench: pp runs the prompt as one batch from an empty context; tg generates one
+    // token at a time from an empty context. One untimed warm-up of each.
+    auto run_pp = [&] {
+      const auto ids = tokens(opt->prompt);
+      session.reset();
+      return seconds([&] { session.eval(ids); });
+    };
+    auto run_tg = [&] {
+      const auto ids = tokens(opt->generate);
+      session.reset();
+      return seconds([&] {
+        for (std::int32_t id : ids) session.eval(std::span(&id, 1));
+      });
+    };
+    fmt::print("model: {} ({} {}, {} params, {})\nbackend: {}; KV cache {}; memory read bandwidth: {}\n\n",
+               opt->model.model, model::family_name(spec.family), spec.architecture, params, human_bytes(bytes),
+               cpu->name(), opt->model.kv_type, bandwidth > 0 ? fmt::format("{:.1f} GB/s", bandwidth) : "not measured");
+    fmt::print("| test | t/s | GB/s of weights | of bandwidth |\n|---|---|---|---|\n");
+    std::fflush(stdout);
+    if (opt->prompt > 0) {
+      run_pp();
+      std::vector<double> rates;
+      for (int r = 0; r < opt->repetitions; ++r) rates.push_back(static_cast<double>(opt->prompt) / run_pp());
+      const auto s = spread(rates);
+      fmt::print("| pp{} | {:.2f} ± {:.2f} | | |\n", opt->prompt, s.mean, s.sd);
+      std::fflush(stdout);
+    }
+    if (opt->generate > 0) {
+      run_tg();
+      std::vector<double> rates;
+      for (int r = 0; r < opt->repetitions; ++r) rates.push_back(static_cast<double>(opt->generate) / run_tg());
+      const auto s = spread(rates);
+      const double gbs = s.mean * static_cast<double>(model->weight_bytes_per_token()) / 1e9;
+      fmt::print("| tg{} | {:.2f} ± {:.2f} | {:.1f} | {} |\n", opt->generate, s.mean, s.sd, gbs,
+                 bandwidth > 0 ? fmt::format("{:.0f}%", 100 * gbs / bandwidth) : "-");
+    }
+  });
+}
+
+}  // namespace aero::cli
