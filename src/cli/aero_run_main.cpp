@@ -1,0 +1,72 @@
+// aero-run: the command line of the original Python `aero-run`, over the same engine as
+// `aero run`, so that its users switch without relearning flags.
+//   aero-run MODEL [--info] [--prompt P] [--interactive] [--max-tokens N] [--temperature T]
+//            [--dtype float32|float16|bfloat16] [--device cpu|cuda|auto] [--model-id DIR]
+#include <cstdio>
+#include <exception>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+
+#include "aero/backend/backend.h"
+#include "aero/engine/session.h"
+#include "aero/error.h"
+
+namespace {
+
+void print_info(const aero::engine::Model& model) {
+  const auto& s = model.spec();
+  fmt::print("architecture: {} ({})\nvocabulary: {}\nhidden size: {}\nlayers: {}\nattention heads: {} ({} key/value, head size {})\n"
+             "feed-forward size: {}\ncontext: {}\nrope theta: {}\nweights read per token: {:.1f} MiB\n",
+             aero::model::family_name(s.family), s.architecture, s.vocab, s.hidden, s.layers, s.heads, s.kv_heads,
+             s.head_dim, s.ffn, s.context, s.rope_theta, static_cast<double>(model.weight_bytes_per_token()) / (1 << 20));
+}
+
+int run(int argc, char** argv) {
+  CLI::App app{"aero-run: run a model (the flags of the Python aero-run)"};
+  app.name("aero-run");
+  std::string model_path, prompt, dtype = "float32", device = "auto", model_id;
+  bool info = false, interactive = false;
+  std::int64_t max_tokens = 128;
+  float temperature = 0.8f;
+  app.add_option("model", model_path, "model: .aero, AEROSET, GGUF, safetensors or HF folder")->required();
+  app.add_flag("--info", info, "print the model's description and exit");
+  app.add_option("--prompt", prompt, "prompt text");
+  app.add_flag("--interactive", interactive, "chat with the model");
+  app.add_option("--max-tokens", max_tokens, "tokens to generate (default 128)")->check(CLI::NonNegativeNumber);
+  app.add_option("--temperature", temperature, "sampling temperature; 0 is greedy (default 0.8)");
+  app.add_option("--dtype", dtype, "activation precision")->check(CLI::IsMember({"float32", "float16", "bfloat16"}));
+  app.add_option("--device", device, "cpu, cuda or auto")->check(CLI::IsMember({"cpu", "cuda", "auto"}));
+  app.add_option("--model-id", model_id, "local HF folder or GGUF supplying config and tokenizer");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (device == "cuda") aero::fail("the CUDA backend is not in this build yet; use --device cpu (or auto)");
+  // Weights are computed in their stored format and activations in f32 on the CPU, which is
+  // at least as precise as any --dtype asked for.
+  auto model = aero::engine::Model::open(model_path, model_id);
+  if (info) {
+    print_info(*model);
+    return 0;
+  }
+  if (interactive || !prompt.empty())
+    aero::fail("text prompts need the tokenizer, which aero does not have yet; `aero run MODEL --ids ... --print-ids` "
+               "generates from token ids");
+  aero::fail("nothing to do: give --info, --prompt TEXT or --interactive");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const aero::Error& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "aero-run: error: %s\n", e.what());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "aero-run: error: %s\n", e.what());
+  }
+  return 1;
+}

@@ -1,0 +1,122 @@
+// aero run, logits, synth, bench and aero-run from the outside: what a user types and sees.
+#include <sys/wait.h>
+
+#include <array>
+#include <cmath>
+#include <cstdio>
+
+#include <fmt/format.h>
+
+#include "aero/format/model_source.h"
+#include "engine/hf_reference.h"
+#include "test_support.h"
+
+namespace aero {
+namespace {
+
+struct Run {
+  int status = -1;
+  std::string out, err;
+};
+
+// stdout and stderr apart: generated text must not mix with speed reports.
+Run run(const std::string& binary, const std::string& args) {
+  test::ScratchDir dir;
+  const auto err_path = dir / "stderr";
+  std::string cmd = binary + " " + args + " 2>" + err_path.string();
+  Run r;
+  FILE* p = popen(cmd.c_str(), "r");
+  std::array<char, 4096> buf{};
+  while (std::size_t n = fread(buf.data(), 1, buf.size(), p)) r.out.append(buf.data(), n);
+  int raw = pclose(p);
+  r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw);
+  auto e = test::read_bytes(err_path);
+  r.err.assign(e.begin(), e.end());
+  return r;
+}
+
+Run aero(const std::string& args) { return run(AERO_BINARY, args); }
+
+std::string ids_text(std::span<const std::int32_t> ids) { return fmt::format("{}", fmt::join(ids, ",")); }
+
+TEST(RunCli, GreedyIdsReproduceTransformers) {
+  AERO_REQUIRE_SHARED(shared);
+  for (const auto& name : test::hf_fixture_models()) {
+    const auto dir = shared / "fixtures/hf" / name;
+    const auto ref = test::HfReference::load(dir);
+    const auto generated = std::span(ref.greedy_ids).subspan(ref.prompt_ids.size());
+    auto r = aero(fmt::format("run {} --ids {} --greedy -n {} --print-ids --ignore-eos -t 2", dir.string(),
+                              ids_text(ref.prompt_ids), generated.size()));
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, ids_text(generated) + "\n") << name;
+    EXPECT_NE(r.err.find("generation: " + std::to_string(generated.size()) + " tokens"), std::string::npos) << r.err;
+  }
+}
+
+TEST(RunCli, LogitsFileHoldsTransformersLogits) {
+  AERO_REQUIRE_SHARED(shared);
+  test::ScratchDir scratch;
+  const auto dir = shared / "fixtures/hf/qwen3";
+  const auto ref = test::HfReference::load(dir);
+  const auto out = scratch / "logits.safetensors";
+  auto r = aero(fmt::format("logits {} --ids {} --out {} --kv-type f32", dir.string(), ids_text(ref.input_ids), out.string()));
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto file = format::ModelSource::open(out);
+  const auto* t = file->find("logits");
+  ASSERT_NE(t, nullptr);
+  EXPECT_EQ(t->shape, (std::vector<std::uint64_t>{ref.input_ids.size(), static_cast<std::uint64_t>(ref.vocab)}));
+  const auto* got = reinterpret_cast<const float*>(t->data.data());
+  float max_ref = 0, max_diff = 0;
+  for (std::size_t i = 0; i < ref.logits.size(); ++i) {
+    max_ref = std::max(max_ref, std::fabs(ref.logits[i]));
+    max_diff = std::max(max_diff, std::fabs(got[i] - ref.logits[i]));
+  }
+  EXPECT_LE(max_diff, 1e-4f * max_ref);
+}
+
+TEST(RunCli, BadInputIsOneLineAndNonZero) {
+  AERO_REQUIRE_SHARED(shared);
+  const std::string m = (shared / "fixtures/hf/llama").string();
+  const std::vector<std::string> cases = {"run " + m + " --ids 1,2,3,4,5 --ctx 4 --print-ids",  // prompt over the context
+                                 "run " + m + " --ids 1,2 --temp -1 --print-ids", "run " + m + " --ids 1,2 --top-p 0 --print-ids",
+                                 "run " + m + " --ids 1,x --print-ids", "run " + m + " --ids 1,999 --print-ids",
+                                 "run " + m + " -p hello", std::string("run /nonexistent --ids 1 --print-ids"),
+                                 "logits " + m + " --ids 1 --out /nonexistent-dir/x.safetensors"};
+  for (const auto& args : cases) {
+    auto r = aero(args);
+    EXPECT_EQ(r.status, 1) << args;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << args << ": " << r.err;
+    EXPECT_EQ(r.err.rfind("aero: error: ", 0), 0u) << r.err;
+    EXPECT_TRUE(r.out.empty()) << args << ": " << r.out;
+  }
+}
+
+TEST(RunCli, SynthesizedModelRunsAndBenchmarks) {
+  test::ScratchDir scratch;
+  const auto model = (scratch / "tiny.gguf").string();
+  ASSERT_EQ(aero("synth " + model + " --arch qwen3 --preset tiny --type Q8_0").status, 0);
+  auto g = aero("run " + model + " --ids 1,2,3 -n 5 --seed 3 --print-ids --ignore-eos -t 2");
+  ASSERT_EQ(g.status, 0) << g.err;
+  EXPECT_EQ(std::count(g.out.begin(), g.out.end(), ','), 4) << g.out;
+  EXPECT_EQ(aero("run " + model + " --ids 1,2,3 -n 5 --seed 3 --print-ids --ignore-eos -t 1").out, g.out);  // seeded
+  auto b = aero("bench " + model + " -p 16 -n 4 -r 2 -t 2 --no-bandwidth");
+  ASSERT_EQ(b.status, 0) << b.err;
+  EXPECT_NE(b.out.find("| pp16 |"), std::string::npos) << b.out;
+  EXPECT_NE(b.out.find("| tg4 |"), std::string::npos) << b.out;
+  EXPECT_NE(aero("synth " + (scratch / "x.gguf").string() + " --preset 70b").status, 0);
+}
+
+TEST(RunCli, AeroRunTakesThePythonToolsFlags) {
+  AERO_REQUIRE_SHARED(shared);
+  const std::string m = (shared / "fixtures/hf/qwen2").string();
+  auto info = run(AERO_RUN_BINARY, m + " --info --dtype bfloat16 --device cpu");
+  EXPECT_EQ(info.status, 0) << info.err;
+  EXPECT_NE(info.out.find("layers: 3"), std::string::npos) << info.out;
+  auto cuda = run(AERO_RUN_BINARY, m + " --device cuda --prompt hi");
+  EXPECT_EQ(cuda.status, 1);
+  EXPECT_NE(cuda.err.find("CUDA"), std::string::npos) << cuda.err;
+  EXPECT_NE(run(AERO_RUN_BINARY, m + " --dtype float64 --info").status, 0);
+}
+
+}  // namespace
+}  // namespace aero
