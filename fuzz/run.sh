@@ -7,7 +7,7 @@ seconds=${2:-60}
 root=$(cd "$(dirname "$0")/.." && pwd)
 shared=${AERO_SHARED:-$root/../shared}
 corpus=$root/.fuzz-corpus
-mkdir -p "$corpus"/{aero,safetensors,metadata,gguf}
+mkdir -p "$corpus"/{aero,safetensors,metadata,gguf,model}
 
 if [ -d "$shared/fixtures" ]; then
   cp -f "$shared"/fixtures/aero/*.aero "$shared"/fixtures/aero/small-set/*.aero "$corpus/aero/" 2>/dev/null || true
@@ -16,6 +16,14 @@ if [ -d "$shared/fixtures" ]; then
   find "$shared/fixtures/hf" -name '*.json' -exec cp -f {} "$corpus/metadata/" \; 2>/dev/null || true
 else
   echo "fuzz: no shared fixtures at $shared; starting from empty corpora"
+fi
+# Small GGUF models (aero's HF → GGUF of the fixtures) and configs seed the model loader.
+if [ -x "$root/build/bin/aero" ] && [ -d "$shared/fixtures/hf" ]; then
+  for m in "$shared"/fixtures/hf/*/; do
+    name=$(basename "$m")
+    "$root/build/bin/aero" quantize "$m" "$corpus/model/$name-q4_0.gguf" Q4_0 2>/dev/null || true
+    cp -f "$m/config.json" "$corpus/model/$name-config.json" 2>/dev/null || true
+  done
 fi
 # A file aero itself writes (with every optional chunk) seeds the reader too.
 if [ -x "$root/build/bin/aero" ] && [ -f "$shared/fixtures/aero/small.safetensors" ]; then
@@ -43,4 +51,5 @@ run fuzz_aero_reader "$corpus/aero"
 run fuzz_safetensors_reader "$corpus/safetensors"
 run fuzz_metadata "$corpus/metadata"
 run fuzz_gguf_reader "$corpus/gguf"
+run fuzz_model_load "$corpus/model"
 echo "fuzz: all targets ran clean"

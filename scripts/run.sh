@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
-# Sets up aero and runs its main job on MODEL (default: a fixture HF folder):
-# convert to .aero with integrity data, describe the result, and verify every byte.
-# (The default is a tiny random-weight Llama from the shared fixtures.)
+# Sets up aero and runs its main job: generation on MODEL, with prompt and generation speed.
+# With no MODEL, on a random-weight TinyLlama-1.1B-shaped Q4_0 model made by `aero synth`
+# (no download needed). MODEL: .aero, AEROSET, GGUF, safetensors or HF folder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-model=${1:-../shared/fixtures/hf/llama}
+work=${OUT_DIR:-$(mktemp -d)}
+model=${1:-}
+if [ -z "$model" ]; then
+  model="$work/tinyllama-shape-q4_0.gguf"
+  vocab=../shared/fixtures/tokenizer/ggml-vocab-llama-spm.gguf
+  vocab_flag=()
+  [ -f "$vocab" ] && vocab_flag=(--vocab "$vocab")
+  build/bin/aero synth "$model" --arch llama --preset 1b --type Q4_0 "${vocab_flag[@]}"
+fi
 [ -e "$model" ] || { echo "run: $model not found; pass a model path" >&2; exit 1; }
-out=${OUT_DIR:-$(mktemp -d)}/model.aero
-build/bin/aero convert "$model" "$out" --integrity --tensor-hash
-build/bin/aero info "$out"
-build/bin/aero validate --full "$out"
+build/bin/aero-run "$model" --info
+echo "generating 64 tokens from the prompt ids 1,450,4996,17354 (text prompts arrive with the tokenizer):"
+build/bin/aero run "$model" --ids 1,450,4996,17354 -n 64 --seed 1 --print-ids --ignore-eos
+build/bin/aero bench "$model" -p 64 -n 32 -r 2
