@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli/run_command.h"
 #include "test_support.h"
 
 namespace aero {
@@ -13,18 +14,12 @@ namespace {
 
 struct Run {
   int status = -1;
-  std::string out;  // stdout and stderr together
+  std::string out;  // stdout then stderr
 };
 
 Run aero(const std::string& args) {
-  std::string cmd = std::string(AERO_BINARY) + " " + args + " 2>&1";
-  Run r;
-  FILE* p = popen(cmd.c_str(), "r");
-  std::array<char, 4096> buf{};
-  while (std::size_t n = fread(buf.data(), 1, buf.size(), p)) r.out.append(buf.data(), n);
-  int raw = pclose(p);
-  r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw);
-  return r;
+  auto r = test::run_command(AERO_BINARY, args);
+  return {r.status, r.out + r.err};
 }
 
 std::size_t lines(const std::string& s) { return static_cast<std::size_t>(std::count(s.begin(), s.end(), '\n')); }

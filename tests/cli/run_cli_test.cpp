@@ -1,41 +1,19 @@
 // aero run, logits, synth, bench and aero-run from the outside: what a user types and sees.
-#include <sys/wait.h>
-
-#include <array>
 #include <cmath>
-#include <cstdio>
 
 #include <fmt/format.h>
 
 #include "aero/format/model_source.h"
 #include "engine/hf_reference.h"
+#include "cli/run_command.h"
 #include "test_support.h"
 
 namespace aero {
 namespace {
 
-struct Run {
-  int status = -1;
-  std::string out, err;
-};
-
-// stdout and stderr apart: generated text must not mix with speed reports.
-Run run(const std::string& binary, const std::string& args) {
-  test::ScratchDir dir;
-  const auto err_path = dir / "stderr";
-  std::string cmd = binary + " " + args + " 2>" + err_path.string();
-  Run r;
-  FILE* p = popen(cmd.c_str(), "r");
-  std::array<char, 4096> buf{};
-  while (std::size_t n = fread(buf.data(), 1, buf.size(), p)) r.out.append(buf.data(), n);
-  int raw = pclose(p);
-  r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw);
-  auto e = test::read_bytes(err_path);
-  r.err.assign(e.begin(), e.end());
-  return r;
-}
-
-Run aero(const std::string& args) { return run(AERO_BINARY, args); }
+using test::CommandResult;
+CommandResult run(const std::string& binary, const std::string& args) { return test::run_command(binary, args); }
+CommandResult aero(const std::string& args) { return run(AERO_BINARY, args); }
 
 std::string ids_text(std::span<const std::int32_t> ids) { return fmt::format("{}", fmt::join(ids, ",")); }
 

@@ -53,15 +53,21 @@ class Forward : public ::testing::TestWithParam<Case> {
   std::unique_ptr<engine::Model> open(const std::filesystem::path& shared) const {
     return engine::Model::open(model_path(shared, GetParam()));
   }
+  // Logits of every input position in one pass, with the given KV cache type.
+  std::vector<float> all_logits(const std::filesystem::path& shared, const std::vector<std::int32_t>& ids,
+                                backend::KvType kv) const {
+    auto model = open(shared);
+    auto cpu = backend::make_cpu_backend(2);
+    engine::Session session(*model, *cpu, {.kv_type = kv});
+    const auto logits = session.eval(ids, true);
+    return {logits.begin(), logits.end()};
+  }
 };
 
 TEST_P(Forward, LogitsEqualTransformers) {
   AERO_REQUIRE_SHARED(shared);
   const auto ref = HfReference::load(dir(shared));
-  auto model = open(shared);
-  auto cpu = backend::make_cpu_backend(2);
-  engine::Session session(*model, *cpu, {.kv_type = backend::KvType::F32});
-  const auto logits = session.eval(ref.input_ids, /*all_logits=*/true);
+  const auto logits = all_logits(shared, ref.input_ids, backend::KvType::F32);
   ASSERT_EQ(logits.size(), ref.logits.size());
   const float tolerance = 1e-4f * max_abs(ref.logits);
   const float diff = max_abs_diff(logits, ref.logits);
@@ -88,11 +94,9 @@ TEST_P(Forward, GreedyContinuationEqualsTransformers) {
 TEST_P(Forward, IncrementalDecodingEqualsOnePass) {
   AERO_REQUIRE_SHARED(shared);
   const auto ref = HfReference::load(dir(shared));
+  const auto expected = all_logits(shared, ref.input_ids, backend::KvType::F32);
   auto model = open(shared);
   auto cpu = backend::make_cpu_backend(2);
-  engine::Session whole(*model, *cpu, {.kv_type = backend::KvType::F32});
-  const auto all = whole.eval(ref.input_ids, true);
-  const std::vector<float> expected(all.begin(), all.end());
   engine::Session stepwise(*model, *cpu, {.kv_type = backend::KvType::F32});
   for (std::size_t t = 0; t < ref.input_ids.size(); ++t) {
     const auto logits = stepwise.eval(std::span(ref.input_ids).subspan(t, 1));
@@ -105,10 +109,7 @@ TEST_P(Forward, IncrementalDecodingEqualsOnePass) {
 TEST_P(Forward, HalfPrecisionCacheStaysClose) {
   AERO_REQUIRE_SHARED(shared);
   const auto ref = HfReference::load(dir(shared));
-  auto model = open(shared);
-  auto cpu = backend::make_cpu_backend(2);
-  engine::Session session(*model, *cpu, {.kv_type = backend::KvType::F16});
-  const auto logits = session.eval(ref.input_ids, true);
+  const auto logits = all_logits(shared, ref.input_ids, backend::KvType::F16);
   const float diff = max_abs_diff(logits, ref.logits);
   RecordProperty("relative_error", fmt::format("{:.3g}", diff / max_abs(ref.logits)));
   EXPECT_LE(diff, 2e-3f * max_abs(ref.logits));

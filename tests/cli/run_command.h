@@ -1,0 +1,34 @@
+// Running a built binary as a user would, with its exit status, stdout and stderr apart.
+#pragma once
+
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <string>
+
+#include "test_support.h"
+
+namespace aero::test {
+
+struct CommandResult {
+  int status = -1;
+  std::string out, err;
+};
+
+inline CommandResult run_command(const std::string& binary, const std::string& args) {
+  ScratchDir dir;
+  const auto err_path = dir / "stderr";
+  const std::string cmd = binary + " " + args + " 2>" + err_path.string();
+  CommandResult r;
+  FILE* p = popen(cmd.c_str(), "r");
+  std::array<char, 4096> buf{};
+  while (std::size_t n = fread(buf.data(), 1, buf.size(), p)) r.out.append(buf.data(), n);
+  const int raw = pclose(p);
+  r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw);
+  const auto e = read_bytes(err_path);
+  r.err.assign(e.begin(), e.end());
+  return r;
+}
+
+}  // namespace aero::test
