@@ -30,19 +30,35 @@ void check(const ModelSpec& s, std::string_view where) {
     fail("{}: rope scaling factor must be positive", where);
 }
 
+// Typed reads of optional config.json fields: a field of the wrong type is the file's error,
+// said in one line (nlohmann's own value() would throw its type_error instead).
+std::string text_field(const Json& obj, const char* key, const std::string& fallback) {
+  auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return fallback;
+  if (!it->is_string()) fail("config.json: '{}' must be a string", key);
+  return it->get<std::string>();
+}
+
+double number_field(const Json& obj, const char* key, double fallback) {
+  auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return fallback;
+  if (!it->is_number()) fail("config.json: '{}' must be a number", key);
+  return it->get<double>();
+}
+
 // rope_parameters (transformers 5) or rope_scaling (older configs); null or "default" is none.
 RopeScaling hf_rope_scaling(const Json& r) {
   RopeScaling s;
   if (!r.is_object()) return s;
-  std::string type = r.value("rope_type", r.value("type", std::string("default")));
+  const std::string type = text_field(r, "rope_type", text_field(r, "type", "default"));
   if (type == "default") return s;
   if (type == "linear") s.kind = RopeScaling::Kind::Linear;
   else if (type == "llama3") s.kind = RopeScaling::Kind::Llama3;
   else fail("config.json: rope scaling '{}' is not supported yet (default, linear and llama3 are)", type);
-  s.factor = r.value("factor", 1.0);
-  s.low_freq_factor = r.value("low_freq_factor", 1.0);
-  s.high_freq_factor = r.value("high_freq_factor", 4.0);
-  s.original_context = r.value("original_max_position_embeddings", 8192.0);
+  s.factor = number_field(r, "factor", 1.0);
+  s.low_freq_factor = number_field(r, "low_freq_factor", 1.0);
+  s.high_freq_factor = number_field(r, "high_freq_factor", 4.0);
+  s.original_context = number_field(r, "original_max_position_embeddings", 8192.0);
   return s;
 }
 
@@ -95,7 +111,7 @@ ModelSpec spec_from_hf_config(const Json& c) {
   const std::string where = "config.json";
   if (!c.is_object()) fail("{}: not a JSON object", where);
   ModelSpec s;
-  const std::string type = c.value("model_type", std::string());
+  const std::string type = text_field(c, "model_type", "");
   if (type.empty()) fail("{}: no model_type", where);
   s.family = family_of(type, where);
   s.architecture = type;
@@ -113,14 +129,14 @@ ModelSpec spec_from_hf_config(const Json& c) {
   s.head_dim = c.contains("head_dim") && c["head_dim"].is_number_integer() ? integer("head_dim") : s.hidden / s.heads;
   s.ffn = integer("intermediate_size");
   s.context = c.contains("max_position_embeddings") ? integer("max_position_embeddings") : 4096;
-  s.norm_eps = c.value("rms_norm_eps", 1e-6);
-  const std::string act = c.value("hidden_act", std::string("silu"));
+  s.norm_eps = number_field(c, "rms_norm_eps", 1e-6);
+  const std::string act = text_field(c, "hidden_act", "silu");
   if (act != "silu") fail("{}: activation '{}' is not supported (silu is)", where, act);
   if (c.contains("rope_parameters") && c["rope_parameters"].is_object()) {
-    s.rope_theta = c["rope_parameters"].value("rope_theta", 10000.0);
+    s.rope_theta = number_field(c["rope_parameters"], "rope_theta", 10000.0);
     s.rope_scaling = hf_rope_scaling(c["rope_parameters"]);
   } else {
-    s.rope_theta = c.value("rope_theta", 10000.0);
+    s.rope_theta = number_field(c, "rope_theta", 10000.0);
     if (c.contains("rope_scaling")) s.rope_scaling = hf_rope_scaling(c["rope_scaling"]);
   }
   if (c.contains("bos_token_id") && c["bos_token_id"].is_number_integer()) s.bos_id = c["bos_token_id"].get<std::int32_t>();

@@ -41,6 +41,17 @@ TEST(BadModel, UnknownArchitecture) {
   EXPECT_NE(error_of([&] { engine::Model::open(dir); }).find("unsupported architecture 'gpt_neox'"), std::string::npos);
 }
 
+// Found by fuzz_model_load: a field of the wrong JSON type escaped as nlohmann's type_error.
+TEST(BadModel, ConfigFieldOfTheWrongType) {
+  AERO_REQUIRE_SHARED(shared);
+  ScratchDir scratch;
+  const auto dir = edited_model(scratch, shared, [](Json& c) { c["model_type"] = 512; });
+  EXPECT_NE(error_of([&] { engine::Model::open(dir); }).find("'model_type' must be a string"), std::string::npos);
+  ScratchDir scratch2;
+  const auto dir2 = edited_model(scratch2, shared, [](Json& c) { c["rope_parameters"]["rope_theta"] = "large"; });
+  EXPECT_NE(error_of([&] { engine::Model::open(dir2); }).find("'rope_theta' must be a number"), std::string::npos);
+}
+
 TEST(BadModel, ShapeDisagreesWithConfig) {
   AERO_REQUIRE_SHARED(shared);
   ScratchDir scratch;
