@@ -91,6 +91,31 @@ TEST(Gemv, SimdPathsEqualTheScalarPath) {
   }
 }
 
+// The batched product (row × token tiles where a format has them, row kernels at the edges)
+// equals the scalar GEMV of each token on its own.
+TEST(Matmul, BatchEqualsScalarGemvPerToken) {
+  std::mt19937 rng(13);
+  ThreadPool pool(2);
+  for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::F16, GgmlType::Q4_K, GgmlType::Q4_1}) {
+    const std::int64_t rows = 42, cols = 512, n = 9;  // full tiles plus ragged rows and tokens
+    auto traits = *quant::type_traits(static_cast<std::uint32_t>(type));
+    SCOPED_TRACE(std::string(traits.name));
+    auto w = make_weights(type, rows, cols, rng);
+    const quant::Matrix m{type, w.data(), rows, cols, *quant::row_bytes(traits, cols)};
+    std::vector<float> x(static_cast<std::size_t>(n * cols));
+    for (auto& v : x) v = std::uniform_real_distribution<float>(-1, 1)(rng);
+    std::vector<float> y(static_cast<std::size_t>(n * rows));
+    matmul(m, x, n, y, pool);
+    for (std::int64_t t = 0; t < n; ++t) {
+      std::vector<float> expected(static_cast<std::size_t>(rows));
+      gemv(m, std::span(x).subspan(t * cols, cols), expected, pool, Isa::Scalar);
+      for (std::int64_t r = 0; r < rows; ++r)
+        EXPECT_NEAR(y[t * rows + r], expected[r], 1e-4f * (1 + std::fabs(expected[r])) * std::sqrt(float(cols)))
+            << "token " << t << " row " << r;
+    }
+  }
+}
+
 TEST(Gemv, ScalarPathIsTheProductOfDecodedWeights) {
   std::mt19937 rng(11);
   ThreadPool pool(1);

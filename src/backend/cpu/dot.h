@@ -19,6 +19,14 @@ using DotFn = void (*)(const std::uint8_t* w, std::size_t stride, int rows, cons
 // y[i] += a · v[i] for a row v of f32 or f16 values: attention's weighted sum of values.
 using AxpyFn = void (*)(const std::uint8_t* v, float a, float* y, std::int64_t n);
 
+// A 4-row × 4-token tile of a batched product (prompt processing): out[t·out_stride + r]
+// for weight rows r < 4 (`stride` bytes apart) and prepared activation rows t < 4
+// (`xq_stride` bytes apart). Each weight block is unpacked once for the four tokens and each
+// activation block loaded once for the four rows.
+inline constexpr int kTileRows = 4, kTileTokens = 4;
+using TileFn = void (*)(const std::uint8_t* w, std::size_t stride, const std::uint8_t* xq, std::size_t xq_stride,
+                        std::int64_t n, float* out, std::size_t out_stride);
+
 struct DotKernels {
   DotFn f32 = nullptr;
   DotFn f16 = nullptr;
@@ -29,6 +37,8 @@ struct DotKernels {
   DotFn q6_k = nullptr;
   AxpyFn axpy_f32 = nullptr;
   AxpyFn axpy_f16 = nullptr;
+  TileFn tile_q8_0 = nullptr;  // null: the batched product calls the row kernels per token
+  TileFn tile_q4_0 = nullptr;
 };
 
 DotKernels scalar_kernels();

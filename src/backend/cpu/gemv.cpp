@@ -34,7 +34,8 @@ bool wants_q8_k_activations(GgmlType type) { return type == GgmlType::Q4_K || ty
 std::int64_t rows_per_task(const quant::Matrix& w, unsigned threads) {
   const std::int64_t by_bytes = std::max<std::int64_t>(1, static_cast<std::int64_t>((256u << 10) / std::max<std::size_t>(w.row_bytes, 1)));
   const std::int64_t by_balance = std::max<std::int64_t>(1, w.rows / (8 * static_cast<std::int64_t>(threads)));
-  return std::min(by_bytes, by_balance);
+  // Whole groups of kMaxRows, so that row × token tiles fill.
+  return (std::min(by_bytes, by_balance) + kMaxRows - 1) / kMaxRows * kMaxRows;
 }
 
 }  // namespace
@@ -116,6 +117,9 @@ void matmul(const quant::Matrix& w, std::span<const float> x, std::int64_t n, st
   if (!traits || !traits->decode) fail("matmul: no kernel or decoder for type {}", traits ? traits->name : "?");
 
   const DotFn dot = dot_for(w.type, kernels(isa));
+  const TileFn tile = w.type == GgmlType::Q8_0   ? kernels(isa).tile_q8_0
+                      : w.type == GgmlType::Q4_0 ? kernels(isa).tile_q4_0
+                                                 : nullptr;
   const std::size_t xq_stride = dot ? prepared_bytes(w.type, w.cols) : 0;
   std::vector<std::uint8_t> xq(xq_stride * static_cast<std::size_t>(n));
   if (xq_stride) {
@@ -134,7 +138,12 @@ void matmul(const quant::Matrix& w, std::span<const float> x, std::int64_t n, st
       for (std::int64_t r = begin; r < end; r += kMaxRows) {
         const int n_rows = static_cast<int>(std::min<std::int64_t>(kMaxRows, end - r));
         const std::uint8_t* rows = w.data + static_cast<std::size_t>(r) * w.row_bytes;
-        for (std::int64_t t = 0; t < n; ++t)
+        std::int64_t t = 0;
+        if (tile && n_rows == kTileRows)
+          for (; t + kTileTokens <= n; t += kTileTokens)
+            tile(rows, w.row_bytes, xq.data() + static_cast<std::size_t>(t) * xq_stride, xq_stride, w.cols,
+                 y.data() + t * w.rows + r, static_cast<std::size_t>(w.rows));
+        for (; t < n; ++t)
           dot(rows, w.row_bytes, n_rows, x.data() + t * w.cols, xq.data() + static_cast<std::size_t>(t) * xq_stride,
               w.cols, y.data() + t * w.rows + r);
       }
