@@ -96,8 +96,9 @@ TEST(Gemv, SimdPathsEqualTheScalarPath) {
 TEST(Matmul, BatchEqualsScalarGemvPerToken) {
   std::mt19937 rng(13);
   ThreadPool pool(2);
-  for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::F16, GgmlType::Q4_K, GgmlType::Q4_1}) {
-    const std::int64_t rows = 42, cols = 512, n = 9;  // full tiles plus ragged rows and tokens
+  for (auto [type, cols] : {std::pair{GgmlType::Q8_0, 512}, {GgmlType::Q4_0, 512}, {GgmlType::F16, 512},
+                            {GgmlType::F32, 67}, {GgmlType::BF16, 83}, {GgmlType::Q4_K, 512}, {GgmlType::Q4_1, 512}}) {
+    const std::int64_t rows = 42, n = 9;  // full tiles plus ragged rows, tokens and columns
     auto traits = *quant::type_traits(static_cast<std::uint32_t>(type));
     SCOPED_TRACE(std::string(traits.name));
     auto w = make_weights(type, rows, cols, rng);

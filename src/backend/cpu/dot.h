@@ -39,6 +39,9 @@ struct DotKernels {
   AxpyFn axpy_f16 = nullptr;
   TileFn tile_q8_0 = nullptr;  // null: the batched product calls the row kernels per token
   TileFn tile_q4_0 = nullptr;
+  TileFn tile_f32 = nullptr;  // float tiles take the f32 activation rows as `xq`
+  TileFn tile_f16 = nullptr;
+  TileFn tile_bf16 = nullptr;
 };
 
 DotKernels scalar_kernels();

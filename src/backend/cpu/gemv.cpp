@@ -26,6 +26,17 @@ DotFn dot_for(GgmlType type, const DotKernels& k) {
   }
 }
 
+TileFn tile_for(GgmlType type, const DotKernels& k) {
+  switch (type) {
+    case GgmlType::F32: return k.tile_f32;
+    case GgmlType::F16: return k.tile_f16;
+    case GgmlType::BF16: return k.tile_bf16;
+    case GgmlType::Q8_0: return k.tile_q8_0;
+    case GgmlType::Q4_0: return k.tile_q4_0;
+    default: return nullptr;
+  }
+}
+
 bool wants_q8_0_activations(GgmlType type) { return type == GgmlType::Q8_0 || type == GgmlType::Q4_0; }
 bool wants_q8_k_activations(GgmlType type) { return type == GgmlType::Q4_K || type == GgmlType::Q6_K; }
 
@@ -117,9 +128,7 @@ void matmul(const quant::Matrix& w, std::span<const float> x, std::int64_t n, st
   if (!traits || !traits->decode) fail("matmul: no kernel or decoder for type {}", traits ? traits->name : "?");
 
   const DotFn dot = dot_for(w.type, kernels(isa));
-  const TileFn tile = w.type == GgmlType::Q8_0   ? kernels(isa).tile_q8_0
-                      : w.type == GgmlType::Q4_0 ? kernels(isa).tile_q4_0
-                                                 : nullptr;
+  const TileFn tile = tile_for(w.type, kernels(isa));
   const std::size_t xq_stride = dot ? prepared_bytes(w.type, w.cols) : 0;
   std::vector<std::uint8_t> xq(xq_stride * static_cast<std::size_t>(n));
   if (xq_stride) {
@@ -127,6 +136,9 @@ void matmul(const quant::Matrix& w, std::span<const float> x, std::int64_t n, st
     if (n == 1) prepare(0);
     else pool.run(static_cast<std::size_t>(n), prepare);
   }
+  // Tiles read prepared blocks for the integer formats, the f32 rows themselves for floats.
+  const std::uint8_t* tile_in = xq_stride ? xq.data() : reinterpret_cast<const std::uint8_t*>(x.data());
+  const std::size_t tile_stride = xq_stride ? xq_stride : static_cast<std::size_t>(w.cols) * sizeof(float);
   const std::int64_t chunk = rows_per_task(w, pool.size());
   const auto tasks = static_cast<std::size_t>((w.rows + chunk - 1) / chunk);
   const DotFn f32_dot = kernels(isa).f32;
@@ -141,7 +153,7 @@ void matmul(const quant::Matrix& w, std::span<const float> x, std::int64_t n, st
         std::int64_t t = 0;
         if (tile && n_rows == kTileRows)
           for (; t + kTileTokens <= n; t += kTileTokens)
-            tile(rows, w.row_bytes, xq.data() + static_cast<std::size_t>(t) * xq_stride, xq_stride, w.cols,
+            tile(rows, w.row_bytes, tile_in + static_cast<std::size_t>(t) * tile_stride, tile_stride, w.cols,
                  y.data() + t * w.rows + r, static_cast<std::size_t>(w.rows));
         for (; t < n; ++t)
           dot(rows, w.row_bytes, n_rows, x.data() + t * w.cols, xq.data() + static_cast<std::size_t>(t) * xq_stride,
