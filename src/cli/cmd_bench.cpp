@@ -74,7 +74,7 @@ void add_bench_command(CLI::App& app) {
       return ids;
     };
     // As llama-bench: pp runs the prompt as one batch from an empty context; tg generates one
-    // token at a time from an empty context. One untimed warm-up of each.
+    // token at a time from an empty context.
     auto run_pp = [&] {
       const auto ids = tokens(opt->prompt);
       session.reset();
@@ -92,19 +92,20 @@ void add_bench_command(CLI::App& app) {
                cpu->name(), opt->model.kv_type, bandwidth > 0 ? fmt::format("{:.1f} GB/s", bandwidth) : "not measured");
     fmt::print("| test | t/s | GB/s of weights | of bandwidth |\n|---|---|---|---|\n");
     std::fflush(stdout);
-    if (opt->prompt > 0) {
-      run_pp();
+    // One row per test: an untimed warm-up, then the repetitions.
+    auto measure = [&](std::int64_t tokens, const auto& run_once) {
+      run_once();
       std::vector<double> rates;
-      for (int r = 0; r < opt->repetitions; ++r) rates.push_back(static_cast<double>(opt->prompt) / run_pp());
-      const auto s = spread(rates);
+      for (int r = 0; r < opt->repetitions; ++r) rates.push_back(static_cast<double>(tokens) / run_once());
+      return spread(rates);
+    };
+    if (opt->prompt > 0) {
+      const auto s = measure(opt->prompt, run_pp);
       fmt::print("| pp{} | {:.2f} ± {:.2f} | | |\n", opt->prompt, s.mean, s.sd);
       std::fflush(stdout);
     }
     if (opt->generate > 0) {
-      run_tg();
-      std::vector<double> rates;
-      for (int r = 0; r < opt->repetitions; ++r) rates.push_back(static_cast<double>(opt->generate) / run_tg());
-      const auto s = spread(rates);
+      const auto s = measure(opt->generate, run_tg);
       const double gbs = s.mean * static_cast<double>(model->weight_bytes_per_token()) / 1e9;
       fmt::print("| tg{} | {:.2f} ± {:.2f} | {:.1f} | {} |\n", opt->generate, s.mean, s.sd, gbs,
                  bandwidth > 0 ? fmt::format("{:.0f}%", 100 * gbs / bandwidth) : "-");

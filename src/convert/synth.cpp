@@ -77,21 +77,19 @@ ConvertSummary synthesize(const std::filesystem::path& out, const SynthOptions& 
   if (!traits || (!float_type && !traits->encode))
     fail("synth writes F32, F16, BF16 or a type aero can quantize to (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1)");
 
-  format::GgufMetadata metadata;
+  // The tokenizer section of the vocab GGUF, its special ids winning over the spec's.
+  format::GgufMetadata tokenizer;
   if (!options.vocab.empty()) {
-    auto vocab = format::GgufFile::open(options.vocab);
+    const auto vocab = format::GgufFile::open(options.vocab);  // bound: the loop reads into it
     for (const auto& kv : vocab.metadata().entries)
-      if (kv.key.starts_with("tokenizer.")) metadata.set(kv);
-    const auto* tokens = metadata.find("tokenizer.ggml.tokens");
+      if (kv.key.starts_with("tokenizer.")) tokenizer.set(kv);
+    const auto* tokens = tokenizer.find("tokenizer.ggml.tokens");
     if (!tokens || !tokens->value.is_array()) fail("{}: has no tokenizer.ggml.tokens", options.vocab.string());
     spec.vocab = static_cast<std::int64_t>(tokens->value.size());
   }
+  format::GgufMetadata metadata;
   put_gguf_hyper_parameters(spec, fmt::format("synthetic {} {}", options.arch, options.preset), metadata);
-  if (!options.vocab.empty()) {  // the copied tokenizer's own special ids win
-    auto vocab = format::GgufFile::open(options.vocab);
-    for (const auto& kv : vocab.metadata().entries)
-      if (kv.key.starts_with("tokenizer.ggml.") && kv.key.ends_with("_token_id")) metadata.set(kv);
-  }
+  for (const auto& kv : tokenizer.entries) metadata.set(kv);
 
   const auto h = static_cast<std::uint64_t>(spec.hidden), f = static_cast<std::uint64_t>(spec.ffn);
   const auto q = static_cast<std::uint64_t>(spec.heads * spec.head_dim), kv = static_cast<std::uint64_t>(spec.kv_heads * spec.head_dim);

@@ -73,8 +73,7 @@ void Session::forward(std::span<const std::int32_t> tokens, bool all_logits, flo
   const std::int64_t n = static_cast<std::int64_t>(tokens.size());
   std::vector<std::int32_t> positions(static_cast<std::size_t>(n));
   for (std::int64_t t = 0; t < n; ++t) positions[static_cast<std::size_t>(t)] = static_cast<std::int32_t>(position_ + t);
-  const auto pairs = s.rope_layout == model::RopeLayout::Interleaved ? backend::RotaryPairs::Interleaved
-                                                                      : backend::RotaryPairs::HalfSplit;
+  const std::vector<float> angles = model::rope_table(positions, inv_freq_);
   const auto& globals = model_.weights().globals();
 
   b.embed(globals.embedding, tokens, x_);
@@ -91,8 +90,8 @@ void Session::forward(std::span<const std::int32_t> tokens, bool all_logits, flo
     if (!w.v_bias.empty()) b.add_bias(v_, w.v_bias, n);
     if (!w.q_norm.empty()) b.rms_norm(q_, w.q_norm.data(), s.head_dim, n * s.heads, s.norm_eps, q_);
     if (!w.k_norm.empty()) b.rms_norm(k_, w.k_norm.data(), s.head_dim, n * s.kv_heads, s.norm_eps, k_);
-    b.rope(q_, n, s.heads, s.head_dim, positions, inv_freq_, pairs);
-    b.rope(k_, n, s.kv_heads, s.head_dim, positions, inv_freq_, pairs);
+    b.rope(q_, n, s.heads, s.head_dim, angles, s.rope_layout);
+    b.rope(k_, n, s.kv_heads, s.head_dim, angles, s.rope_layout);
     b.attention(*cache_, layer, q_, k_, v_, positions, s.heads, att_);
     b.matmul(w.out, att_, n, xb_);
     b.add(x_, xb_, n * s.hidden);

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "aero/model/rope.h"
 #include "aero/quant/matrix.h"
 
 namespace aero::backend {
@@ -26,9 +27,6 @@ class KvCache {
   virtual std::int64_t capacity() const = 0;
   virtual std::uint64_t bytes() const = 0;
 };
-
-// Which elements of a head rotate together (see model::RopeLayout).
-enum class RotaryPairs { HalfSplit, Interleaved };
 
 class Backend {
  public:
@@ -53,9 +51,10 @@ class Backend {
   virtual void add(float* x, const float* y, std::int64_t count) = 0;
   // out = silu(gate) · up, elementwise.
   virtual void silu_mul(const float* gate, const float* up, std::int64_t count, float* out) = 0;
-  // Rotates each head of n tokens (n × heads × head_dim) by its token's position.
+  // Rotates each head of n tokens (n × heads × head_dim) by its token's angles, given as
+  // model::rope_table (n × head_dim/2 × {cos, sin}).
   virtual void rope(float* x, std::int64_t n, std::int64_t heads, std::int64_t head_dim,
-                    std::span<const std::int32_t> positions, std::span<const double> inv_freq, RotaryPairs pairs) = 0;
+                    std::span<const float> cos_sin, model::RopeLayout layout) = 0;
 
   virtual std::unique_ptr<KvCache> create_kv_cache(std::int64_t layers, std::int64_t kv_heads, std::int64_t head_dim,
                                                    std::int64_t capacity, KvType type) = 0;

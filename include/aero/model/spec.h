@@ -11,6 +11,7 @@
 #include "aero/format/gguf.h"
 #include "aero/format/model_source.h"
 #include "aero/json.h"
+#include "aero/model/rope.h"
 
 namespace aero::model {
 
@@ -18,12 +19,6 @@ namespace aero::model {
 // Qwen3 adds per-head RMSNorm of q and k. The forward pass is one function with these facts.
 enum class Family { Llama, Qwen2, Qwen3 };
 std::string_view family_name(Family family);
-
-// Which elements of a head rotate together. Hugging Face weights pair element i with
-// i + head_dim/2 ("half split", GPT-NeoX style). llama.cpp's converter permutes the Q and K
-// rows of llama-family weights so that pairs are adjacent (2i, 2i+1). Each layout is
-// computed as stored; weights are never rewritten at load.
-enum class RopeLayout { HalfSplit, Interleaved };
 
 struct RopeScaling {
   enum class Kind { None, Linear, Llama3 } kind = Kind::None;

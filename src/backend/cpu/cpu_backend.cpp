@@ -116,23 +116,18 @@ class CpuBackend final : public Backend {
     });
   }
 
-  void rope(float* x, std::int64_t n, std::int64_t heads, std::int64_t head_dim, std::span<const std::int32_t> positions,
-            std::span<const double> inv_freq, RotaryPairs pairs) override {
+  void rope(float* x, std::int64_t n, std::int64_t heads, std::int64_t head_dim, std::span<const float> cos_sin,
+            model::RopeLayout layout) override {
     const std::int64_t half = head_dim / 2;
+    const bool split = layout == model::RopeLayout::HalfSplit;
     for_rows(n, heads * head_dim, [&](std::int64_t t) {
-      std::vector<float> cos(static_cast<std::size_t>(half)), sin(static_cast<std::size_t>(half));
-      for (std::int64_t i = 0; i < half; ++i) {
-        const double angle = positions[static_cast<std::size_t>(t)] * inv_freq[static_cast<std::size_t>(i)];
-        cos[static_cast<std::size_t>(i)] = static_cast<float>(std::cos(angle));
-        sin[static_cast<std::size_t>(i)] = static_cast<float>(std::sin(angle));
-      }
+      const float* angles = cos_sin.data() + t * half * 2;
       for (std::int64_t h = 0; h < heads; ++h) {
         float* v = x + (t * heads + h) * head_dim;
         for (std::int64_t i = 0; i < half; ++i) {
           // The pair (a, b) rotates by the angle of frequency i.
-          const std::int64_t ia = pairs == RotaryPairs::HalfSplit ? i : 2 * i;
-          const std::int64_t ib = pairs == RotaryPairs::HalfSplit ? i + half : 2 * i + 1;
-          const float a = v[ia], b = v[ib], c = cos[static_cast<std::size_t>(i)], s = sin[static_cast<std::size_t>(i)];
+          const std::int64_t ia = split ? i : 2 * i, ib = split ? i + half : 2 * i + 1;
+          const float a = v[ia], b = v[ib], c = angles[2 * i], s = angles[2 * i + 1];
           v[ia] = a * c - b * s;
           v[ib] = b * c + a * s;
         }

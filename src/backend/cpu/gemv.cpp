@@ -130,7 +130,12 @@ void matmul(const quant::Matrix& w, std::span<const float> x, std::int64_t n, st
   const DotFn dot = dot_for(w.type, kernels(isa));
   const TileFn tile = tile_for(w.type, kernels(isa));
   const std::size_t xq_stride = dot ? prepared_bytes(w.type, w.cols) : 0;
-  std::vector<std::uint8_t> xq(xq_stride * static_cast<std::size_t>(n));
+  // Kept per calling thread: generation makes hundreds of these calls per token. Named
+  // through a plain reference, because a lambda naming a thread_local directly would reach
+  // each worker's own (empty) instance.
+  thread_local std::vector<std::uint8_t> caller_buffer;
+  std::vector<std::uint8_t>& xq = caller_buffer;
+  xq.resize(xq_stride * static_cast<std::size_t>(n));
   if (xq_stride) {
     auto prepare = [&](std::size_t t) { prepare_activations(w.type, x.data() + t * w.cols, w.cols, xq.data() + t * xq_stride); };
     if (n == 1) prepare(0);
