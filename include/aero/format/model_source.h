@@ -73,7 +73,7 @@ inline constexpr const char* kGgufMetadataChunk = "gguf.metadata";
 inline constexpr const char* kHfFileFourcc = "HFJS";
 inline constexpr const char* kHfFilePrefix = "hf/";
 // The Hugging Face files that travel with a model.
-inline constexpr const char* kHfFiles[] = {"config.json", "generation_config.json", "tokenizer.json",
-                                           "tokenizer_config.json", "special_tokens_map.json"};
+inline constexpr const char* kHfFiles[] = {"config.json",           "generation_config.json",  "tokenizer.json",
+                                           "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja"};
 
 }  // namespace aero::format
