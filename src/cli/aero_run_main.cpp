@@ -9,8 +9,11 @@
 #include <CLI/CLI.hpp>
 
 #include "aero/backend/backend.h"
+#include "aero/engine/chat.h"
 #include "aero/engine/session.h"
 #include "aero/error.h"
+#include "cli/chat_loop.h"
+#include "cli/text_model.h"
 
 namespace {
 
@@ -46,14 +49,31 @@ int run(int argc, char** argv) {
   if (device == "cuda") aero::fail("the CUDA backend is not in this build yet; use --device cpu (or auto)");
   // Weights are computed in their stored format and activations in f32 on the CPU, which is
   // at least as precise as any --dtype asked for.
-  auto model = aero::engine::Model::open(model_path, model_id);
   if (info) {
-    print_info(*model);
+    print_info(*aero::engine::Model::open(model_path, model_id));
     return 0;
   }
-  if (interactive || !prompt.empty())
-    aero::fail("text prompts need the tokenizer, which aero does not have yet; `aero run MODEL --ids ... --print-ids` "
-               "generates from token ids");
+  if (interactive || !prompt.empty()) {
+    const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
+    auto t = aero::cli::TextModel::open(model_path, model_id, "", threads, {});
+    aero::engine::SamplingParams sampling;
+    sampling.temperature = temperature;
+    sampling.validate();
+    aero::engine::Sampler sampler(sampling);
+    // Like the Python tool: a prompt is one chat turn when the model has a template.
+    aero::engine::Chat chat(*t.session, sampler, *t.tokenizer,
+                            {.system = "", .max_tokens = max_tokens, .stop = {}, .template_variables = aero::Json::object()});
+    if (!prompt.empty()) {
+      chat.respond(prompt, [](std::string_view text) {
+        std::fwrite(text.data(), 1, text.size(), stdout);
+        std::fflush(stdout);
+        return true;
+      });
+      std::printf("\n");
+    }
+    if (interactive) aero::cli::run_chat_loop(chat);
+    return 0;
+  }
   aero::fail("nothing to do: give --info, --prompt TEXT or --interactive");
 }
 

@@ -1,20 +1,33 @@
-// aero run: generate from a prompt, streaming tokens to stdout and speed to stderr.
+// aero run: generate from a prompt, streaming text (or ids) to stdout and speed to stderr.
 #include <cstdio>
 
+#include "aero/engine/chat.h"
 #include "aero/engine/generate.h"
 #include "aero/error.h"
 #include "cli/commands.h"
 #include "cli/model_options.h"
+#include "cli/text_model.h"
 
 namespace aero::cli {
+
+namespace {
+void print_speed(const engine::GenerationStats& stats, const backend::Backend& cpu) {
+  auto rate = [](std::int64_t n, double s) { return s > 0 ? static_cast<double>(n) / s : 0.0; };
+  fmt::print(stderr, "prompt: {} tokens, {:.1f} tok/s | generation: {} tokens, {:.1f} tok/s | {}{}\n",
+             stats.prompt_tokens, rate(stats.prompt_tokens, stats.prompt_seconds), stats.generated_tokens,
+             rate(stats.generated_tokens, stats.generation_seconds), cpu.name(),
+             stats.stopped_by_eos ? " | stopped at end-of-generation" : "");
+}
+}  // namespace
 
 void add_run_command(CLI::App& app) {
   struct Options {
     ModelOptions model;
-    std::string prompt, ids;
+    std::string prompt, ids, tokenizer, system;
+    std::vector<std::string> stop;
     std::int64_t max_tokens = 128;
     engine::SamplingParams sampling;
-    bool greedy = false, print_ids = false, ignore_eos = false;
+    bool greedy = false, print_ids = false, ignore_eos = false, chat = false;
   };
   auto opt = std::make_shared<Options>();
   auto* cmd = app.add_subcommand("run", "Generate text from a prompt");
@@ -22,6 +35,10 @@ void add_run_command(CLI::App& app) {
   auto* prompt = cmd->add_option("-p,--prompt", opt->prompt, "prompt text");
   auto* ids = cmd->add_option("--ids", opt->ids, "prompt as token ids, e.g. 1,5,9 (no tokenizer needed)");
   prompt->excludes(ids);
+  cmd->add_flag("--chat", opt->chat, "wrap the prompt in the model's chat template as one user message");
+  cmd->add_option("--system", opt->system, "system message (with --chat)");
+  cmd->add_option("--stop", opt->stop, "stop when the output contains this text (repeatable)");
+  cmd->add_option("--tokenizer", opt->tokenizer, "tokenizer.json, folder or GGUF to use instead of the model's");
   cmd->add_option("-n,--max-tokens", opt->max_tokens, "tokens to generate (default 128)")->check(CLI::NonNegativeNumber);
   add_sampling_options(*cmd, opt->sampling, opt->greedy);
   cmd->add_flag("--print-ids", opt->print_ids, "print generated token ids (comma-separated) instead of text");
@@ -29,13 +46,59 @@ void add_run_command(CLI::App& app) {
   cmd->callback([opt] {
     if (opt->greedy) opt->sampling.temperature = 0;
     opt->sampling.validate();
-    if (opt->ids.empty()) {
-      if (opt->prompt.empty()) fail("give a prompt with -p TEXT or token ids with --ids 1,5,9");
-      fail("text prompts need the tokenizer, which aero does not have yet; give token ids with --ids");
+    if (opt->ids.empty() && opt->prompt.empty()) fail("give a prompt with -p TEXT or token ids with --ids 1,5,9");
+    if (opt->chat && opt->prompt.empty()) fail("--chat needs a text prompt (-p TEXT)");
+    if (!opt->system.empty() && !opt->chat) fail("--system needs --chat");
+    if (opt->ids.empty() || !opt->print_ids || !opt->stop.empty()) {
+      // Text in or out: the tokenizer is needed.
+      auto t = TextModel::open(opt->model.model, opt->model.config, opt->tokenizer, opt->model.threads, opt->model.session());
+      engine::Sampler sampler(opt->sampling);
+      if (opt->chat) {
+        engine::Chat chat(*t.session, sampler, *t.tokenizer,
+                          {.system = opt->system, .max_tokens = opt->max_tokens, .stop = opt->stop,
+                           .template_variables = Json::object()});
+        const auto stats = chat.respond(opt->prompt, [](std::string_view text) {
+          std::fwrite(text.data(), 1, text.size(), stdout);
+          std::fflush(stdout);
+          return true;
+        });
+        std::printf("\n");
+        print_speed(stats, *t.backend);
+        return;
+      }
+      const auto prompt_ids =
+          opt->ids.empty() ? engine::tokenize_prompt(*t.tokenizer, opt->prompt) : engine::parse_token_ids(opt->ids);
+      for (auto id : prompt_ids)
+        if (id >= t.model->spec().vocab) fail("token id {} is outside the vocabulary of {} tokens", id, t.model->spec().vocab);
+      tokenizer::StreamDecoder decoder(*t.tokenizer);
+      engine::StopStrings stops(opt->stop);
+      bool first = true;
+      auto options = engine::GenerateOptions{.max_tokens = opt->max_tokens, .stop_at_eos = !opt->ignore_eos,
+                                             .extra_stop_ids = opt->ignore_eos ? std::vector<std::int32_t>{}
+                                                                               : t.tokenizer->vocab().end_of_generation};
+      const auto stats = engine::generate(*t.session, sampler, prompt_ids, options, [&](std::int32_t token) {
+        if (opt->print_ids) {
+          std::printf(first ? "%d" : ",%d", token);
+          first = false;
+          stops.push(decoder.push(token));
+        } else {
+          std::string text = stops.push(decoder.push(token));
+          std::fwrite(text.data(), 1, text.size(), stdout);
+        }
+        std::fflush(stdout);
+        return !stops.stopped();
+      });
+      if (!opt->print_ids && !stops.stopped()) {
+        std::string rest = stops.push(decoder.finish()) + stops.finish();
+        std::fwrite(rest.data(), 1, rest.size(), stdout);
+      }
+      std::printf("\n");
+      std::fflush(stdout);
+      print_speed(stats, *t.backend);
+      return;
     }
-    if (!opt->print_ids) fail("printing text needs the tokenizer, which aero does not have yet; add --print-ids");
+    // Ids in, ids out: no tokenizer needed (models without one work too).
     const auto prompt_ids = engine::parse_token_ids(opt->ids);
-
     auto model = engine::Model::open(opt->model.model, opt->model.config);
     auto cpu = backend::make_cpu_backend(opt->model.threads);
     engine::Session session(*model, *cpu, opt->model.session());
@@ -51,11 +114,7 @@ void add_run_command(CLI::App& app) {
                                         });
     std::printf("\n");
     std::fflush(stdout);
-    auto rate = [](std::int64_t n, double s) { return s > 0 ? static_cast<double>(n) / s : 0.0; };
-    fmt::print(stderr, "prompt: {} tokens, {:.1f} tok/s | generation: {} tokens, {:.1f} tok/s | {}{}\n",
-               stats.prompt_tokens, rate(stats.prompt_tokens, stats.prompt_seconds), stats.generated_tokens,
-               rate(stats.generated_tokens, stats.generation_seconds), cpu->name(),
-               stats.stopped_by_eos ? " | stopped at end-of-generation" : "");
+    print_speed(stats, *cpu);
   });
 }
 

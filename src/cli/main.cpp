@@ -19,9 +19,12 @@ int main(int argc, char** argv) {
   aero::cli::add_convert_command(app);
   aero::cli::add_quantize_command(app);
   aero::cli::add_run_command(app);
+  aero::cli::add_chat_command(app);
   aero::cli::add_logits_command(app);
   aero::cli::add_synth_command(app);
   aero::cli::add_bench_command(app);
+  aero::cli::add_tokenize_command(app);
+  aero::cli::add_template_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -34,7 +34,8 @@ struct ModelOptions {
 };
 
 // Sampling flags, named as llama.cpp names them.
-inline void add_sampling_options(CLI::App& cmd, engine::SamplingParams& p, bool& greedy) {
+// `short_seed`: -s for --seed as llama.cpp has it (chat takes -s for its system message).
+inline void add_sampling_options(CLI::App& cmd, engine::SamplingParams& p, bool& greedy, bool short_seed = true) {
   cmd.add_option("--temp", p.temperature, "temperature; 0 is greedy (default 0.8)");
   cmd.add_option("--top-k", p.top_k, "keep the K most likely tokens; 0 = off (default 40)");
   cmd.add_option("--top-p", p.top_p, "keep the smallest set with probability P; 1 = off (default 0.95)");
@@ -43,7 +44,7 @@ inline void add_sampling_options(CLI::App& cmd, engine::SamplingParams& p, bool&
   cmd.add_option("--presence-penalty", p.presence_penalty, "subtract once from repeated tokens (default 0)");
   cmd.add_option("--frequency-penalty", p.frequency_penalty, "subtract per repetition (default 0)");
   cmd.add_option("--repeat-last-n", p.repeat_last_n, "tokens the penalties look back on; -1 = all (default 64)");
-  cmd.add_option("-s,--seed", p.seed, "random seed; the same seed gives the same text (default: random)");
+  cmd.add_option(short_seed ? "-s,--seed" : "--seed", p.seed, "random seed; the same seed gives the same text (default: random)");
   cmd.add_flag("--greedy", greedy, "always take the most likely token (same as --temp 0)");
 }
 

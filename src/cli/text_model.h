@@ -1,0 +1,37 @@
+// What the text front ends (run, chat, aero-run) share: a model with its tokenizer and a
+// session on the CPU backend.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "aero/backend/backend.h"
+#include "aero/error.h"
+#include "aero/engine/session.h"
+#include "aero/tokenizer/tokenizer.h"
+
+namespace aero::cli {
+
+struct TextModel {
+  std::unique_ptr<engine::Model> model;
+  std::unique_ptr<tokenizer::Tokenizer> tokenizer;
+  std::unique_ptr<backend::Backend> backend;
+  std::unique_ptr<engine::Session> session;
+
+  // `tokenizer_path` (optional) overrides the tokenizer the model carries.
+  static TextModel open(const std::string& model_path, const std::string& metadata_from, const std::string& tokenizer_path,
+                        unsigned threads, engine::SessionOptions session_options) {
+    TextModel t;
+    t.model = engine::Model::open(model_path, metadata_from);
+    t.tokenizer = std::make_unique<tokenizer::Tokenizer>(
+        tokenizer_path.empty() ? tokenizer::Tokenizer::from_metadata(t.model->source().metadata())
+                               : tokenizer::Tokenizer::load(tokenizer_path));
+    if (t.tokenizer->size() > t.model->spec().vocab)
+      fail("the tokenizer has {} tokens but the model only {} embeddings", t.tokenizer->size(), t.model->spec().vocab);
+    t.backend = backend::make_cpu_backend(threads);
+    t.session = std::make_unique<engine::Session>(*t.model, *t.backend, session_options);
+    return t;
+  }
+};
+
+}  // namespace aero::cli
