@@ -11,6 +11,7 @@
 #include "aero/error.h"
 #include "aero/model/spec.h"
 #include "aero/model/weights.h"
+#include "aero/tokenizer/vocab.h"
 #include "convert/out_tensor.h"
 
 namespace aero::convert {
@@ -97,6 +98,11 @@ std::vector<OutTensor> hf_to_gguf(const format::ModelSource& src, const std::vec
   const auto spec = model::spec_from_hf_config(parse_json(src.metadata().hf_files.at("config.json"), "config.json"));
   const std::string arch = gguf_architecture(spec.family);
   put_gguf_hyper_parameters(spec, src.metadata().name.empty() ? arch : src.metadata().name, m);
+  if (auto vocab = tokenizer::vocab_from_metadata(src.metadata())) {
+    if (vocab->algorithm == tokenizer::Algorithm::Bpe && vocab->pre.empty())
+      fail("tokenizer.json: its pre-tokenizer regexes are not ones llama.cpp names, so a GGUF could not say them");
+    tokenizer::put_gguf_tokenizer(*vocab, m);
+  }
 
   std::vector<OutTensor> out;
   for (const auto& t : tensors) {

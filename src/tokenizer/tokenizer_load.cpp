@@ -17,13 +17,16 @@ std::string file_or_empty(const format::ModelMetadata& m, const char* name) {
 }
 }  // namespace
 
+std::optional<Vocab> vocab_from_metadata(const format::ModelMetadata& m) {
+  if (m.gguf && m.gguf->find("tokenizer.ggml.model")) return vocab_from_gguf(*m.gguf);
+  if (!m.hf_files.count("tokenizer.json")) return std::nullopt;
+  Vocab v = vocab_from_hf(m.hf_files.at("tokenizer.json"), file_or_empty(m, "tokenizer_config.json"));
+  if (auto jinja = file_or_empty(m, "chat_template.jinja"); !jinja.empty()) v.chat_template = jinja;
+  return v;
+}
+
 Tokenizer Tokenizer::from_metadata(const format::ModelMetadata& m) {
-  if (m.gguf && m.gguf->find("tokenizer.ggml.model")) return Tokenizer(vocab_from_gguf(*m.gguf));
-  if (m.hf_files.count("tokenizer.json")) {
-    Vocab v = vocab_from_hf(m.hf_files.at("tokenizer.json"), file_or_empty(m, "tokenizer_config.json"));
-    if (auto jinja = file_or_empty(m, "chat_template.jinja"); !jinja.empty()) v.chat_template = jinja;
-    return Tokenizer(std::move(v));
-  }
+  if (auto v = vocab_from_metadata(m)) return Tokenizer(std::move(*v));
   fail("the model carries no tokenizer (no GGUF tokenizer.* keys, no tokenizer.json); give one with --tokenizer");
 }
 

@@ -3,6 +3,7 @@
 
 #include "aero/error.h"
 #include "aero/tokenizer/vocab.h"
+#include "vocab_rules.h"
 
 namespace aero::tokenizer {
 
@@ -99,19 +100,22 @@ Vocab vocab_from_gguf(const GgufMetadata& m) {
     if (it != v.tokens.end()) v.unk = static_cast<std::int32_t>(it - v.tokens.begin());
   }
 
+  collect_end_of_generation(v, {token_id(m, "tokenizer.ggml.eot_token_id", n), token_id(m, "tokenizer.ggml.eom_token_id", n)});
+  v.chat_template = m.get_string("tokenizer.chat_template").value_or("");
+  return v;
+}
+
+void collect_end_of_generation(Vocab& v, std::initializer_list<std::int32_t> extra) {
+  v.end_of_generation.clear();
   add_unique(v.end_of_generation, v.eos);
-  for (const char* key : {"tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"})
-    add_unique(v.end_of_generation, token_id(m, key, n));
-  // As llama.cpp does: control tokens that end a turn in common templates also end generation.
-  for (std::size_t i = 0; i < n; ++i) {
+  for (auto id : extra) add_unique(v.end_of_generation, id);
+  for (std::size_t i = 0; i < v.tokens.size(); ++i) {
     const auto& t = v.tokens[i];
     if (v.types[i] == TokenType::Control &&
         (t == "<|eot_id|>" || t == "<|im_end|>" || t == "<|end|>" || t == "<end_of_turn>" || t == "<|endoftext|>" ||
          t == "<|eom_id|>" || t == "<|end_of_text|>"))
       add_unique(v.end_of_generation, static_cast<std::int32_t>(i));
   }
-  v.chat_template = m.get_string("tokenizer.chat_template").value_or("");
-  return v;
 }
 
 void put_gguf_tokenizer(const Vocab& v, GgufMetadata& m) {

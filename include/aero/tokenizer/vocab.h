@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "aero/format/gguf.h"
+#include "aero/format/model_source.h"
 
 namespace aero::tokenizer {
 
@@ -45,8 +46,15 @@ std::vector<std::string> pre_tokenizer_regexes(const std::string& name);
 std::optional<std::string> pre_tokenizer_name(const std::vector<std::string>& regexes);
 
 Vocab vocab_from_gguf(const format::GgufMetadata& metadata);
+// From a model's metadata: GGUF keys win (as llama.cpp reads them), else tokenizer.json with
+// tokenizer_config.json and chat_template.jinja; nullopt when it carries neither.
+std::optional<Vocab> vocab_from_metadata(const format::ModelMetadata& metadata);
 // tokenizer.json text, and tokenizer_config.json text (may be empty).
 Vocab vocab_from_hf(const std::string& tokenizer_json, const std::string& tokenizer_config_json);
+// tokenizer.json and tokenizer_config.json for a vocabulary (read back by vocab_from_hf and by
+// HF tokenizers).
+std::string vocab_to_hf(const Vocab& vocab);
+Json vocab_to_hf_config(const Vocab& vocab);
 // The GGUF tokenizer.* keys llama.cpp reads, for a vocabulary.
 void put_gguf_tokenizer(const Vocab& vocab, format::GgufMetadata& metadata);
 
