@@ -7,13 +7,15 @@ seconds=${2:-60}
 root=$(cd "$(dirname "$0")/.." && pwd)
 shared=${AERO_SHARED:-$root/../shared}
 corpus=$root/.fuzz-corpus
-mkdir -p "$corpus"/{aero,safetensors,metadata,gguf,model}
+mkdir -p "$corpus"/{aero,safetensors,metadata,gguf,model,tokenizer,template}
 
 if [ -d "$shared/fixtures" ]; then
   cp -f "$shared"/fixtures/aero/*.aero "$shared"/fixtures/aero/small-set/*.aero "$corpus/aero/" 2>/dev/null || true
   cp -f "$shared"/fixtures/aero/*.safetensors "$corpus/safetensors/" 2>/dev/null || true
   cp -f "$shared"/fixtures/aero/quants.gguf "$shared"/fixtures/tokenizer/ggml-vocab-phi-3.gguf "$corpus/gguf/" 2>/dev/null || true
   find "$shared/fixtures/hf" -name '*.json' -exec cp -f {} "$corpus/metadata/" \; 2>/dev/null || true
+  cp -f "$shared"/fixtures/tokenizer/*.inp "$corpus/tokenizer/" 2>/dev/null || true
+  cp -f "$shared"/fixtures/chat-templates/*.jinja "$corpus/template/" 2>/dev/null || true
 else
   echo "fuzz: no shared fixtures at $shared; starting from empty corpora"
 fi
@@ -52,4 +54,6 @@ run fuzz_safetensors_reader "$corpus/safetensors"
 run fuzz_metadata "$corpus/metadata"
 run fuzz_gguf_reader "$corpus/gguf"
 run fuzz_model_load "$corpus/model"
+run fuzz_tokenizer "$corpus/tokenizer"
+run fuzz_chat_template "$corpus/template"
 echo "fuzz: all targets ran clean"

@@ -171,7 +171,7 @@ Value get_attribute(const Value& object, const std::string& name) {
     const Value* v = object.obj().find(name);
     return v ? *v : Value();
   }
-  if (object.is_array() && !name.empty() && std::all_of(name.begin(), name.end(), ::isdigit))
+  if (object.is_array() && !name.empty() && name.size() < 10 && std::all_of(name.begin(), name.end(), ::isdigit))
     return get_item(object, Value(static_cast<std::int64_t>(std::stoll(name))));
   return Value();  // undefined, as Jinja's default Undefined
 }

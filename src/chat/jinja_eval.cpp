@@ -57,9 +57,18 @@ class Evaluator {
     fail("chat template line {}: {}", e.line, what);
   }
 
+  // Templates come inside model files: bound the work and output a hostile one can cause.
+  void step() {
+    if (++steps_ > 2'000'000) fail("chat template: rendering took more than 2 million steps");
+  }
+  static void check_size(const std::string& out) {
+    if (out.size() > (64u << 20)) fail("chat template: rendered text exceeds 64 MiB");
+  }
+
   Scope& root_;
   Scope* scope_;
   int depth_ = 0;
+  std::uint64_t steps_ = 0;
 };
 
 // Runs `fn` with `scope` as the innermost scope, restoring the previous one after.
@@ -222,6 +231,7 @@ Flow Evaluator::exec_for(const Node& n, std::string& out) {
   if (n.condition) {  // "for x in xs if cond" filters before loop.* counts
     Array kept;
     for (const auto& item : items) {
+      step();
       Scope s;
       s.parent = &loop_scope;
       bind(s, item);
@@ -236,6 +246,7 @@ Flow Evaluator::exec_for(const Node& n, std::string& out) {
   }
   const auto length = static_cast<std::int64_t>(items.size());
   for (std::int64_t i = 0; i < length; ++i) {
+    step();
     Scope iteration;
     iteration.parent = &loop_scope;
     bind(iteration, items[i]);
@@ -264,6 +275,8 @@ Flow Evaluator::exec_for(const Node& n, std::string& out) {
 }
 
 Flow Evaluator::exec(const Node& n, std::string& out) {
+  step();
+  check_size(out);
   switch (n.type) {
     case Node::Type::Text: out += n.text; break;
     case Node::Type::Output: out += eval(*n.expr).to_string(); break;

@@ -2,6 +2,7 @@
 // "-" on a tag strips all whitespace on that side; a block or comment tag alone on its line
 // takes the line's indentation and its newline with it.
 #include <cctype>
+#include <charconv>
 
 #include "aero/error.h"
 #include "jinja_ast.h"
@@ -138,8 +139,9 @@ std::vector<Token> lex(const std::string& s, int line) {
       std::string digits = s.substr(i, j - i);
       std::erase(digits, '_');
       Token t{is_float ? Token::Kind::Float : Token::Kind::Int, digits};
-      if (is_float) t.float_value = std::stod(digits);
-      else t.int_value = std::stoll(digits);
+      const char* end = digits.data() + digits.size();
+      auto r = is_float ? std::from_chars(digits.data(), end, t.float_value) : std::from_chars(digits.data(), end, t.int_value);
+      if (r.ec != std::errc() || r.ptr != end) fail("chat template line {}: number '{}' is out of range", line, digits);
       out.push_back(t);
       i = j;
     } else if (c == '\'' || c == '"') {
@@ -256,6 +258,7 @@ class ExprParser {
     return e;
   }
   ExprPtr not_expr() {
+    Nest nest(*this);
     if (accept_name("not")) {
       auto e = make(Expr::Type::Unary);
       e->name = "not";
@@ -315,6 +318,7 @@ class ExprParser {
     return e;
   }
   ExprPtr unary() {
+    Nest nest(*this);
     if (accept_op("-") || (is_op("+") && (++p_, true))) {
       const bool minus = t_[p_ - 1].text == "-";
       auto e = make(Expr::Type::Unary);
@@ -325,7 +329,17 @@ class ExprParser {
     return filters(postfix(primary()));
   }
 
+  // Nesting guard: the parser recurses, and a template is untrusted input.
+  struct Nest {
+    int& depth;
+    explicit Nest(ExprParser& p) : depth(p.depth_) {
+      if (++depth > 100) p.error("expression nested too deeply");
+    }
+    ~Nest() { --depth; }
+  };
+
   ExprPtr primary() {
+    Nest nest(*this);
     const Token tok = peek();
     if (tok.kind == Token::Kind::String) {
       ++p_;
@@ -480,6 +494,7 @@ class ExprParser {
   std::vector<Token> t_;
   std::size_t p_ = 0;
   int line_;
+  int depth_ = 0;
 };
 
 // ---- statements -------------------------------------------------------------------------
@@ -489,6 +504,11 @@ class Parser {
   explicit Parser(std::vector<Segment> segments) : s_(std::move(segments)) {}
 
   Body body_until(const std::vector<std::string>& ends, std::string& which, ExprParser*& stop) {
+    if (++depth_ > 100) fail("chat template: blocks nested more than 100 deep");
+    struct Leave {
+      int& d;
+      ~Leave() { --d; }
+    } leave{depth_};
     Body body;
     while (i_ < s_.size()) {
       Segment& seg = s_[i_];
@@ -647,6 +667,7 @@ class Parser {
  private:
   std::vector<Segment> s_;
   std::size_t i_ = 0;
+  int depth_ = 0;
   std::vector<std::unique_ptr<ExprParser>> parsers_;
 };
 

@@ -3,6 +3,7 @@
 
 #include "aero/engine/chat.h"
 #include "aero/error.h"
+#include "aero/mapped_file.h"
 #include "aero/tokenizer/tokenizer.h"
 #include "cli/commands.h"
 
@@ -26,17 +27,20 @@ std::string quoted(const std::string& s) {
 
 void add_tokenize_command(CLI::App& app) {
   struct Options {
-    std::string file, text;
+    std::string file, text, text_file;
     bool ids_only = false, no_bos = false, no_parse_special = false;
   };
   auto opt = std::make_shared<Options>();
   auto* cmd = app.add_subcommand("tokenize", "Show the token ids and pieces of a text");
   cmd->add_option("file", opt->file, "model, vocab-only GGUF, tokenizer.json or a folder with one")->required();
-  cmd->add_option("text", opt->text, "the text")->required();
+  auto* text = cmd->add_option("text", opt->text, "the text");
+  auto* from = cmd->add_option("-f,--file", opt->text_file, "read the text from this file instead");
+  text->excludes(from);
   cmd->add_flag("--ids-only", opt->ids_only, "print only the ids, as [1, 2, 3]");
   cmd->add_flag("--no-bos", opt->no_bos, "do not add BOS/EOS even where the model asks for them");
   cmd->add_flag("--no-parse-special", opt->no_parse_special, "treat special-token text (e.g. <|im_start|>) as plain text");
   cmd->callback([opt] {
+    if (opt->text.empty() && !opt->text_file.empty()) opt->text = read_small_file(opt->text_file, 1ull << 31);
     auto tok = tokenizer::Tokenizer::load(opt->file);
     auto ids = tok.encode(opt->text, !opt->no_bos, !opt->no_parse_special);
     if (opt->ids_only) {

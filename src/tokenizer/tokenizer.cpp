@@ -260,7 +260,11 @@ void Tokenizer::Impl::encode_spm(std::string_view raw, bool prefix_space, std::v
   };
   std::vector<Symbol> symbols;
   for (std::size_t i = 0; i < text.size();) {
+    // A character, or a lone byte where the UTF-8 is broken (so it cannot swallow the '▁'
+    // an escaped space became, and decoding gives the input back).
     std::size_t n = std::min(utf8_length_of_lead(static_cast<unsigned char>(text[i])), text.size() - i);
+    for (std::size_t k = 1; k < n; ++k)
+      if ((static_cast<unsigned char>(text[i + k]) & 0xC0) != 0x80) n = 1;
     int index = static_cast<int>(symbols.size());
     symbols.push_back({i, n, index - 1, index + 1});
     i += n;

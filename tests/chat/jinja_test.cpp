@@ -98,6 +98,10 @@ TEST(Jinja, ErrorsAreClearAndCarryTheLine) {
   EXPECT_THROW(Template("{{ 1 + }}"), Error);
   EXPECT_THROW(Template("{% frobnicate %}"), Error);
   EXPECT_THROW(Template("{{ 'open"), Error);
+  EXPECT_THROW(Template("{{ 99999999999999999999999 }}"), Error);  // found by fuzz_chat_template
+  EXPECT_THROW(Template("{{ " + std::string(500, '(') + "1" + std::string(500, ')') + " }}"), Error);
+  EXPECT_EQ(render("{{ " + std::string(20, '(') + "1" + std::string(20, ')') + " }}"), "1");
+  EXPECT_THROW(render("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"), Error);
   EXPECT_THROW(render("{{ x | nosuchfilter }}"), Error);
   EXPECT_THROW(render("{{ 1 + 'a' }}"), Error);
   EXPECT_THROW(render("{% macro m() %}{{ m() }}{% endmacro %}{{ m() }}"), Error);
