@@ -64,11 +64,7 @@ int run(int argc, char** argv) {
     aero::engine::Chat chat(*t.session, sampler, *t.tokenizer,
                             {.system = "", .max_tokens = max_tokens, .stop = {}, .template_variables = aero::Json::object()});
     if (!prompt.empty()) {
-      chat.respond(prompt, [](std::string_view text) {
-        std::fwrite(text.data(), 1, text.size(), stdout);
-        std::fflush(stdout);
-        return true;
-      });
+      chat.respond(prompt, aero::cli::show_text);
       std::printf("\n");
     }
     if (interactive) aero::cli::run_chat_loop(chat);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "aero/error.h"
+#include "cli/text_model.h"
 
 namespace aero::cli {
 
@@ -68,11 +69,7 @@ void run_chat_loop(engine::Chat& chat) {
     g_interrupted.store(false);
     try {
       SigintDuringAnswers guard;
-      chat.respond(line, [](std::string_view text) {
-        std::fwrite(text.data(), 1, text.size(), stdout);
-        std::fflush(stdout);
-        return !g_interrupted.load();
-      });
+      chat.respond(line, [](std::string_view text) { return show_text(text) && !g_interrupted.load(); });
     } catch (const Error& e) {
       std::fprintf(stderr, "\nerror: %s\n", e.what());
     }

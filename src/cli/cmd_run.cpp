@@ -57,11 +57,7 @@ void add_run_command(CLI::App& app) {
         engine::Chat chat(*t.session, sampler, *t.tokenizer,
                           {.system = opt->system, .max_tokens = opt->max_tokens, .stop = opt->stop,
                            .template_variables = Json::object()});
-        const auto stats = chat.respond(opt->prompt, [](std::string_view text) {
-          std::fwrite(text.data(), 1, text.size(), stdout);
-          std::fflush(stdout);
-          return true;
-        });
+        const auto stats = chat.respond(opt->prompt, show_text);
         std::printf("\n");
         print_speed(stats, *t.backend);
         return;
@@ -82,15 +78,13 @@ void add_run_command(CLI::App& app) {
           first = false;
           stops.push(decoder.push(token));
         } else {
-          std::string text = stops.push(decoder.push(token));
-          std::fwrite(text.data(), 1, text.size(), stdout);
+          show_text(stops.push(decoder.push(token)));
         }
         std::fflush(stdout);
         return !stops.stopped();
       });
       if (!opt->print_ids && !stops.stopped()) {
-        std::string rest = stops.push(decoder.finish()) + stops.finish();
-        std::fwrite(rest.data(), 1, rest.size(), stdout);
+        show_text(stops.push(decoder.finish()) + stops.finish());
       }
       std::printf("\n");
       std::fflush(stdout);

@@ -2,8 +2,10 @@
 // session on the CPU backend.
 #pragma once
 
+#include <cstdio>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "aero/backend/backend.h"
 #include "aero/error.h"
@@ -11,6 +13,13 @@
 #include "aero/tokenizer/tokenizer.h"
 
 namespace aero::cli {
+
+// Streams generated text: written and flushed at once, so it appears as it is made.
+inline bool show_text(std::string_view text) {
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  std::fflush(stdout);
+  return true;
+}
 
 struct TextModel {
   std::unique_ptr<engine::Model> model;
