@@ -73,6 +73,12 @@ TEST(HfJson, HfFolderToGgufWritesTheTokenizerKeys) {
   EXPECT_EQ(gguf.metadata().get_string("tokenizer.chat_template"), original.chat_template);
   Tokenizer tok(vocab_from_gguf(gguf.metadata()));
   for (const auto& c : test::read_vocab_cases(vocab_path)) EXPECT_EQ(tok.encode(c.text, false, false), c.ids) << c.text;
+
+  // A converted .aero is self-contained: its tokenizer and template travel inside it.
+  convert::convert(hf, dir / "out.aero", convert::OutputKind::Aero, {});
+  Tokenizer inside = Tokenizer::load(dir / "out.aero");
+  EXPECT_EQ(inside.vocab().chat_template, original.chat_template);
+  for (const auto& c : test::read_vocab_cases(vocab_path)) EXPECT_EQ(inside.encode(c.text, false, false), c.ids) << c.text;
 }
 
 }  // namespace
