@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 work=${OUT_DIR:-$(mktemp -d)}
+mkdir -p "$work"
 model=${1:-}
 if [ -z "$model" ]; then
   model="$work/tinyllama-shape-q4_0.gguf"
@@ -16,6 +17,11 @@ if [ -z "$model" ]; then
 fi
 [ -e "$model" ] || { echo "run: $model not found; pass a model path" >&2; exit 1; }
 build/bin/aero-run "$model" --info
-echo "generating 64 tokens from the prompt ids 1,450,4996,17354 (text prompts arrive with the tokenizer):"
-build/bin/aero run "$model" --ids 1,450,4996,17354 -n 64 --seed 1 --print-ids --ignore-eos
+if build/bin/aero tokenize "$model" "x" >/dev/null 2>&1; then
+  echo "generating 64 tokens after the prompt 'The quick brown fox' (random weights give random words):"
+  build/bin/aero run "$model" -p "The quick brown fox" -n 64 --seed 1 --ignore-eos
+else
+  echo "the model carries no tokenizer: generating 64 token ids from the prompt ids 1,450,4996,17354:"
+  build/bin/aero run "$model" --ids 1,450,4996,17354 -n 64 --seed 1 --print-ids --ignore-eos
+fi
 build/bin/aero bench "$model" -p 64 -n 32 -r 2
