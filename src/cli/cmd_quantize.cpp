@@ -12,24 +12,21 @@ void add_quantize_command(CLI::App& app) {
     convert::ConvertOptions convert;
   };
   auto opt = std::make_shared<Options>();
-  auto* cmd = app.add_subcommand("quantize", "Quantize a model's weight matrices (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1)");
+  auto* cmd = app.add_subcommand("quantize", "Quantize a model's weight matrices (Q8_0 ... Q4_K_M, as llama-quantize)");
   cmd->add_option("in", opt->in, "source model (.aero, AEROSET, GGUF, safetensors, HF folder)")->required();
   cmd->add_option("out", opt->out, "destination: .aero, .gguf, or a folder for AEROSET")->required();
-  cmd->add_option("type", opt->type, "block format, e.g. Q8_0 or Q4_0")->required();
+  cmd->add_option("type", opt->type, "block format or mix: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, Q4_K_M, Q5_K_M")
+      ->required();
   cmd->add_option("--to", opt->to, "output format: aero, aeroset or gguf (default: from OUT's name)");
   cmd->add_option("--config", opt->config, "HF folder or GGUF supplying metadata the source lacks");
   cmd->add_flag("--integrity", opt->convert.write.integrity, "write IHSH and per-page PHSH digests");
   cmd->callback([opt] {
-    auto traits = quant::type_traits_by_name(opt->type);
-    if (!traits || !traits->quantized)
-      fail("unknown quantization type '{}' (available: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1)", opt->type);
-    if (!traits->encode)
-      fail("no quantizer for {} yet (available: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1)", traits->name);
+    const auto recipe = convert::quant_recipe(opt->type);
     opt->convert.config = opt->config;
     ProgressBar bar("quantizing");
     opt->convert.on_start = [&](std::uint64_t total) { bar.start(total); };
     opt->convert.on_progress = [&](std::uint64_t n) { bar.add(n); };
-    auto summary = convert::quantize(opt->in, opt->out, convert::output_kind(opt->out, opt->to), traits->type,
+    auto summary = convert::quantize(opt->in, opt->out, convert::output_kind(opt->out, opt->to), recipe,
                                      opt->convert);
     bar.finish();
     fmt::print(stderr, "wrote {} ({} tensors, {})\n", opt->out, summary.tensors, human_bytes(summary.file_bytes));

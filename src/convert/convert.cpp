@@ -1,5 +1,6 @@
 #include "aero/convert/convert.h"
 
+#include <cctype>
 #include <functional>
 #include <map>
 
@@ -49,16 +50,63 @@ std::vector<OutTensor> as_is(const ModelSource& src) {
   return out;
 }
 
-// Float matrices become `type` blocks, one row decoded and re-encoded at a time.
-std::vector<OutTensor> quantized(const ModelSource& src, quant::GgmlType type) {
-  auto traits = quant::type_traits(static_cast<std::uint32_t>(type));
-  if (!traits || !traits->encode) fail("no quantizer for {} yet", traits ? traits->name : "this type");
+// The block format one tensor gets under a recipe (llama.cpp's llama_tensor_get_type for the
+// llama family: output head; attn_v and ffn_down by layer; the rest the base type).
+quant::GgmlType tensor_quant_type(const QuantRecipe& recipe, const std::string& name, int layer, int n_layers,
+                                  bool tied_embeddings) {
+  if (!recipe.k_mix) return recipe.base;
+  auto ends = [&](std::string_view a, std::string_view b) { return name.ends_with(a) || name.ends_with(b); };
+  auto more_bits = [&] { return layer < n_layers / 8 || layer >= 7 * n_layers / 8 || (layer - n_layers / 8) % 3 == 2; };
+  if (name == "output.weight" || name == "lm_head.weight") return quant::GgmlType::Q6_K;
+  if (tied_embeddings && (name == "token_embd.weight" || name == "model.embed_tokens.weight")) return quant::GgmlType::Q6_K;
+  if (layer >= 0 && (ends("attn_v.weight", "v_proj.weight") || ends("ffn_down.weight", "down_proj.weight")) && more_bits())
+    return quant::GgmlType::Q6_K;
+  return recipe.base;
+}
+
+// Layer index from "blk.N." (GGUF) or "layers.N." (HF); -1 for tensors outside the layers.
+int layer_of(const std::string& name) {
+  for (std::string_view prefix : {"blk.", "layers."}) {
+    auto at = name.find(prefix);
+    if (at == std::string::npos) continue;
+    int layer = 0, digits = 0;
+    for (std::size_t i = at + prefix.size(); i < name.size() && std::isdigit(static_cast<unsigned char>(name[i])); ++i, ++digits)
+      layer = layer * 10 + (name[i] - '0');
+    if (digits > 0 && digits < 7) return layer;
+  }
+  return -1;
+}
+
+// llama.cpp's fallback when rows are not whole 256-element blocks.
+quant::GgmlType fallback_for(quant::GgmlType type) {
+  switch (type) {
+    case quant::GgmlType::Q4_K: return quant::GgmlType::Q5_0;
+    case quant::GgmlType::Q5_K: return quant::GgmlType::Q5_1;
+    case quant::GgmlType::Q6_K: return quant::GgmlType::Q8_0;
+    default: return type;
+  }
+}
+
+// Float matrices become blocks, one row decoded and re-encoded at a time.
+std::vector<OutTensor> quantized(const ModelSource& src, const QuantRecipe& recipe) {
+  auto base = quant::type_traits(static_cast<std::uint32_t>(recipe.base));
+  if (!base || !base->encode) fail("no quantizer for {} yet (available: {})", base ? base->name : "this type", kQuantRecipeNames);
+  int n_layers = 0;
+  bool has_output = false;
+  for (const auto& t : src.tensors()) {
+    n_layers = std::max(n_layers, layer_of(t.name) + 1);
+    has_output = has_output || t.name == "output.weight" || t.name == "lm_head.weight";
+  }
   std::vector<OutTensor> out = as_is(src);
   for (std::size_t i = 0; i < out.size(); ++i) {
     const auto& t = src.tensors()[i];
     const bool is_float = t.dtype == format::DType::F32 || t.dtype == format::DType::F16 || t.dtype == format::DType::BF16;
-    if (!is_float || t.shape.size() < 2 || t.shape.back() == 0 || t.shape.back() % traits->block_elements != 0) continue;
+    if (!is_float || t.shape.size() < 2 || t.shape.back() == 0) continue;
     const std::uint64_t cols = t.shape.back(), rows = t.data.size() / (cols * format::dtype_size(t.dtype));
+    auto type = tensor_quant_type(recipe, t.name, layer_of(t.name), n_layers, !has_output);
+    if (cols % quant::type_traits(static_cast<std::uint32_t>(type))->block_elements != 0) type = fallback_for(type);
+    const auto traits = quant::type_traits(static_cast<std::uint32_t>(type));
+    if (!traits || !traits->encode || cols % traits->block_elements != 0) continue;
     const std::uint64_t row_out = *quant::row_bytes(*traits, cols);
     const auto source_type = *format::ggml_type_of(t.dtype, -1);
     out[i].dtype = format::DType::Packed;
@@ -228,12 +276,23 @@ ConvertSummary convert(const std::filesystem::path& in, const std::filesystem::p
   return {};
 }
 
+QuantRecipe quant_recipe(std::string_view name) {
+  std::string upper(name);
+  for (auto& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  if (upper == "Q4_K_M") return {quant::GgmlType::Q4_K, true};
+  if (upper == "Q5_K_M") return {quant::GgmlType::Q5_K, true};
+  auto traits = quant::type_traits_by_name(upper);
+  if (!traits || !traits->quantized || !traits->encode || traits->type == quant::GgmlType::Q8_K)
+    fail("unknown or unsupported quantization type '{}' (available: {})", name, kQuantRecipeNames);
+  return {traits->type};
+}
+
 ConvertSummary quantize(const std::filesystem::path& in, const std::filesystem::path& out, OutputKind kind,
-                        quant::GgmlType type, const ConvertOptions& options) {
+                        const QuantRecipe& recipe, const ConvertOptions& options) {
   ConvertOptions opts = options;
   opts.write.progress = options.on_progress;
   auto src = open_with_sidecar(in, options);
-  auto tensors = quantized(*src, type);
+  auto tensors = quantized(*src, recipe);
   if (opts.on_start) opts.on_start(total_bytes(tensors));
   switch (kind) {
     case OutputKind::Aero:

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "aero/convert/convert.h"
+#include "aero/convert/synth.h"
 #include "aero/error.h"
 #include "aero/format/aero_model.h"
 #include "aero/format/aero_validate.h"
@@ -194,7 +195,7 @@ TEST(Quantize, GgufSourceToGgufAndUnsupportedTypes) {
   EXPECT_EQ(g.find("t.f32")->type, quant::GgmlType::Q8_0);
   EXPECT_EQ(g.find("t.f16")->type, quant::GgmlType::Q8_0);
   EXPECT_EQ(g.find("t.q4_1")->type, quant::GgmlType::Q4_1);  // already quantized: copied
-  EXPECT_THROW(quantize(fixture(shared, "aero/quants.gguf"), dir / "k.gguf", OutputKind::Gguf, quant::GgmlType::Q4_K, {}),
+  EXPECT_THROW(quantize(fixture(shared, "aero/quants.gguf"), dir / "k.gguf", OutputKind::Gguf, quant::GgmlType::Q2_K, {}),
                Error);
   EXPECT_FALSE(std::filesystem::exists(dir / "k.gguf"));
 }
@@ -207,6 +208,41 @@ TEST(Convert, OutputKindFromNameOrFlag) {
   EXPECT_EQ(output_kind("x.bin", "gguf"), OutputKind::Gguf);
   EXPECT_THROW(output_kind("x.bin", ""), Error);
   EXPECT_THROW(output_kind("x.bin", "onnx"), Error);
+}
+
+}  // namespace
+}  // namespace aero::convert
+
+namespace aero::convert {
+namespace {
+
+// Q4_K_M as llama-quantize mixes it: Q6_K for the output head and for attn_v/ffn_down where
+// use_more_bits(layer) holds (4 layers: n/8 = 0, 7n/8 = 3, so layers 2 (every third) and 3);
+// rows that are not whole 256-blocks take the fallback (Q4_K -> Q5_0, Q6_K -> Q8_0).
+TEST(Quantize, KMixFollowsLlamaCppsRecipe) {
+  test::ScratchDir dir;
+  SynthOptions o;
+  o.arch = "llama";
+  o.preset = "tiny";  // 4 layers, hidden 256, ffn 704
+  o.type = quant::GgmlType::F16;
+  synthesize(dir / "f16.gguf", o);
+  quantize(dir / "f16.gguf", dir / "q.gguf", OutputKind::Gguf, quant_recipe("q4_k_m"), {});
+  auto g = format::GgufFile::open(dir / "q.gguf");
+  auto type = [&](const std::string& name) { return g.find(name)->type; };
+  using T = quant::GgmlType;
+  EXPECT_EQ(type("output.weight"), T::Q6_K);
+  EXPECT_EQ(type("token_embd.weight"), T::Q4_K);
+  EXPECT_EQ(type("output_norm.weight"), T::F32);
+  for (int layer = 0; layer < 4; ++layer) {
+    const std::string b = "blk." + std::to_string(layer) + ".";
+    const bool more = layer >= 2;
+    EXPECT_EQ(type(b + "attn_q.weight"), T::Q4_K) << layer;
+    EXPECT_EQ(type(b + "attn_v.weight"), more ? T::Q6_K : T::Q4_K) << layer;
+    EXPECT_EQ(type(b + "ffn_up.weight"), T::Q4_K) << layer;
+    EXPECT_EQ(type(b + "ffn_down.weight"), more ? T::Q8_0 : T::Q5_0) << layer;  // 704 columns
+  }
+  EXPECT_THROW(quant_recipe("Q3_K_M"), Error);
+  EXPECT_EQ(quant_recipe("Q6_K").base, T::Q6_K);
 }
 
 }  // namespace

@@ -79,11 +79,11 @@ namespace {
 
 // llama-quantize (no importance matrix) made the fixture's blocks from the f32 tensors stored
 // beside them: quantizing the same f32 must give the same bytes.
-TEST(QuantEncode, LegacyFormatsAreByteIdenticalWithLlamaCpp) {
+TEST(QuantEncode, FormatsAreByteIdenticalWithLlamaCpp) {
   AERO_REQUIRE_SHARED(shared);
   auto gguf = format::GgufFile::open(shared / "fixtures/quant/quant-blocks.gguf");
   int checked = 0;
-  for (const char* type : {"q4_0", "q4_1", "q5_0", "q5_1", "q8_0"}) {
+  for (const char* type : {"q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q4_k", "q5_k", "q6_k"}) {
     for (const char* name : {"blk.0.attn_q.weight", "blk.0.ffn_down.weight"}) {
       SCOPED_TRACE(std::string(type) + "/" + name);
       const auto* source = gguf.find(std::string("f32/") + name);
@@ -102,19 +102,23 @@ TEST(QuantEncode, LegacyFormatsAreByteIdenticalWithLlamaCpp) {
       ++checked;
     }
   }
-  EXPECT_EQ(checked, 10);
+  EXPECT_EQ(checked, 16);
 }
 
 TEST(QuantEncode, EncodeThenDecodeStaysWithinHalfAStep) {
   std::vector<float> x(256);
   for (std::size_t i = 0; i < x.size(); ++i) x[i] = std::sin(static_cast<float>(i) * 0.37f) * 3.0f;
-  for (GgmlType type : {GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0}) {
+  for (GgmlType type : {GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0, GgmlType::Q4_K,
+                        GgmlType::Q5_K, GgmlType::Q6_K}) {
     auto traits = *type_traits(static_cast<std::uint32_t>(type));
     std::vector<std::uint8_t> blocks(*row_bytes(traits, x.size()));
     std::vector<float> back(x.size());
     encode_from_f32(type, x, blocks);
     decode_to_f32(type, blocks, back);
-    const float levels = type == GgmlType::Q8_0 ? 127.0f : (type == GgmlType::Q5_0 || type == GgmlType::Q5_1) ? 15.0f : 7.0f;
+    const float levels = type == GgmlType::Q8_0 ? 127.0f
+                         : type == GgmlType::Q6_K ? 31.0f
+                         : (type == GgmlType::Q5_0 || type == GgmlType::Q5_1 || type == GgmlType::Q5_K) ? 15.0f
+                                                                                                        : 7.0f;
     for (std::size_t i = 0; i < x.size(); ++i) EXPECT_LE(std::fabs(back[i] - x[i]), 3.0f / levels) << traits.name << " " << i;
   }
 }

@@ -38,10 +38,24 @@ struct ConvertSummary {
 ConvertSummary convert(const std::filesystem::path& in, const std::filesystem::path& out, OutputKind kind,
                        const ConvertOptions& options);
 
-// Like convert(), quantizing every float weight matrix (two or more dimensions, rows a whole
-// number of blocks) to `type` with the reference quantizer, row by row as it streams; other
-// tensors (norms, biases) are copied. Throws for a type without a quantizer.
+// What the weight matrices become: one block format for all, or one of llama.cpp's mixes
+// (Q4_K_M / Q5_K_M: Q6_K for the output head, and for attn_v and ffn_down of the first and
+// last eighth of the layers and every third one between).
+struct QuantRecipe {
+  quant::GgmlType base = quant::GgmlType::Q8_0;
+  bool k_mix = false;
+  QuantRecipe(quant::GgmlType type) : base(type) {}  // NOLINT: a plain type is a recipe
+  QuantRecipe(quant::GgmlType type, bool mix) : base(type), k_mix(mix) {}
+};
+// "Q8_0", "Q4_K", "Q4_K_M", ... (case-insensitive); throws listing what exists.
+QuantRecipe quant_recipe(std::string_view name);
+inline constexpr const char* kQuantRecipeNames = "Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, Q4_K_M, Q5_K_M";
+
+// Like convert(), quantizing every float weight matrix (two or more dimensions) with the
+// reference quantizers, row by row as it streams; other tensors (norms, biases) are copied.
+// A matrix whose rows are not whole 256-blocks takes llama.cpp's fallback for K formats
+// (Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0); one that fits no block format stays as it is.
 ConvertSummary quantize(const std::filesystem::path& in, const std::filesystem::path& out, OutputKind kind,
-                        quant::GgmlType type, const ConvertOptions& options);
+                        const QuantRecipe& recipe, const ConvertOptions& options);
 
 }  // namespace aero::convert

@@ -1,0 +1,270 @@
+// K-quant reference quantizers (Q4_K, Q5_K, Q6_K): byte-identical with llama.cpp's
+// quantize_row_q*_K_ref, what llama-quantize uses without an importance matrix. The search
+// for each sub-block's scale (and min) is llama.cpp's: a grid of candidate scales, each
+// refined by least squares, keeping the one of least weighted error.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "quant/encode.h"
+#include "quant/half.h"
+
+namespace aero::quant::encode {
+namespace {
+
+constexpr int kQK = 256;
+constexpr float kGroupMaxEps = 1e-15f;
+
+// Round to nearest (ties to even) through the float mantissa, as llama.cpp does; valid for
+// |x| < 2^22, which every caller guarantees.
+inline int nearest_int(float x) {
+  float v = x + 12582912.f;
+  int i;
+  std::memcpy(&i, &v, sizeof i);
+  return (i & 0x007fffff) - 0x00400000;
+}
+
+inline void store_u16(std::uint8_t* p, std::uint16_t v) { std::memcpy(p, &v, 2); }
+inline float load_half(const std::uint8_t* p) {
+  std::uint16_t v;
+  std::memcpy(&v, p, 2);
+  return fp16_to_fp32(v);
+}
+
+// Symmetric levels in [-nmax, nmax) for Q6_K (llama.cpp's make_qx_quants, rmse_type 1).
+float symmetric_levels(int n, int nmax, const float* x, std::int8_t* L) {
+  float max = 0, amax = 0;
+  for (int i = 0; i < n; ++i) {
+    const float ax = std::fabs(x[i]);
+    if (ax > amax) {
+      amax = ax;
+      max = x[i];
+    }
+  }
+  if (amax < kGroupMaxEps) {
+    std::fill(L, L + n, 0);
+    return 0.f;
+  }
+  float iscale = -nmax / max;
+  float sumlx = 0, suml2 = 0;
+  for (int i = 0; i < n; ++i) {
+    int l = std::clamp(nearest_int(iscale * x[i]), -nmax, nmax - 1);
+    L[i] = static_cast<std::int8_t>(l + nmax);
+    const float w = x[i] * x[i];
+    sumlx += w * x[i] * l;
+    suml2 += w * l * l;
+  }
+  float scale = suml2 ? sumlx / suml2 : 0.0f;
+  float best = scale * sumlx;
+  for (int is = -9; is <= 9; ++is) {
+    if (is == 0) continue;
+    iscale = -(nmax + 0.1f * is) / max;
+    sumlx = suml2 = 0;
+    for (int i = 0; i < n; ++i) {
+      const int l = std::clamp(nearest_int(iscale * x[i]), -nmax, nmax - 1);
+      const float w = x[i] * x[i];
+      sumlx += w * x[i] * l;
+      suml2 += w * l * l;
+    }
+    if (suml2 > 0 && sumlx * sumlx > best * suml2) {
+      for (int i = 0; i < n; ++i) L[i] = static_cast<std::int8_t>(nmax + std::clamp(nearest_int(iscale * x[i]), -nmax, nmax - 1));
+      scale = sumlx / suml2;
+      best = scale * sumlx;
+    }
+  }
+  return scale;
+}
+
+// Levels in [0, nmax] with a scale and a min (llama.cpp's make_qkx2_quants, squared error).
+float scale_min_levels(int n, int nmax, const float* x, const float* weights, std::uint8_t* L, float* the_min,
+                       std::uint8_t* Laux, float rmin, float rdelta, int nstep) {
+  float min = x[0], max = x[0];
+  float sum_w = weights[0], sum_x = sum_w * x[0];
+  for (int i = 1; i < n; ++i) {
+    if (x[i] < min) min = x[i];
+    if (x[i] > max) max = x[i];
+    const float w = weights[i];
+    sum_w += w;
+    sum_x += w * x[i];
+  }
+  if (min > 0) min = 0;
+  if (max == min) {
+    std::fill(L, L + n, 0);
+    *the_min = -min;
+    return 0.f;
+  }
+  float iscale = nmax / (max - min);
+  float scale = 1 / iscale;
+  float best_error = 0;
+  for (int i = 0; i < n; ++i) {
+    const int l = nearest_int(iscale * (x[i] - min));
+    L[i] = static_cast<std::uint8_t>(std::clamp(l, 0, nmax));
+    const float diff = scale * L[i] + min - x[i];
+    best_error += weights[i] * (diff * diff);
+  }
+  for (int is = 0; is <= nstep; ++is) {
+    iscale = (rmin + rdelta * is + nmax) / (max - min);
+    float sum_l = 0, sum_l2 = 0, sum_xl = 0;
+    for (int i = 0; i < n; ++i) {
+      const int l = std::clamp(nearest_int(iscale * (x[i] - min)), 0, nmax);
+      Laux[i] = static_cast<std::uint8_t>(l);
+      const float w = weights[i];
+      sum_l += w * l;
+      sum_l2 += w * l * l;
+      sum_xl += w * l * x[i];
+    }
+    const float D = sum_w * sum_l2 - sum_l * sum_l;
+    if (D > 0) {
+      float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
+      float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
+      if (this_min > 0) {
+        this_min = 0;
+        this_scale = sum_xl / sum_l2;
+      }
+      float cur_error = 0;
+      for (int i = 0; i < n; ++i) {
+        const float diff = this_scale * Laux[i] + this_min - x[i];
+        cur_error += weights[i] * (diff * diff);
+      }
+      if (cur_error < best_error) {
+        std::copy(Laux, Laux + n, L);
+        best_error = cur_error;
+        scale = this_scale;
+        min = this_min;
+      }
+    }
+  }
+  *the_min = -min;
+  return scale;
+}
+
+inline void scale_min_k4(int j, const std::uint8_t* q, std::uint8_t& d, std::uint8_t& m) {
+  if (j < 4) {
+    d = q[j] & 63;
+    m = q[j + 4] & 63;
+  } else {
+    d = static_cast<std::uint8_t>((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+    m = static_cast<std::uint8_t>((q[j + 4] >> 4) | ((q[j - 0] >> 6) << 4));
+  }
+}
+
+// Q4_K and Q5_K share everything but the level count, the search grid and the packing:
+// 8 sub-blocks of 32 with 6-bit scales and mins, then levels against the rounded scales.
+// Writes d, dmin and the 12 scale bytes at y; fills L (256 levels).
+void scale_min_block(const float* x, std::uint8_t* y, std::uint8_t* L, int nmax, float rmin, int nstep) {
+  std::uint8_t Laux[32];
+  float weights[32], mins[8], scales[8];
+  float max_scale = 0, max_min = 0;
+  for (int j = 0; j < 8; ++j) {
+    float sum_x2 = 0;
+    for (int l = 0; l < 32; ++l) sum_x2 += x[32 * j + l] * x[32 * j + l];
+    const float av_x = std::sqrt(sum_x2 / 32);
+    for (int l = 0; l < 32; ++l) weights[l] = av_x + std::fabs(x[32 * j + l]);
+    scales[j] = scale_min_levels(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, rmin, 0.1f, nstep);
+    max_scale = std::max(max_scale, scales[j]);
+    max_min = std::max(max_min, mins[j]);
+  }
+  std::uint8_t* sc = y + 4;
+  std::memset(sc, 0, 12);
+  const float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
+  const float inv_min = max_min > 0 ? 63.f / max_min : 0.f;
+  for (int j = 0; j < 8; ++j) {
+    const auto ls = std::min<std::uint8_t>(63, static_cast<std::uint8_t>(nearest_int(inv_scale * scales[j])));
+    const auto lm = std::min<std::uint8_t>(63, static_cast<std::uint8_t>(nearest_int(inv_min * mins[j])));
+    if (j < 4) {
+      sc[j] = ls;
+      sc[j + 4] = lm;
+    } else {
+      sc[j + 4] = static_cast<std::uint8_t>((ls & 0xF) | ((lm & 0xF) << 4));
+      sc[j - 4] |= static_cast<std::uint8_t>((ls >> 4) << 6);
+      sc[j - 0] |= static_cast<std::uint8_t>((lm >> 4) << 6);
+    }
+  }
+  store_u16(y, fp32_to_fp16(max_scale / 63.f));
+  store_u16(y + 2, fp32_to_fp16(max_min / 63.f));
+  for (int j = 0; j < 8; ++j) {
+    std::uint8_t s, m;
+    scale_min_k4(j, sc, s, m);
+    const float d = load_half(y) * s;
+    if (!d) continue;
+    const float dm = load_half(y + 2) * m;
+    for (int ii = 0; ii < 32; ++ii)
+      L[32 * j + ii] = static_cast<std::uint8_t>(std::clamp(nearest_int((x[32 * j + ii] + dm) / d), 0, nmax));
+  }
+}
+
+}  // namespace
+
+void q4_k(const float* x, std::uint8_t* y, std::int64_t n) {
+  std::uint8_t L[kQK];
+  for (std::int64_t i = 0; i < n / kQK; ++i, x += kQK, y += 144) {
+    scale_min_block(x, y, L, 15, -1.f, 20);
+    std::uint8_t* q = y + 16;
+    for (int j = 0; j < kQK; j += 64, q += 32)
+      for (int l = 0; l < 32; ++l) q[l] = static_cast<std::uint8_t>(L[j + l] | (L[j + l + 32] << 4));
+  }
+}
+
+void q5_k(const float* x, std::uint8_t* y, std::int64_t n) {
+  std::uint8_t L[kQK];
+  for (std::int64_t i = 0; i < n / kQK; ++i, x += kQK, y += 176) {
+    scale_min_block(x, y, L, 31, -0.5f, 15);
+    std::uint8_t* qh = y + 16;
+    std::uint8_t* ql = y + 48;
+    std::memset(qh, 0, 32);
+    std::uint8_t m1 = 1, m2 = 2;
+    for (int b = 0; b < kQK; b += 64, ql += 32) {
+      for (int j = 0; j < 32; ++j) {
+        int l1 = L[b + j], l2 = L[b + j + 32];
+        if (l1 > 15) l1 -= 16, qh[j] |= m1;
+        if (l2 > 15) l2 -= 16, qh[j] |= m2;
+        ql[j] = static_cast<std::uint8_t>(l1 | (l2 << 4));
+      }
+      m1 = static_cast<std::uint8_t>(m1 << 2);
+      m2 = static_cast<std::uint8_t>(m2 << 2);
+    }
+  }
+}
+
+void q6_k(const float* x, std::uint8_t* y, std::int64_t n) {
+  std::int8_t L[kQK];
+  float scales[16];
+  for (std::int64_t i = 0; i < n / kQK; ++i, x += kQK, y += 210) {
+    std::uint8_t* ql = y;
+    std::uint8_t* qh = y + 128;
+    auto* sc = reinterpret_cast<std::int8_t*>(y + 192);
+    float max_scale = 0, max_abs_scale = 0;
+    for (int ib = 0; ib < 16; ++ib) {
+      scales[ib] = symmetric_levels(16, 32, x + 16 * ib, L + 16 * ib);
+      if (std::fabs(scales[ib]) > max_abs_scale) {
+        max_abs_scale = std::fabs(scales[ib]);
+        max_scale = scales[ib];
+      }
+    }
+    if (max_abs_scale < kGroupMaxEps) {
+      std::memset(y, 0, 210);
+      continue;
+    }
+    const float iscale = -128.f / max_scale;
+    store_u16(y + 208, fp32_to_fp16(1 / iscale));
+    for (int ib = 0; ib < 16; ++ib) sc[ib] = static_cast<std::int8_t>(std::min(127, nearest_int(iscale * scales[ib])));
+    for (int j = 0; j < 16; ++j) {
+      const float d = load_half(y + 208) * sc[j];
+      if (!d) continue;
+      for (int ii = 0; ii < 16; ++ii)
+        L[16 * j + ii] = static_cast<std::int8_t>(std::clamp(nearest_int(x[16 * j + ii] / d), -32, 31) + 32);
+    }
+    for (int j = 0; j < kQK; j += 128, ql += 64, qh += 32) {
+      for (int l = 0; l < 32; ++l) {
+        const auto q1 = static_cast<std::uint8_t>(L[j + l + 0] & 0xF), q2 = static_cast<std::uint8_t>(L[j + l + 32] & 0xF);
+        const auto q3 = static_cast<std::uint8_t>(L[j + l + 64] & 0xF), q4 = static_cast<std::uint8_t>(L[j + l + 96] & 0xF);
+        ql[l + 0] = static_cast<std::uint8_t>(q1 | (q3 << 4));
+        ql[l + 32] = static_cast<std::uint8_t>(q2 | (q4 << 4));
+        qh[l] = static_cast<std::uint8_t>((L[j + l] >> 4) | ((L[j + l + 32] >> 4) << 2) | ((L[j + l + 64] >> 4) << 4) |
+                                          ((L[j + l + 96] >> 4) << 6));
+      }
+    }
+  }
+}
+
+}  // namespace aero::quant::encode
