@@ -15,7 +15,7 @@ void add_quantize_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("quantize", "Quantize a model's weight matrices (Q8_0 ... Q4_K_M, as llama-quantize)");
   cmd->add_option("in", opt->in, "source model (.aero, AEROSET, GGUF, safetensors, HF folder)")->required();
   cmd->add_option("out", opt->out, "destination: .aero, .gguf, or a folder for AEROSET")->required();
-  cmd->add_option("type", opt->type, "block format or mix: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, Q4_K_M, Q5_K_M")
+  cmd->add_option("type", opt->type, std::string("block format or mix: ") + convert::kQuantRecipeNames)
       ->required();
   cmd->add_option("--to", opt->to, "output format: aero, aeroset or gguf (default: from OUT's name)");
   cmd->add_option("--config", opt->config, "HF folder or GGUF supplying metadata the source lacks");

@@ -80,6 +80,9 @@ int layer_of(const std::string& name) {
 // llama.cpp's fallback when rows are not whole 256-element blocks.
 quant::GgmlType fallback_for(quant::GgmlType type) {
   switch (type) {
+    case quant::GgmlType::Q2_K:
+    case quant::GgmlType::Q3_K:
+    case quant::GgmlType::IQ4_XS: return quant::GgmlType::IQ4_NL;
     case quant::GgmlType::Q4_K: return quant::GgmlType::Q5_0;
     case quant::GgmlType::Q5_K: return quant::GgmlType::Q5_1;
     case quant::GgmlType::Q6_K: return quant::GgmlType::Q8_0;

@@ -13,9 +13,13 @@ void q4_1(const float*, std::uint8_t*, std::int64_t);
 void q5_0(const float*, std::uint8_t*, std::int64_t);
 void q5_1(const float*, std::uint8_t*, std::int64_t);
 void q8_0(const float*, std::uint8_t*, std::int64_t);
+void q2_k(const float*, std::uint8_t*, std::int64_t);
+void q3_k(const float*, std::uint8_t*, std::int64_t);
 void q4_k(const float*, std::uint8_t*, std::int64_t);
 void q5_k(const float*, std::uint8_t*, std::int64_t);
 void q6_k(const float*, std::uint8_t*, std::int64_t);
+void iq4_nl(const float*, std::uint8_t*, std::int64_t);
+void iq4_xs(const float*, std::uint8_t*, std::int64_t);
 // Q8_K: the activation format of the K-quant dot products (d f32, 256 int8, 16 int16 sums).
 void q8_k(const float*, std::uint8_t*, std::int64_t);
 

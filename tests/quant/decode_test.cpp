@@ -83,7 +83,7 @@ TEST(QuantEncode, FormatsAreByteIdenticalWithLlamaCpp) {
   AERO_REQUIRE_SHARED(shared);
   auto gguf = format::GgufFile::open(shared / "fixtures/quant/quant-blocks.gguf");
   int checked = 0;
-  for (const char* type : {"q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q4_k", "q5_k", "q6_k"}) {
+  for (const char* type : {"q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "iq4_nl", "iq4_xs"}) {
     for (const char* name : {"blk.0.attn_q.weight", "blk.0.ffn_down.weight"}) {
       SCOPED_TRACE(std::string(type) + "/" + name);
       const auto* source = gguf.find(std::string("f32/") + name);
@@ -102,7 +102,7 @@ TEST(QuantEncode, FormatsAreByteIdenticalWithLlamaCpp) {
       ++checked;
     }
   }
-  EXPECT_EQ(checked, 16);
+  EXPECT_EQ(checked, 24);
 }
 
 TEST(QuantEncode, EncodeThenDecodeStaysWithinHalfAStep) {

@@ -49,12 +49,14 @@ struct QuantRecipe {
 };
 // "Q8_0", "Q4_K", "Q4_K_M", ... (case-insensitive); throws listing what exists.
 QuantRecipe quant_recipe(std::string_view name);
-inline constexpr const char* kQuantRecipeNames = "Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, Q4_K_M, Q5_K_M";
+inline constexpr const char* kQuantRecipeNames =
+    "Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS, Q4_K_M, Q5_K_M";
 
 // Like convert(), quantizing every float weight matrix (two or more dimensions) with the
 // reference quantizers, row by row as it streams; other tensors (norms, biases) are copied.
 // A matrix whose rows are not whole 256-blocks takes llama.cpp's fallback for K formats
-// (Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0); one that fits no block format stays as it is.
+// (Q2_K, Q3_K, IQ4_XS -> IQ4_NL; Q4_K -> Q5_0; Q5_K -> Q5_1; Q6_K -> Q8_0); one that fits no
+// block format stays as it is.
 ConvertSummary quantize(const std::filesystem::path& in, const std::filesystem::path& out, OutputKind kind,
                         const QuantRecipe& recipe, const ConvertOptions& options);
 
