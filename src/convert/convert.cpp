@@ -185,8 +185,9 @@ ConvertSummary to_aero(const ModelSource& src, const std::vector<OutTensor>& out
   return {summary.file_bytes, tensors.size()};
 }
 
+// `file_type`: llama.cpp's general.file_type for quantized output (-1: keep the source's).
 ConvertSummary to_gguf(const ModelSource& src, const std::vector<OutTensor>& out_tensors,
-                       const std::filesystem::path& out, const ConvertOptions& options) {
+                       const std::filesystem::path& out, const ConvertOptions& options, int file_type = -1) {
   std::vector<OutTensor> renamed;
   format::GgufMetadata metadata;
   if (src.metadata().gguf) {
@@ -198,6 +199,10 @@ ConvertSummary to_gguf(const ModelSource& src, const std::vector<OutTensor>& out
          "(name a GGUF or HF folder with --config)");
   }
   const std::vector<OutTensor>& gguf_tensors = renamed.empty() ? out_tensors : renamed;
+  if (file_type >= 0) {
+    metadata.set({"general.file_type", format::GgufType::U32, {}, file_type});
+    metadata.set({"general.quantization_version", format::GgufType::U32, {}, 2});
+  }
   if (!options.model_name.empty()) metadata.set({"general.name", format::GgufType::String, {}, options.model_name});
   std::vector<format::GgufTensorWrite> tensors;
   for (const auto& t : gguf_tensors) {
@@ -279,6 +284,28 @@ ConvertSummary convert(const std::filesystem::path& in, const std::filesystem::p
   return {};
 }
 
+namespace {
+// llama.cpp's llama_ftype numbers, which GGUF readers show as the file's type.
+int llama_file_type(const QuantRecipe& r) {
+  using T = quant::GgmlType;
+  switch (r.base) {
+    case T::Q4_0: return 2;
+    case T::Q4_1: return 3;
+    case T::Q8_0: return 7;
+    case T::Q5_0: return 8;
+    case T::Q5_1: return 9;
+    case T::Q2_K: return 10;
+    case T::Q3_K: return 11;                  // Q3_K_S: all Q3_K
+    case T::Q4_K: return r.k_mix ? 15 : 14;  // Q4_K_M : Q4_K_S
+    case T::Q5_K: return r.k_mix ? 17 : 16;  // Q5_K_M : Q5_K_S
+    case T::Q6_K: return 18;
+    case T::IQ4_NL: return 25;
+    case T::IQ4_XS: return 30;
+    default: return -1;
+  }
+}
+}  // namespace
+
 QuantRecipe quant_recipe(std::string_view name) {
   std::string upper(name);
   for (auto& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
@@ -300,7 +327,7 @@ ConvertSummary quantize(const std::filesystem::path& in, const std::filesystem::
   switch (kind) {
     case OutputKind::Aero:
     case OutputKind::AeroSet: return to_aero(*src, tensors, out, kind, opts);
-    case OutputKind::Gguf: return to_gguf(*src, tensors, out, opts);
+    case OutputKind::Gguf: return to_gguf(*src, tensors, out, opts, llama_file_type(recipe));
     case OutputKind::Safetensors: fail("safetensors has no type for block-quantized data: write .aero or .gguf");
   }
   return {};

@@ -195,7 +195,7 @@ TEST(Quantize, GgufSourceToGgufAndUnsupportedTypes) {
   EXPECT_EQ(g.find("t.f32")->type, quant::GgmlType::Q8_0);
   EXPECT_EQ(g.find("t.f16")->type, quant::GgmlType::Q8_0);
   EXPECT_EQ(g.find("t.q4_1")->type, quant::GgmlType::Q4_1);  // already quantized: copied
-  EXPECT_THROW(quantize(fixture(shared, "aero/quants.gguf"), dir / "k.gguf", OutputKind::Gguf, quant::GgmlType::Q2_K, {}),
+  EXPECT_THROW(quantize(fixture(shared, "aero/quants.gguf"), dir / "k.gguf", OutputKind::Gguf, quant::GgmlType::IQ2_XXS, {}),
                Error);
   EXPECT_FALSE(std::filesystem::exists(dir / "k.gguf"));
 }
@@ -229,6 +229,7 @@ TEST(Quantize, KMixFollowsLlamaCppsRecipe) {
   quantize(dir / "f16.gguf", dir / "q.gguf", OutputKind::Gguf, quant_recipe("q4_k_m"), {});
   auto g = format::GgufFile::open(dir / "q.gguf");
   auto type = [&](const std::string& name) { return g.find(name)->type; };
+  EXPECT_EQ(g.metadata().get_int("general.file_type"), 15);  // LLAMA_FTYPE_MOSTLY_Q4_K_M
   using T = quant::GgmlType;
   EXPECT_EQ(type("output.weight"), T::Q6_K);
   EXPECT_EQ(type("token_embd.weight"), T::Q4_K);
