@@ -96,6 +96,9 @@ TEST_P(VocabTest, DecodeInvertsEncodeOnArbitraryBytes) {
   // Found by fuzz_tokenizer: a broken UTF-8 lead byte before a space swallowed the '▁'.
   for (std::string text : {std::string("\xf3 ''"), std::string("a\xe2 b"), std::string("\xff\xfe"), std::string("\xc3")})
     EXPECT_EQ(tok.decode(tok.encode(text, false, false)), text) << GetParam();
+  // SentencePiece reads its space mark '▁' in a text as a space (so does SentencePiece itself).
+  const std::string mark = "a\xE2\x96\x81" "b";
+  EXPECT_EQ(tok.decode(tok.encode(mark, false, false)), tok.vocab().algorithm == Algorithm::Spm ? "a b" : mark);
   std::mt19937 rng(7);
   for (int i = 0; i < 200; ++i) {
     std::string text;
