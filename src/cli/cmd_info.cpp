@@ -1,8 +1,10 @@
 #include <map>
 
+#include "aero/error.h"
 #include "aero/format/aero_model.h"
 #include "cli/commands.h"
 #include "cli/display.h"
+#include "cli/info_source.h"
 
 namespace aero::cli {
 namespace {
@@ -129,11 +131,15 @@ void print_text(const format::AeroModel& model, const InfoOptions& opt) {
 void add_info_command(CLI::App& app) {
   auto opt = std::make_shared<InfoOptions>();
   auto* cmd = app.add_subcommand("info", "Describe a model file: architecture, tensors, types, integrity");
-  cmd->add_option("file", opt->path, "a .aero file or AEROSET (model.aeroset.json or its folder)")->required();
+  cmd->add_option("file", opt->path, "a .aero file, AEROSET, GGUF, safetensors or Hugging Face folder")->required();
   cmd->add_flag("--chunks", opt->chunks, "list the chunks of every file");
   cmd->add_flag("--tensors", opt->tensors, "list every tensor");
   cmd->add_flag("--json", opt->json, "print JSON instead of text");
   cmd->callback([opt] {
+    if (!format::looks_like_aero(opt->path)) {
+      if (opt->chunks) fail("--chunks is for .aero files and AEROSETs");
+      return print_source_info(opt->path, opt->tensors, opt->json);
+    }
     auto model = format::AeroModel::open(opt->path);
     if (opt->json)
       fmt::print("{}\n", to_pretty_json(info_json(model, *opt)));

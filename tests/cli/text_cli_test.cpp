@@ -96,6 +96,20 @@ TEST_F(TextRun, StopStringEndsTheOutputBeforeIt) {
   EXPECT_EQ(cut.out, full.out.substr(0, full.out.find(stop)) + "\n");
 }
 
+TEST_F(TextRun, InfoDescribesAGguf) {
+  auto r = aero("info " + model_);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("container:     gguf"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("Q8_0"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("4 layers, hidden 256"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("tokenizer:     SentencePiece (32064 tokens, chat template)"), std::string::npos) << r.out;
+  auto j = aero("info --json --tensors " + model_);
+  ASSERT_EQ(j.status, 0) << j.err;
+  const Json parsed = Json::parse(j.out);
+  EXPECT_EQ(parsed["tensor_count"], parsed["tensors"].size());
+  EXPECT_EQ(parsed["hyper_parameters"]["layers"], 4);
+}
+
 TEST_F(TextRun, ChatAndAeroRunPrompt) {
   auto chat = aero("run " + model_ + " --chat -p 'Hi' --system 'Be brief.' --greedy -n 8 -t 1");
   EXPECT_EQ(chat.status, 0) << chat.err;
