@@ -97,6 +97,7 @@ GenerationStats Chat::respond(const std::string& user, const std::function<bool(
   while (same < held && same < tokens.size() && cached_[same] == tokens[same]) ++same;
   if (same == tokens.size()) --same;
   session_.rewind(static_cast<std::int64_t>(same));
+  cached_.resize(same);  // what the cache holds until this turn completes, even if it fails
 
   const std::int64_t room = session_.context() - static_cast<std::int64_t>(tokens.size());
   GenerateOptions generate_options;
@@ -113,11 +114,17 @@ GenerationStats Chat::respond(const std::string& user, const std::function<bool(
     answer += text;
     keep_going = on_text(text);
   };
-  const auto stats = generate(session_, sampler_, std::span(tokens).subspan(same), generate_options, [&](std::int32_t id) {
-    generated.push_back(id);
-    show(stops.push(decoder.push(id)));
-    return keep_going && !stops.stopped();
-  });
+  GenerationStats stats;
+  try {
+    stats = generate(session_, sampler_, std::span(tokens).subspan(same), generate_options, [&](std::int32_t id) {
+      generated.push_back(id);
+      show(stops.push(decoder.push(id)));
+      return keep_going && !stops.stopped();
+    });
+  } catch (...) {
+    messages_.pop_back();  // the turn did not happen
+    throw;
+  }
   if (!stops.stopped()) show(stops.push(decoder.finish()) + stops.finish());
 
   cached_ = tokens;
