@@ -48,7 +48,7 @@ void collect_pre_tokenizer(const Doc& p, std::vector<std::string>& regexes, bool
     if (p.value("use_regex", true)) regexes.push_back(kGpt2Regex);
     if (p.value("add_prefix_space", false)) fail("tokenizer.json: ByteLevel add_prefix_space is not supported");
   } else if (type == "Metaspace") {
-    metaspace = true;
+    metaspace = p.value("prepend_scheme", "always") != "never" && p.value("add_prefix_space", true);
   } else {
     fail("tokenizer.json: pre-tokenizer '{}' is not supported", type);
   }

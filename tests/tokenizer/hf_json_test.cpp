@@ -83,3 +83,30 @@ TEST(HfJson, HfFolderToGgufWritesTheTokenizerKeys) {
 
 }  // namespace
 }  // namespace aero::tokenizer
+
+namespace aero::tokenizer {
+namespace {
+
+// A hand-made SentencePiece-style tokenizer.json; ids worked out by hand from the merges.
+TEST(HfJson, MetaspaceTokenizerFollowsItsMergesAndPrependScheme) {
+  auto json = [](const char* scheme) {
+    return std::string(R"({"added_tokens": [{"id": 0, "content": "<unk>", "special": true},
+                                             {"id": 1, "content": "<s>", "special": true}],
+      "pre_tokenizer": {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": ")") + scheme + R"("},
+      "post_processor": {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<s>"}}, {"Sequence": {"id": "A"}}]},
+      "model": {"type": "BPE", "unk_token": "<unk>", "byte_fallback": false,
+        "vocab": {"<unk>": 0, "<s>": 1, "\u2581": 2, "a": 3, "b": 4, "\u2581a": 5, "ab": 6, "\u2581ab": 7},
+        "merges": ["\u2581 a", "a b", "\u2581a b"]}})";
+  };
+  Tokenizer first(vocab_from_hf(json("first"), ""));
+  EXPECT_TRUE(first.vocab().add_bos);  // from the post-processor
+  EXPECT_EQ(first.encode("ab ab", true, false), (std::vector<std::int32_t>{1, 7, 7}));
+  EXPECT_EQ(first.encode("ab", false, false), (std::vector<std::int32_t>{7}));
+  EXPECT_EQ(first.decode(first.encode("ab ab", false, false)), "ab ab");
+  Tokenizer never(vocab_from_hf(json("never"), ""));
+  EXPECT_EQ(never.encode("ab", false, false), (std::vector<std::int32_t>{6}));
+  EXPECT_EQ(never.encode("ab ba", false, false), (std::vector<std::int32_t>{6, 2, 4, 3}));
+}
+
+}  // namespace
+}  // namespace aero::tokenizer
