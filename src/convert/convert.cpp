@@ -8,6 +8,7 @@
 #include "aero/format/aero_model.h"
 #include "aero/format/model_source.h"
 #include "aero/format/safetensors.h"
+#include "aero/parallel.h"
 #include "convert/out_tensor.h"
 
 namespace aero::convert {
@@ -117,16 +118,23 @@ std::vector<OutTensor> quantized(const ModelSource& src, const QuantRecipe& reci
     out[i].size = rows * row_out;
     out[i].produce = [data = t.data, cols, rows, row_out, source_type, type](const auto& emit) {
       const std::size_t row_in = data.size() / rows;
-      std::vector<float> f32(cols);
-      std::vector<std::uint8_t> blocks(row_out);
+      const unsigned threads = default_thread_count();
+      std::vector<std::uint8_t> blocks;
       // Source rows in 8 MiB pieces, released after use: constant memory for any model size.
+      // Each piece's rows are quantized on every core, then written in order.
       const std::uint64_t rows_per_piece = std::max<std::uint64_t>(1, (8u << 20) / row_in);
       MappedFile::stream(data, [&](std::span<const std::uint8_t> piece) {
-        for (std::size_t at = 0; at < piece.size(); at += row_in) {
-          quant::decode_to_f32(source_type, piece.subspan(at, row_in), f32);
-          quant::encode_from_f32(type, f32, blocks);
-          emit(blocks);
-        }
+        const std::size_t n = piece.size() / row_in;
+        blocks.resize(n * row_out);
+        const std::size_t per_job = (n + threads - 1) / threads;
+        parallel_for(threads, threads, [&](std::size_t job) {
+          std::vector<float> f32(cols);
+          for (std::size_t r = job * per_job; r < std::min(n, (job + 1) * per_job); ++r) {
+            quant::decode_to_f32(source_type, piece.subspan(r * row_in, row_in), f32);
+            quant::encode_from_f32(type, f32, std::span(blocks).subspan(r * row_out, row_out));
+          }
+        });
+        emit(std::span<const std::uint8_t>(blocks));
       }, rows_per_piece * row_in);
     };
   }
