@@ -9,6 +9,7 @@
 #include "quant/decode.h"
 #include "quant/encode.h"
 #include "quant/half.h"
+#include "quant/k_scales.h"
 
 namespace aero::quant::encode {
 namespace {
@@ -32,16 +33,22 @@ inline float load_half(const std::uint8_t* p) {
   return fp16_to_fp32(v);
 }
 
-// Symmetric levels in [-nmax, nmax) for Q6_K (llama.cpp's make_qx_quants, rmse_type 1).
-float symmetric_levels(int n, int nmax, const float* x, std::int8_t* L) {
-  float max = 0, amax = 0;
-  for (int i = 0; i < n; ++i) {
-    const float ax = std::fabs(x[i]);
-    if (ax > amax) {
-      amax = ax;
+// The value of largest magnitude (the first on ties) and that magnitude.
+inline float signed_absmax(const float* x, int n, float& amax) {
+  float max = 0;
+  amax = 0;
+  for (int i = 0; i < n; ++i)
+    if (std::fabs(x[i]) > amax) {
+      amax = std::fabs(x[i]);
       max = x[i];
     }
-  }
+  return max;
+}
+
+// Symmetric levels in [-nmax, nmax) for Q6_K (llama.cpp's make_qx_quants, rmse_type 1).
+float symmetric_levels(int n, int nmax, const float* x, std::int8_t* L) {
+  float amax;
+  const float max = signed_absmax(x, n, amax);
   if (amax < kGroupMaxEps) {
     std::fill(L, L + n, 0);
     return 0.f;
@@ -142,14 +149,8 @@ float scale_min_levels(int n, int nmax, const float* x, const float* weights, st
 // Symmetric levels in [-nmax, nmax) refined coordinate-wise (llama.cpp's make_q3_quants with
 // do_rmse), for Q3_K.
 float q3_levels(int n, int nmax, const float* x, std::int8_t* L) {
-  float max = 0, amax = 0;
-  for (int i = 0; i < n; ++i) {
-    const float ax = std::fabs(x[i]);
-    if (ax > amax) {
-      amax = ax;
-      max = x[i];
-    }
-  }
+  float amax;
+  const float max = signed_absmax(x, n, amax);
   if (amax < kGroupMaxEps) {
     std::fill(L, L + n, 0);
     return 0.f;
@@ -219,12 +220,8 @@ void iq4_block(int super_block, const float* x, std::uint8_t* dh, std::uint8_t* 
     const float* xb = x + ib * kBlock;
     std::uint8_t* Lb = L + ib * kBlock;
     for (int j = 0; j < kBlock; ++j) weight[j] = xb[j] * xb[j];
-    float amax = 0, max = 0;
-    for (int j = 0; j < kBlock; ++j)
-      if (std::fabs(xb[j]) > amax) {
-        amax = std::fabs(xb[j]);
-        max = xb[j];
-      }
+    float amax;
+    const float max = signed_absmax(xb, kBlock, amax);
     if (amax < kGroupMaxEps) {
       scales[ib] = 0;
       continue;
@@ -287,16 +284,6 @@ void iq4_block(int super_block, const float* x, std::uint8_t* dh, std::uint8_t* 
     for (int j = 0; j < 16; ++j) q4[16 * i + j] = static_cast<std::uint8_t>(L[32 * i + j] | (L[32 * i + 16 + j] << 4));
 }
 
-inline void scale_min_k4(int j, const std::uint8_t* q, std::uint8_t& d, std::uint8_t& m) {
-  if (j < 4) {
-    d = q[j] & 63;
-    m = q[j + 4] & 63;
-  } else {
-    d = static_cast<std::uint8_t>((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
-    m = static_cast<std::uint8_t>((q[j + 4] >> 4) | ((q[j - 0] >> 6) << 4));
-  }
-}
-
 // Q4_K and Q5_K share everything but the level count, the search grid and the packing:
 // 8 sub-blocks of 32 with 6-bit scales and mins, then levels against the rounded scales.
 // Writes d, dmin and the 12 scale bytes at y; fills L (256 levels).
@@ -333,7 +320,7 @@ void scale_min_block(const float* x, std::uint8_t* y, std::uint8_t* L, int nmax,
   store_u16(y + 2, fp32_to_fp16(max_min / 63.f));
   for (int j = 0; j < 8; ++j) {
     std::uint8_t s, m;
-    scale_min_k4(j, sc, s, m);
+    k4_scale_min(j, sc, s, m);
     const float d = load_half(y) * s;
     if (!d) continue;
     const float dm = load_half(y + 2) * m;
