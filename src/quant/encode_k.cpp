@@ -45,6 +45,20 @@ inline float signed_absmax(const float* x, int n, float& amax) {
   return max;
 }
 
+// Levels round(iscale·x) clamped to [-nmax, nmax), weighted by x², and their sums Σw·x·l and
+// Σw·l² (the least-squares fit of a scale). `L`, when given, receives l + offset.
+inline void symmetric_fit(const float* x, int n, int nmax, float iscale, std::int8_t* L, int offset, float& sumlx,
+                          float& suml2) {
+  sumlx = suml2 = 0;
+  for (int i = 0; i < n; ++i) {
+    const int l = std::clamp(nearest_int(iscale * x[i]), -nmax, nmax - 1);
+    if (L) L[i] = static_cast<std::int8_t>(l + offset);
+    const float w = x[i] * x[i];
+    sumlx += w * x[i] * l;
+    suml2 += w * l * l;
+  }
+}
+
 // Symmetric levels in [-nmax, nmax) for Q6_K (llama.cpp's make_qx_quants, rmse_type 1).
 float symmetric_levels(int n, int nmax, const float* x, std::int8_t* L) {
   float amax;
@@ -54,28 +68,16 @@ float symmetric_levels(int n, int nmax, const float* x, std::int8_t* L) {
     return 0.f;
   }
   float iscale = -nmax / max;
-  float sumlx = 0, suml2 = 0;
-  for (int i = 0; i < n; ++i) {
-    int l = std::clamp(nearest_int(iscale * x[i]), -nmax, nmax - 1);
-    L[i] = static_cast<std::int8_t>(l + nmax);
-    const float w = x[i] * x[i];
-    sumlx += w * x[i] * l;
-    suml2 += w * l * l;
-  }
+  float sumlx, suml2;
+  symmetric_fit(x, n, nmax, iscale, L, nmax, sumlx, suml2);
   float scale = suml2 ? sumlx / suml2 : 0.0f;
   float best = scale * sumlx;
   for (int is = -9; is <= 9; ++is) {
     if (is == 0) continue;
     iscale = -(nmax + 0.1f * is) / max;
-    sumlx = suml2 = 0;
-    for (int i = 0; i < n; ++i) {
-      const int l = std::clamp(nearest_int(iscale * x[i]), -nmax, nmax - 1);
-      const float w = x[i] * x[i];
-      sumlx += w * x[i] * l;
-      suml2 += w * l * l;
-    }
+    symmetric_fit(x, n, nmax, iscale, nullptr, 0, sumlx, suml2);
     if (suml2 > 0 && sumlx * sumlx > best * suml2) {
-      for (int i = 0; i < n; ++i) L[i] = static_cast<std::int8_t>(nmax + std::clamp(nearest_int(iscale * x[i]), -nmax, nmax - 1));
+      symmetric_fit(x, n, nmax, iscale, L, nmax, sumlx, suml2);
       scale = sumlx / suml2;
       best = scale * sumlx;
     }
@@ -155,15 +157,8 @@ float q3_levels(int n, int nmax, const float* x, std::int8_t* L) {
     std::fill(L, L + n, 0);
     return 0.f;
   }
-  const float iscale = -nmax / max;
-  float sumlx = 0, suml2 = 0;
-  for (int i = 0; i < n; ++i) {
-    const int l = std::clamp(nearest_int(iscale * x[i]), -nmax, nmax - 1);
-    L[i] = static_cast<std::int8_t>(l);
-    const float w = x[i] * x[i];
-    sumlx += w * x[i] * l;
-    suml2 += w * l * l;
-  }
+  float sumlx, suml2;
+  symmetric_fit(x, n, nmax, -nmax / max, L, 0, sumlx, suml2);
   for (int itry = 0; itry < 5; ++itry) {
     int n_changed = 0;
     for (int i = 0; i < n; ++i) {
