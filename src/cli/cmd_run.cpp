@@ -1,5 +1,6 @@
 // aero run: generate from a prompt, streaming text (or ids) to stdout and speed to stderr.
 #include <cstdio>
+#include <optional>
 
 #include "aero/engine/chat.h"
 #include "aero/engine/generate.h"
@@ -49,66 +50,45 @@ void add_run_command(CLI::App& app) {
     if (opt->ids.empty() && opt->prompt.empty()) fail("give a prompt with -p TEXT or token ids with --ids 1,5,9");
     if (opt->chat && opt->prompt.empty()) fail("--chat needs a text prompt (-p TEXT)");
     if (!opt->system.empty() && !opt->chat) fail("--system needs --chat");
-    if (opt->ids.empty() || !opt->print_ids || !opt->stop.empty()) {
-      // Text in or out: the tokenizer is needed.
-      auto t = TextModel::open(opt->model.model, opt->model.config, opt->tokenizer, opt->model.threads, opt->model.session());
-      engine::Sampler sampler(opt->sampling);
-      if (opt->chat) {
-        engine::Chat chat(*t.session, sampler, *t.tokenizer,
-                          {.system = opt->system, .max_tokens = opt->max_tokens, .stop = opt->stop,
-                           .template_variables = Json::object()});
-        const auto stats = chat.respond(opt->prompt, show_text);
-        std::printf("\n");
-        print_speed(stats, *t.backend);
-        return;
-      }
-      const auto prompt_ids =
-          opt->ids.empty() ? engine::tokenize_prompt(*t.tokenizer, opt->prompt) : engine::parse_token_ids(opt->ids);
-      for (auto id : prompt_ids)
-        if (id >= t.model->spec().vocab) fail("token id {} is outside the vocabulary of {} tokens", id, t.model->spec().vocab);
-      tokenizer::StreamDecoder decoder(*t.tokenizer);
-      engine::StopStrings stops(opt->stop);
-      bool first = true;
-      auto options = engine::GenerateOptions{.max_tokens = opt->max_tokens, .stop_at_eos = !opt->ignore_eos,
-                                             .extra_stop_ids = opt->ignore_eos ? std::vector<std::int32_t>{}
-                                                                               : t.tokenizer->vocab().end_of_generation};
-      const auto stats = engine::generate(*t.session, sampler, prompt_ids, options, [&](std::int32_t token) {
-        if (opt->print_ids) {
-          std::printf(first ? "%d" : ",%d", token);
-          first = false;
-          stops.push(decoder.push(token));
-        } else {
-          show_text(stops.push(decoder.push(token)));
-        }
-        std::fflush(stdout);
-        return !stops.stopped();
-      });
-      if (!opt->print_ids && !stops.stopped()) {
-        show_text(stops.push(decoder.finish()) + stops.finish());
-      }
+    // Ids in and out need no tokenizer (models without one work too); text either way does.
+    const bool text = opt->ids.empty() || !opt->print_ids || !opt->stop.empty();
+    auto t = TextModel::open(opt->model.model, opt->model.config, opt->tokenizer, opt->model.threads,
+                             opt->model.session(), text);
+    engine::Sampler sampler(opt->sampling);
+    if (opt->chat) {
+      engine::Chat chat(*t.session, sampler, *t.tokenizer,
+                        {.system = opt->system, .max_tokens = opt->max_tokens, .stop = opt->stop,
+                         .template_variables = Json::object()});
+      const auto stats = chat.respond(opt->prompt, show_text);
       std::printf("\n");
-      std::fflush(stdout);
       print_speed(stats, *t.backend);
       return;
     }
-    // Ids in, ids out: no tokenizer needed (models without one work too).
-    const auto prompt_ids = engine::parse_token_ids(opt->ids);
-    auto model = engine::Model::open(opt->model.model, opt->model.config);
-    auto cpu = backend::make_cpu_backend(opt->model.threads);
-    engine::Session session(*model, *cpu, opt->model.session());
-    engine::Sampler sampler(opt->sampling);
+    const auto prompt_ids =
+        opt->ids.empty() ? engine::tokenize_prompt(*t.tokenizer, opt->prompt) : engine::parse_token_ids(opt->ids);
+    std::optional<tokenizer::StreamDecoder> decoder;
+    if (t.tokenizer) decoder.emplace(*t.tokenizer);
+    engine::StopStrings stops(opt->stop);
     bool first = true;
-    const auto stats = engine::generate(session, sampler, prompt_ids,
-                                        {.max_tokens = opt->max_tokens, .stop_at_eos = !opt->ignore_eos, .extra_stop_ids = {}},
-                                        [&](std::int32_t token) {
-                                          std::printf(first ? "%d" : ",%d", token);
-                                          std::fflush(stdout);
-                                          first = false;
-                                          return true;
-                                        });
+    auto options = engine::GenerateOptions{.max_tokens = opt->max_tokens, .stop_at_eos = !opt->ignore_eos,
+                                           .extra_stop_ids = opt->ignore_eos || !t.tokenizer
+                                                                 ? std::vector<std::int32_t>{}
+                                                                 : t.tokenizer->vocab().end_of_generation};
+    const auto stats = engine::generate(*t.session, sampler, prompt_ids, options, [&](std::int32_t token) {
+      if (opt->print_ids) {
+        std::printf(first ? "%d" : ",%d", token);
+        first = false;
+        if (decoder) stops.push(decoder->push(token));  // only to see stop strings
+      } else {
+        show_text(stops.push(decoder->push(token)));
+      }
+      std::fflush(stdout);
+      return !stops.stopped();
+    });
+    if (!opt->print_ids && !stops.stopped()) show_text(stops.push(decoder->finish()) + stops.finish());
     std::printf("\n");
     std::fflush(stdout);
-    print_speed(stats, *cpu);
+    print_speed(stats, *t.backend);
   });
 }
 

@@ -27,15 +27,17 @@ struct TextModel {
   std::unique_ptr<backend::Backend> backend;
   std::unique_ptr<engine::Session> session;
 
-  // `tokenizer_path` (optional) overrides the tokenizer the model carries.
+  // `tokenizer_path` (optional) overrides the tokenizer the model carries; without
+  // `with_tokenizer` none is loaded (token ids in and out).
   static TextModel open(const std::string& model_path, const std::string& metadata_from, const std::string& tokenizer_path,
-                        unsigned threads, engine::SessionOptions session_options) {
+                        unsigned threads, engine::SessionOptions session_options, bool with_tokenizer = true) {
     TextModel t;
     t.model = engine::Model::open(model_path, metadata_from);
-    t.tokenizer = std::make_unique<tokenizer::Tokenizer>(
-        tokenizer_path.empty() ? tokenizer::Tokenizer::from_metadata(t.model->source().metadata())
-                               : tokenizer::Tokenizer::load(tokenizer_path));
-    if (t.tokenizer->size() > t.model->spec().vocab)
+    if (with_tokenizer)
+      t.tokenizer = std::make_unique<tokenizer::Tokenizer>(
+          tokenizer_path.empty() ? tokenizer::Tokenizer::from_metadata(t.model->source().metadata())
+                                 : tokenizer::Tokenizer::load(tokenizer_path));
+    if (t.tokenizer && t.tokenizer->size() > t.model->spec().vocab)
       fail("the tokenizer has {} tokens but the model only {} embeddings", t.tokenizer->size(), t.model->spec().vocab);
     t.backend = backend::make_cpu_backend(threads);
     t.session = std::make_unique<engine::Session>(*t.model, *t.backend, session_options);
