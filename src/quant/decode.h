@@ -30,6 +30,14 @@ void iq4_xs(const std::uint8_t*, float*, std::int64_t);
 void tq1_0(const std::uint8_t*, float*, std::int64_t);
 void tq2_0(const std::uint8_t*, float*, std::int64_t);
 void mxfp4(const std::uint8_t*, float*, std::int64_t);
+// Code-book formats (decode_iq.cpp).
+void iq2_xxs(const std::uint8_t*, float*, std::int64_t);
+void iq2_xs(const std::uint8_t*, float*, std::int64_t);
+void iq2_s(const std::uint8_t*, float*, std::int64_t);
+void iq3_xxs(const std::uint8_t*, float*, std::int64_t);
+void iq3_s(const std::uint8_t*, float*, std::int64_t);
+void iq1_s(const std::uint8_t*, float*, std::int64_t);
+void iq1_m(const std::uint8_t*, float*, std::int64_t);
 
 // The 4-bit non-linear code book of IQ4_NL / IQ4_XS, and MXFP4's E2M1 values doubled.
 inline constexpr std::int8_t kIq4nlValues[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
