@@ -6,6 +6,7 @@
 
 #include "aero/backend/cpu_gemv.h"
 #include "aero/error.h"
+#include "backend/cpu/dot.h"
 #include "test_support.h"
 
 namespace aero::backend::cpu {
@@ -69,7 +70,9 @@ TEST(Gemv, SimdPathsEqualTheScalarPath) {
   for (Case c : {Case{GgmlType::F32, 37, 67}, Case{GgmlType::F16, 41, 83}, Case{GgmlType::BF16, 29, 1001},
                  Case{GgmlType::Q8_0, 53, 96}, Case{GgmlType::Q4_0, 61, 160}, Case{GgmlType::Q4_1, 7, 64},
                  Case{GgmlType::Q8_0, 3, 4096}, Case{GgmlType::Q4_0, 1, 32}, Case{GgmlType::Q4_K, 23, 512},
-                 Case{GgmlType::Q6_K, 19, 768}, Case{GgmlType::Q4_K, 2, 256}, Case{GgmlType::Q6_K, 5, 256}}) {
+                 Case{GgmlType::Q6_K, 19, 768}, Case{GgmlType::Q4_K, 2, 256}, Case{GgmlType::Q6_K, 5, 256},
+                 // 512-bit kernels take Q4_0 in fours and Q8_0 in pairs of blocks: every remainder
+                 Case{GgmlType::Q4_0, 9, 224}, Case{GgmlType::Q4_0, 6, 192}, Case{GgmlType::Q8_0, 5, 224}}) {
     auto traits = *quant::type_traits(static_cast<std::uint32_t>(c.type));
     SCOPED_TRACE(std::string(traits.name) + " " + std::to_string(c.rows) + "x" + std::to_string(c.cols));
     auto w = make_weights(c.type, c.rows, c.cols, rng);
@@ -97,7 +100,8 @@ TEST(Matmul, BatchEqualsScalarGemvPerToken) {
   std::mt19937 rng(13);
   ThreadPool pool(2);
   for (auto [type, cols] : {std::pair{GgmlType::Q8_0, 512}, {GgmlType::Q4_0, 512}, {GgmlType::F16, 512},
-                            {GgmlType::F32, 67}, {GgmlType::BF16, 83}, {GgmlType::Q4_K, 512}, {GgmlType::Q4_1, 512}}) {
+                            {GgmlType::F32, 67}, {GgmlType::BF16, 83}, {GgmlType::Q4_K, 512}, {GgmlType::Q4_1, 512},
+                            {GgmlType::Q4_0, 224}, {GgmlType::Q8_0, 96}}) {
     const std::int64_t rows = 42, n = 9;  // full tiles plus ragged rows, tokens and columns
     auto traits = *quant::type_traits(static_cast<std::uint32_t>(type));
     SCOPED_TRACE(std::string(traits.name));
@@ -146,6 +150,22 @@ TEST(Gemv, ScalarPathIsTheProductOfDecodedWeights) {
       EXPECT_NEAR(y[r], expected, 1e-4 * (1 + std::fabs(expected))) << traits.name;
     }
   }
+}
+
+// The 512-bit kernels quantize activations with their own vector code: it must give the
+// reference quantizer's bytes exactly, rounding ties (k + 0.5 after scaling) away from zero.
+TEST(Gemv, VectorActivationQuantizerEqualsTheReference) {
+  if (best_isa() < Isa::Avx512) GTEST_SKIP() << "no AVX-512 on this machine";
+  std::mt19937 rng(5);
+  std::vector<float> x(32 * 64);
+  for (auto& v : x) v = std::normal_distribution<float>(0.0f, 3.0f)(rng);
+  for (int j = 0; j < 32; ++j) x[32 + j] = static_cast<float>(j % 2 ? -j : j) + (j == 0 ? 127.0f : 0.5f);  // d = 1: ties
+  for (int j = 0; j < 32; ++j) x[64 + j] = 0.0f;  // an all-zero block
+  x[96] = -1e-30f;                                  // a tiny amax
+  std::vector<std::uint8_t> expected(64 * 34), got(64 * 34);
+  quant::encode_from_f32(GgmlType::Q8_0, x, expected);
+  quantize_q8_0_avx512(x.data(), static_cast<std::int64_t>(x.size()), got.data());
+  EXPECT_EQ(got, expected);
 }
 
 TEST(Gemv, RefusesMismatchedShapes) {

@@ -27,6 +27,17 @@ inline constexpr int kTileRows = 4, kTileTokens = 4;
 using TileFn = void (*)(const std::uint8_t* w, std::size_t stride, const std::uint8_t* xq, std::size_t xq_stride,
                         std::int64_t n, float* out, std::size_t out_stride);
 
+// How a kernel set wants one row of activations prepared for an integer weight format:
+// the bytes one row takes and the function that fills them from the f32 row.
+struct ActivationLayout {
+  std::size_t (*bytes)(std::int64_t cols) = nullptr;
+  void (*prepare)(const float* x, std::int64_t cols, std::uint8_t* out) = nullptr;
+};
+// The common layouts: Q8_0 blocks followed by each block's sum of quants (int32), and Q8_K
+// blocks (which carry their own sums).
+ActivationLayout q8_0_with_sums_layout();
+ActivationLayout q8_k_layout();
+
 struct DotKernels {
   DotFn f32 = nullptr;
   DotFn f16 = nullptr;
@@ -42,11 +53,20 @@ struct DotKernels {
   TileFn tile_f32 = nullptr;  // float tiles take the f32 activation rows as `xq`
   TileFn tile_f16 = nullptr;
   TileFn tile_bf16 = nullptr;
+  // Activations of the Q8_0 and Q4_0 kernels (and tiles); the K-quant kernels take Q8_K.
+  ActivationLayout act_q8_0 = q8_0_with_sums_layout();
+  ActivationLayout act_q4_0 = q8_0_with_sums_layout();
 };
 
 DotKernels scalar_kernels();
 DotKernels avx2_kernels();    // built with -mavx2 -mfma -mf16c
 DotKernels avx512_kernels();  // built with AVX-512 F/BW/VL/VNNI
+// With VBMI's byte permutes as well: Q8_0 and Q4_0 kernels on 512-bit registers that gather
+// the quants and scales of several blocks per instruction (dot_avx512_vbmi.cpp).
+void use_vbmi_kernels(DotKernels& k);
+bool cpu_has_avx512_vbmi();
+// Q8_0 blocks of a row, identical to the reference quantizer's (AVX-512 F machines only).
+void quantize_q8_0_avx512(const float* x, std::int64_t cols, std::uint8_t* blocks);
 const DotKernels& kernels(Isa isa);
 
 }  // namespace aero::backend::cpu

@@ -37,8 +37,15 @@ TileFn tile_for(GgmlType type, const DotKernels& k) {
   }
 }
 
-bool wants_q8_0_activations(GgmlType type) { return type == GgmlType::Q8_0 || type == GgmlType::Q4_0; }
-bool wants_q8_k_activations(GgmlType type) { return type == GgmlType::Q4_K || type == GgmlType::Q6_K; }
+ActivationLayout layout_for(GgmlType type, const DotKernels& k) {
+  switch (type) {
+    case GgmlType::Q8_0: return k.act_q8_0;
+    case GgmlType::Q4_0: return k.act_q4_0;
+    case GgmlType::Q4_K:
+    case GgmlType::Q6_K: return q8_k_layout();
+    default: return {};
+  }
+}
 
 // Rows per task: enough that a task streams a few hundred KiB of weights, few enough that
 // both threads get an even share of a small matrix.
@@ -94,29 +101,33 @@ bool has_fast_dot(GgmlType type, Isa isa) { return dot_for(type, kernels(isa)) !
 
 namespace {
 
-// Activations in the form the weight type's kernel takes: Q8_0 blocks followed by each
-// block's sum for Q8_0/Q4_0, Q8_K blocks for the K-quants, nothing for float kernels.
-std::size_t prepared_bytes(GgmlType type, std::int64_t cols) {
-  if (wants_q8_0_activations(type)) return static_cast<std::size_t>(cols / 32) * (34 + 4);
-  if (wants_q8_k_activations(type)) return static_cast<std::size_t>(cols / 256) * 292;
-  return 0;
+std::size_t q8_0_with_sums_bytes(std::int64_t cols) { return static_cast<std::size_t>(cols / 32) * (34 + 4); }
+
+void prepare_q8_0_with_sums(const float* x, std::int64_t cols, std::uint8_t* xq) {
+  const auto blocks = static_cast<std::size_t>(cols / 32);
+  quant::encode_from_f32(GgmlType::Q8_0, {x, static_cast<std::size_t>(cols)}, {xq, blocks * 34});
+  for (std::size_t b = 0; b < blocks; ++b) {
+    std::int32_t sum = 0;
+    for (int j = 0; j < 32; ++j) sum += static_cast<std::int8_t>(xq[b * 34 + 2 + j]);
+    std::memcpy(xq + blocks * 34 + 4 * b, &sum, 4);
+  }
 }
 
-void prepare_activations(GgmlType type, const float* x, std::int64_t cols, std::uint8_t* xq) {
-  if (wants_q8_0_activations(type)) {
-    const auto blocks = static_cast<std::size_t>(cols / 32);
-    quant::encode_from_f32(GgmlType::Q8_0, {x, static_cast<std::size_t>(cols)}, {xq, blocks * 34});
-    for (std::size_t b = 0; b < blocks; ++b) {
-      std::int32_t sum = 0;
-      for (int j = 0; j < 32; ++j) sum += static_cast<std::int8_t>(xq[b * 34 + 2 + j]);
-      std::memcpy(xq + blocks * 34 + 4 * b, &sum, 4);
-    }
-  }
-  if (wants_q8_k_activations(type))
-    quant::encode_from_f32(GgmlType::Q8_K, {x, static_cast<std::size_t>(cols)}, {xq, prepared_bytes(type, cols)});
+std::size_t q8_k_bytes(std::int64_t cols) { return static_cast<std::size_t>(cols / 256) * 292; }
+
+void prepare_q8_k(const float* x, std::int64_t cols, std::uint8_t* xq) {
+  quant::encode_from_f32(GgmlType::Q8_K, {x, static_cast<std::size_t>(cols)}, {xq, q8_k_bytes(cols)});
 }
 
 }  // namespace
+
+ActivationLayout q8_0_with_sums_layout() { return {q8_0_with_sums_bytes, prepare_q8_0_with_sums}; }
+ActivationLayout q8_k_layout() { return {q8_k_bytes, prepare_q8_k}; }
+
+bool cpu_has_avx512_vbmi() {
+  unsigned a, b, c, d;
+  return __get_cpuid_count(7, 0, &a, &b, &c, &d) && (c & (1u << 1));
+}
 
 void matmul(const quant::Matrix& w, std::span<const float> x, std::int64_t n, std::span<float> y, ThreadPool& pool,
             Isa isa) {
@@ -129,7 +140,8 @@ void matmul(const quant::Matrix& w, std::span<const float> x, std::int64_t n, st
 
   const DotFn dot = dot_for(w.type, kernels(isa));
   const TileFn tile = tile_for(w.type, kernels(isa));
-  const std::size_t xq_stride = dot ? prepared_bytes(w.type, w.cols) : 0;
+  const ActivationLayout layout = dot ? layout_for(w.type, kernels(isa)) : ActivationLayout{};
+  const std::size_t xq_stride = layout.bytes ? layout.bytes(w.cols) : 0;
   // Kept per calling thread: generation makes hundreds of these calls per token. Named
   // through a plain reference, because a lambda naming a thread_local directly would reach
   // each worker's own (empty) instance.
@@ -137,7 +149,7 @@ void matmul(const quant::Matrix& w, std::span<const float> x, std::int64_t n, st
   std::vector<std::uint8_t>& xq = caller_buffer;
   xq.resize(xq_stride * static_cast<std::size_t>(n));
   if (xq_stride) {
-    auto prepare = [&](std::size_t t) { prepare_activations(w.type, x.data() + t * w.cols, w.cols, xq.data() + t * xq_stride); };
+    auto prepare = [&](std::size_t t) { layout.prepare(x.data() + t * w.cols, w.cols, xq.data() + t * xq_stride); };
     if (n == 1) prepare(0);
     else pool.run(static_cast<std::size_t>(n), prepare);
   }
