@@ -44,7 +44,7 @@ struct DotKernels {
   DotFn bf16 = nullptr;
   DotFn q8_0 = nullptr;
   DotFn q4_0 = nullptr;
-  DotFn q4_k = nullptr;  // these two take xq as Q8_K blocks
+  DotFn q4_k = nullptr;  // these two take xq as Q8_K blocks (unless act_q4_k says otherwise)
   DotFn q6_k = nullptr;
   AxpyFn axpy_f32 = nullptr;
   AxpyFn axpy_f16 = nullptr;
@@ -56,6 +56,7 @@ struct DotKernels {
   // Activations of the Q8_0 and Q4_0 kernels (and tiles); the K-quant kernels take Q8_K.
   ActivationLayout act_q8_0 = q8_0_with_sums_layout();
   ActivationLayout act_q4_0 = q8_0_with_sums_layout();
+  ActivationLayout act_q4_k = q8_k_layout();
 };
 
 DotKernels scalar_kernels();

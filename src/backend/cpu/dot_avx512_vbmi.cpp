@@ -43,6 +43,8 @@ const std::uint8_t* q8_0_row(const float* x, std::int64_t cols) {
   return buf.data();
 }
 
+inline float half(const std::uint8_t* p) { return quant::fp16_to_fp32(quant::load_u16(p)); }
+
 int block_sum(const std::uint8_t* q8_block) {
   int sum = 0;
   for (int j = 0; j < 32; ++j) sum += static_cast<std::int8_t>(q8_block[2 + j]);
@@ -102,7 +104,7 @@ inline Q4Group load_q4_group(const std::uint8_t* w, __mmask64 first, __mmask64 s
   const __m512i a = _mm512_maskz_loadu_epi8(first, w);
   const __m512i b = _mm512_maskz_loadu_epi8(second, w + 64);
   const __m512i q = _mm512_permutex2var_epi8(a, p.quants, b);
-  const __m512i s = _mm512_permutex2var_epi8(a, p.scales, b);
+  const __m512i s = _mm512_permutexvar_epi8(p.scales, a);  // scales all lie in the first 64 bytes
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   return {_mm512_and_si512(q, m4), _mm512_and_si512(_mm512_srli_epi16(q, 4), m4),
           _mm512_cvtph_ps(_mm512_castsi512_si256(s))};
@@ -221,7 +223,7 @@ inline Q8Group load_q8_group(const std::uint8_t* w, __mmask64 first, __mmask64 s
   const __m512i a = _mm512_maskz_loadu_epi8(first, w);
   const __m512i b = _mm512_maskz_loadu_epi8(second, w + 64);
   const __m512i q = _mm512_permutex2var_epi8(a, p.quants, b);
-  const __m512i s = _mm512_permutex2var_epi8(a, p.scales, b);
+  const __m512i s = _mm512_permutexvar_epi8(p.scales, a);  // scales all lie in the first 64 bytes
   return {_mm512_xor_si512(q, _mm512_set1_epi8(static_cast<char>(0x80))), _mm512_cvtph_ps(_mm512_castsi512_si256(s))};
 }
 
@@ -284,6 +286,105 @@ void q8_0_tile(const std::uint8_t* w, std::size_t stride, const std::uint8_t* xq
     for (int r = 0; r < R; ++r) out[t * out_stride + r] = _mm512_reduce_add_ps(acc[r][t]);
 }
 
+
+// ---- Q4_K: super-blocks of 256 (144 bytes: d, dmin, 12 bytes of 6-bit scales and mins, 128
+// bytes of nibbles) ----------------------------------------------------------------------------
+//
+// The 128 quant bytes are two 64-byte loads; their low nibbles hold sub-blocks (0, 2) and
+// (4, 6), their high nibbles (1, 3) and (5, 7). Prepared super-block (320 bytes): the Q8_K
+// quants in that order (X0 = sub-blocks 0,2; X1 = 1,3; X2 = 4,6; X3 = 5,7), d_x (f32) at 256
+// and the eight sums of 32 quants (int16) at 260. The 6-bit scales go into int16 lanes that
+// multiply the pair sums (maddubs, then madd); the mins meet the quant sums once per
+// super-block.
+constexpr std::size_t kQ4kBlock = 320;
+
+std::size_t q4_k_bytes(std::int64_t cols) { return static_cast<std::size_t>(cols / 256) * kQ4kBlock; }
+
+void prepare_q4_k(const float* x, std::int64_t cols, std::uint8_t* out) {
+  thread_local std::vector<std::uint8_t> q8k;
+  q8k.resize(static_cast<std::size_t>(cols / 256) * 292);
+  quant::encode_from_f32(quant::GgmlType::Q8_K, {x, static_cast<std::size_t>(cols)}, q8k);
+  static constexpr int kOrder[8] = {0, 2, 1, 3, 4, 6, 5, 7};  // sub-block in each 32-byte slot
+  for (std::int64_t b = 0; b < cols / 256; ++b) {
+    const std::uint8_t* src = q8k.data() + b * 292;
+    std::uint8_t* dst = out + b * kQ4kBlock;
+    for (int slot = 0; slot < 8; ++slot) std::memcpy(dst + 32 * slot, src + 4 + 32 * kOrder[slot], 32);
+    std::memcpy(dst + 256, src, 4);
+    std::int16_t bsums[16], sums[8];
+    std::memcpy(bsums, src + 260, 32);
+    for (int j = 0; j < 8; ++j) sums[j] = static_cast<std::int16_t>(bsums[2 * j] + bsums[2 * j + 1]);
+    std::memcpy(dst + 260, sums, 16);
+    std::memset(dst + 276, 0, kQ4kBlock - 276);
+  }
+}
+
+// Byte permutes that spread the eight unpacked scales into int16 lanes: pair k covers the
+// sub-blocks of X_k (words 0..15 the first, 16..31 the second).
+struct Q4kScalePermutes {
+  __m512i pair[4];
+  Q4kScalePermutes() {
+    static constexpr int kFirst[4] = {0, 1, 4, 5};
+    for (int k = 0; k < 4; ++k) {
+      alignas(64) std::uint8_t idx[64] = {};
+      for (int word = 0; word < 32; ++word) idx[2 * word] = static_cast<std::uint8_t>(kFirst[k] + (word < 16 ? 0 : 2));
+      pair[k] = _mm512_load_si512(idx);
+    }
+  }
+};
+
+template <int R>
+void q4_k_rows(const std::uint8_t* w, std::size_t stride, const std::uint8_t* xq, std::int64_t n, float* out) {
+  static const Q4kScalePermutes perm;
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  constexpr __mmask64 kEvenBytes = 0x5555555555555555ull;
+  __m512 acc[R];
+  __m128 acc_min[R];
+  for (int r = 0; r < R; ++r) {
+    acc[r] = _mm512_setzero_ps();
+    acc_min[r] = _mm_setzero_ps();
+  }
+  for (std::int64_t b = 0; b < n / 256; ++b) {
+    const std::uint8_t* xb = xq + b * kQ4kBlock;
+    const __m512i x0 = _mm512_loadu_si512(xb), x1 = _mm512_loadu_si512(xb + 64), x2 = _mm512_loadu_si512(xb + 128),
+                  x3 = _mm512_loadu_si512(xb + 192);
+    float dy;
+    std::memcpy(&dy, xb + 256, 4);
+    const __m128i sums = _mm_loadu_si128(reinterpret_cast<const __m128i*>(xb + 260));
+    for (int r = 0; r < R; ++r) {
+      const std::uint8_t* wb = w + r * stride + b * 144;
+      _mm_prefetch(reinterpret_cast<const char*>(wb + kPrefetchAhead), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(wb + kPrefetchAhead + 64), _MM_HINT_T0);
+      // 6-bit scales and mins: bytes 0..7 of the result are the scales, 8..15 the mins.
+      std::uint32_t u[4];
+      std::memcpy(u, wb + 4, 12);
+      u[3] = ((u[2] >> 4) & 0x0f0f0f0fu) | (((u[1] >> 6) & 0x03030303u) << 4);
+      const std::uint32_t mins_low = u[1] & 0x3f3f3f3fu;
+      u[1] = (u[2] & 0x0f0f0f0fu) | (((u[0] >> 6) & 0x03030303u) << 4);
+      u[2] = mins_low;
+      u[0] &= 0x3f3f3f3fu;
+      const __m128i sm = _mm_loadu_si128(reinterpret_cast<const __m128i*>(u));
+      const __m512i sm512 = _mm512_castsi128_si512(sm);
+      const __m512i q0 = _mm512_loadu_si512(wb + 16), q1 = _mm512_loadu_si512(wb + 80);
+      const __m512i parts[4] = {_mm512_and_si512(q0, m4), _mm512_and_si512(_mm512_srli_epi16(q0, 4), m4),
+                                _mm512_and_si512(q1, m4), _mm512_and_si512(_mm512_srli_epi16(q1, 4), m4)};
+      const __m512i xs[4] = {x0, x1, x2, x3};
+      __m512i sumi = _mm512_setzero_si512();
+      for (int k = 0; k < 4; ++k) {
+        const __m512i scales16 = _mm512_maskz_permutexvar_epi8(kEvenBytes, perm.pair[k], sm512);
+        sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(_mm512_maddubs_epi16(parts[k], xs[k]), scales16));
+      }
+      acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_set1_ps(half(wb) * dy), acc[r]);
+      const __m128i mins16 = _mm_cvtepu8_epi16(_mm_srli_si128(sm, 8));
+      acc_min[r] = _mm_fmadd_ps(_mm_cvtepi32_ps(_mm_madd_epi16(mins16, sums)), _mm_set1_ps(half(wb + 2) * dy), acc_min[r]);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    __m128 m = _mm_add_ps(acc_min[r], _mm_movehl_ps(acc_min[r], acc_min[r]));
+    m = _mm_add_ss(m, _mm_movehdup_ps(m));
+    out[r] = _mm512_reduce_add_ps(acc[r]) - _mm_cvtss_f32(m);
+  }
+}
+
 template <void (*Kernel1)(const std::uint8_t*, std::size_t, const std::uint8_t*, std::int64_t, float*),
           void (*Kernel2)(const std::uint8_t*, std::size_t, const std::uint8_t*, std::int64_t, float*),
           void (*Kernel3)(const std::uint8_t*, std::size_t, const std::uint8_t*, std::int64_t, float*),
@@ -325,6 +426,8 @@ void quantize_q8_0_avx512(const float* x, std::int64_t cols, std::uint8_t* block
 void use_vbmi_kernels(DotKernels& k) {
   k.q4_0 = by_rows<q4_0_rows<1>, q4_0_rows<2>, q4_0_rows<3>, q4_0_rows<4>>;
   k.q8_0 = by_rows<q8_0_rows<1>, q8_0_rows<2>, q8_0_rows<3>, q8_0_rows<4>>;
+  k.q4_k = by_rows<q4_k_rows<1>, q4_k_rows<2>, q4_k_rows<3>, q4_k_rows<4>>;
+  k.act_q4_k = {q4_k_bytes, prepare_q4_k};
   k.tile_q4_0 = q4_0_tile;
   k.tile_q8_0 = q8_0_tile;
   k.act_q4_0 = {q4_0_bytes, prepare_q4_0};
