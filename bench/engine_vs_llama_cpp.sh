@@ -3,7 +3,8 @@
 # TinyLlama-1.1B-shaped GGUF files (F16, Q8_0, Q4_0, Q4_K_M), same threads, same run.
 # Usage: bench/engine_vs_llama_cpp.sh [THREADS=2] [REPS=3]
 # Models go to /tmp/aero-bench; llama.cpp is built outside the repository by
-# bench/build_llama_cpp.sh. Q4_K_M comes from llama-quantize until aero has K-quant quantizers.
+# bench/build_llama_cpp.sh. Every quantized file is made by aero quantize (its Q4_K_M is byte-identical
+# with llama-quantize's, see docs/performance.md).
 set -euo pipefail
 threads="${1:-2}"
 reps="${2:-3}"
@@ -16,10 +17,9 @@ mkdir -p "$models"
 vocab_flag=()
 [ -f "$vocab" ] && vocab_flag=(--vocab "$vocab")
 [ -f "$models/tl-F16.gguf" ] || "$aero" synth "$models/tl-F16.gguf" --arch llama --preset 1b "${vocab_flag[@]}"
-for t in Q8_0 Q4_0; do
+for t in Q8_0 Q4_0 Q4_K_M; do
   [ -f "$models/tl-$t.gguf" ] || "$aero" quantize "$models/tl-F16.gguf" "$models/tl-$t.gguf" "$t"
 done
-[ -f "$models/tl-Q4_K_M.gguf" ] || "$peer/llama-quantize" "$models/tl-F16.gguf" "$models/tl-Q4_K_M.gguf" Q4_K_M >/dev/null 2>&1
 
 for t in F16 Q8_0 Q4_0 Q4_K_M; do
   echo "## $t"

@@ -101,7 +101,7 @@ TEST(Matmul, BatchEqualsScalarGemvPerToken) {
   ThreadPool pool(2);
   for (auto [type, cols] : {std::pair{GgmlType::Q8_0, 512}, {GgmlType::Q4_0, 512}, {GgmlType::F16, 512},
                             {GgmlType::F32, 67}, {GgmlType::BF16, 83}, {GgmlType::Q4_K, 512}, {GgmlType::Q4_1, 512},
-                            {GgmlType::Q4_0, 224}, {GgmlType::Q8_0, 96}}) {
+                            {GgmlType::Q4_0, 224}, {GgmlType::Q8_0, 96}, {GgmlType::Q6_K, 512}}) {
     const std::int64_t rows = 42, n = 9;  // full tiles plus ragged rows, tokens and columns
     auto traits = *quant::type_traits(static_cast<std::uint32_t>(type));
     SCOPED_TRACE(std::string(traits.name));

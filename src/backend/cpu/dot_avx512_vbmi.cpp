@@ -385,6 +385,76 @@ void q4_k_rows(const std::uint8_t* w, std::size_t stride, const std::uint8_t* xq
   }
 }
 
+// ---- Q6_K: super-blocks of 256 (210 bytes: 128 bytes of low nibbles, 64 of high bit pairs,
+// 16 int8 scales, d) -------------------------------------------------------------------------
+//
+// Per half (128 weights) one 64-byte load of low nibbles and one broadcast 32-byte load of
+// high pairs give weights 0..63 (low nibbles, pairs shifted up by 4 or 2 per 256-bit half)
+// and 64..127 (high nibbles, pairs shifted by 0 or 2) in natural order, so the activations
+// are plain Q8_K blocks. Scale j covers weights 16j..16j+15; the stored quants are q + 32,
+// and 32·Σ sc_j·bsum_j comes off once per super-block.
+struct Q6kConstants {
+  __m512i mask_a, shift_a, mask_b, shift_b, scale_words[4];
+  Q6kConstants() {
+    alignas(64) std::uint8_t ma[64], mb[64];
+    alignas(64) std::uint16_t sa[32], sb[32], idx[4][32];
+    for (int i = 0; i < 64; ++i) {
+      ma[i] = i < 32 ? 0x03 : 0x0C;
+      mb[i] = i < 32 ? 0x30 : 0xC0;
+    }
+    for (int i = 0; i < 32; ++i) {
+      sa[i] = i < 16 ? 4 : 2;
+      sb[i] = i < 16 ? 0 : 2;
+      for (int k = 0; k < 4; ++k) idx[k][i] = static_cast<std::uint16_t>(4 * k + i / 8);
+    }
+    mask_a = _mm512_load_si512(ma);
+    mask_b = _mm512_load_si512(mb);
+    shift_a = _mm512_load_si512(sa);
+    shift_b = _mm512_load_si512(sb);
+    for (int k = 0; k < 4; ++k) scale_words[k] = _mm512_load_si512(idx[k]);
+  }
+};
+
+template <int R>
+void q6_k_rows(const std::uint8_t* w, std::size_t stride, const std::uint8_t* xq, std::int64_t n, float* out) {
+  static const Q6kConstants c;
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  __m512 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+  for (std::int64_t b = 0; b < n / 256; ++b) {
+    const std::uint8_t* xb = xq + b * 292;
+    float dy;
+    std::memcpy(&dy, xb, 4);
+    const __m512i xs[4] = {_mm512_loadu_si512(xb + 4), _mm512_loadu_si512(xb + 68), _mm512_loadu_si512(xb + 132),
+                           _mm512_loadu_si512(xb + 196)};
+    const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb + 260));
+    for (int r = 0; r < R; ++r) {
+      const std::uint8_t* wb = w + r * stride + b * 210;
+      for (int ahead = 0; ahead < 4 * 64; ahead += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(wb + kPrefetchAhead + ahead), _MM_HINT_T0);
+      const __m256i sc8 = _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wb + 192)));
+      const __m512i sc16 = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(_mm256_castsi256_si128(sc8)));
+      __m512i sumi = _mm512_setzero_si512();
+      for (int h = 0; h < 2; ++h) {
+        const __m512i ql = _mm512_loadu_si512(wb + 64 * h);
+        const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + 128 + 32 * h)));
+        // or(and(a, b), c) in one ternary-logic instruction (0xEA: (A & B) | C).
+        const __m512i qa = _mm512_ternarylogic_epi32(ql, m4, _mm512_sllv_epi16(_mm512_and_si512(qh, c.mask_a), c.shift_a), 0xEA);
+        const __m512i qb = _mm512_ternarylogic_epi32(_mm512_srli_epi16(ql, 4), m4,
+                                                     _mm512_srlv_epi16(_mm512_and_si512(qh, c.mask_b), c.shift_b), 0xEA);
+        const __m512i sa = _mm512_permutexvar_epi16(c.scale_words[2 * h], sc16);
+        const __m512i sb = _mm512_permutexvar_epi16(c.scale_words[2 * h + 1], sc16);
+        sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(_mm512_maddubs_epi16(qa, xs[2 * h]), sa));
+        sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(_mm512_maddubs_epi16(qb, xs[2 * h + 1]), sb));
+      }
+      const __m256i offset = _mm256_slli_epi32(_mm256_madd_epi16(_mm512_castsi512_si256(sc16), bsums), 5);
+      sumi = _mm512_sub_epi32(sumi, _mm512_zextsi256_si512(offset));
+      acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_set1_ps(half(wb + 208) * dy), acc[r]);
+    }
+  }
+  for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(acc[r]);
+}
+
 template <void (*Kernel1)(const std::uint8_t*, std::size_t, const std::uint8_t*, std::int64_t, float*),
           void (*Kernel2)(const std::uint8_t*, std::size_t, const std::uint8_t*, std::int64_t, float*),
           void (*Kernel3)(const std::uint8_t*, std::size_t, const std::uint8_t*, std::int64_t, float*),
@@ -428,6 +498,7 @@ void use_vbmi_kernels(DotKernels& k) {
   k.q8_0 = by_rows<q8_0_rows<1>, q8_0_rows<2>, q8_0_rows<3>, q8_0_rows<4>>;
   k.q4_k = by_rows<q4_k_rows<1>, q4_k_rows<2>, q4_k_rows<3>, q4_k_rows<4>>;
   k.act_q4_k = {q4_k_bytes, prepare_q4_k};
+  k.q6_k = by_rows<q6_k_rows<1>, q6_k_rows<2>, q6_k_rows<3>, q6_k_rows<4>>;
   k.tile_q4_0 = q4_0_tile;
   k.tile_q8_0 = q8_0_tile;
   k.act_q4_0 = {q4_0_bytes, prepare_q4_0};
