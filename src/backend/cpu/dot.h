@@ -53,6 +53,7 @@ struct DotKernels {
   TileFn tile_f32 = nullptr;  // float tiles take the f32 activation rows as `xq`
   TileFn tile_f16 = nullptr;
   TileFn tile_bf16 = nullptr;
+  TileFn tile_q4_k = nullptr;  // (kept after the positional initializers of the kernel sets)
   // Activations of the Q8_0 and Q4_0 kernels (and tiles); the K-quant kernels take Q8_K.
   ActivationLayout act_q8_0 = q8_0_with_sums_layout();
   ActivationLayout act_q4_0 = q8_0_with_sums_layout();

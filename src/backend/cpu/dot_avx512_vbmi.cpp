@@ -332,57 +332,87 @@ struct Q4kScalePermutes {
   }
 };
 
+// One super-block of one row, unpacked: quant nibbles in X_k order, the scales spread over
+// int16 lanes, the mins widened to int16, and the two f16 scales.
+struct Q4kBlock {
+  __m512i parts[4], scales[4];
+  __m128i mins16;
+  float d, dmin;
+};
+
+inline void unpack_q4_k(const std::uint8_t* wb, const Q4kScalePermutes& perm, Q4kBlock& out) {
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  constexpr __mmask64 kEvenBytes = 0x5555555555555555ull;
+  // 6-bit scales and mins: bytes 0..7 of u are the scales, 8..15 the mins.
+  std::uint32_t u[4];
+  std::memcpy(u, wb + 4, 12);
+  u[3] = ((u[2] >> 4) & 0x0f0f0f0fu) | (((u[1] >> 6) & 0x03030303u) << 4);
+  const std::uint32_t mins_low = u[1] & 0x3f3f3f3fu;
+  u[1] = (u[2] & 0x0f0f0f0fu) | (((u[0] >> 6) & 0x03030303u) << 4);
+  u[2] = mins_low;
+  u[0] &= 0x3f3f3f3fu;
+  const __m128i sm = _mm_loadu_si128(reinterpret_cast<const __m128i*>(u));
+  const __m512i q0 = _mm512_loadu_si512(wb + 16), q1 = _mm512_loadu_si512(wb + 80);
+  out.parts[0] = _mm512_and_si512(q0, m4);
+  out.parts[1] = _mm512_and_si512(_mm512_srli_epi16(q0, 4), m4);
+  out.parts[2] = _mm512_and_si512(q1, m4);
+  out.parts[3] = _mm512_and_si512(_mm512_srli_epi16(q1, 4), m4);
+  for (int k = 0; k < 4; ++k) out.scales[k] = _mm512_maskz_permutexvar_epi8(kEvenBytes, perm.pair[k], _mm512_castsi128_si512(sm));
+  out.mins16 = _mm_cvtepu8_epi16(_mm_srli_si128(sm, 8));
+  out.d = half(wb);
+  out.dmin = half(wb + 2);
+}
+
+// acc += d·dy·Σ sc·(q·x) − dmin·dy·Σ m·bsum (the min term in lanes 0..3).
+inline __m512 q4_k_accumulate(const Q4kBlock& q, const std::uint8_t* xb, __m512 acc) {
+  __m512i sumi = _mm512_setzero_si512();
+  for (int k = 0; k < 4; ++k)
+    sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(_mm512_maddubs_epi16(q.parts[k], _mm512_loadu_si512(xb + 64 * k)),
+                                                     q.scales[k]));
+  float dy;
+  std::memcpy(&dy, xb + 256, 4);
+  const __m128i sums = _mm_loadu_si128(reinterpret_cast<const __m128i*>(xb + 260));
+  const __m128 mins = _mm_cvtepi32_ps(_mm_madd_epi16(q.mins16, sums));
+  acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_set1_ps(q.d * dy), acc);
+  return _mm512_fnmadd_ps(_mm512_zextps128_ps512(mins), _mm512_set1_ps(q.dmin * dy), acc);
+}
+
 template <int R>
 void q4_k_rows(const std::uint8_t* w, std::size_t stride, const std::uint8_t* xq, std::int64_t n, float* out) {
   static const Q4kScalePermutes perm;
-  const __m512i m4 = _mm512_set1_epi8(0x0F);
-  constexpr __mmask64 kEvenBytes = 0x5555555555555555ull;
   __m512 acc[R];
-  __m128 acc_min[R];
-  for (int r = 0; r < R; ++r) {
-    acc[r] = _mm512_setzero_ps();
-    acc_min[r] = _mm_setzero_ps();
-  }
+  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
   for (std::int64_t b = 0; b < n / 256; ++b) {
     const std::uint8_t* xb = xq + b * kQ4kBlock;
-    const __m512i x0 = _mm512_loadu_si512(xb), x1 = _mm512_loadu_si512(xb + 64), x2 = _mm512_loadu_si512(xb + 128),
-                  x3 = _mm512_loadu_si512(xb + 192);
-    float dy;
-    std::memcpy(&dy, xb + 256, 4);
-    const __m128i sums = _mm_loadu_si128(reinterpret_cast<const __m128i*>(xb + 260));
     for (int r = 0; r < R; ++r) {
       const std::uint8_t* wb = w + r * stride + b * 144;
       _mm_prefetch(reinterpret_cast<const char*>(wb + kPrefetchAhead), _MM_HINT_T0);
       _mm_prefetch(reinterpret_cast<const char*>(wb + kPrefetchAhead + 64), _MM_HINT_T0);
-      // 6-bit scales and mins: bytes 0..7 of the result are the scales, 8..15 the mins.
-      std::uint32_t u[4];
-      std::memcpy(u, wb + 4, 12);
-      u[3] = ((u[2] >> 4) & 0x0f0f0f0fu) | (((u[1] >> 6) & 0x03030303u) << 4);
-      const std::uint32_t mins_low = u[1] & 0x3f3f3f3fu;
-      u[1] = (u[2] & 0x0f0f0f0fu) | (((u[0] >> 6) & 0x03030303u) << 4);
-      u[2] = mins_low;
-      u[0] &= 0x3f3f3f3fu;
-      const __m128i sm = _mm_loadu_si128(reinterpret_cast<const __m128i*>(u));
-      const __m512i sm512 = _mm512_castsi128_si512(sm);
-      const __m512i q0 = _mm512_loadu_si512(wb + 16), q1 = _mm512_loadu_si512(wb + 80);
-      const __m512i parts[4] = {_mm512_and_si512(q0, m4), _mm512_and_si512(_mm512_srli_epi16(q0, 4), m4),
-                                _mm512_and_si512(q1, m4), _mm512_and_si512(_mm512_srli_epi16(q1, 4), m4)};
-      const __m512i xs[4] = {x0, x1, x2, x3};
-      __m512i sumi = _mm512_setzero_si512();
-      for (int k = 0; k < 4; ++k) {
-        const __m512i scales16 = _mm512_maskz_permutexvar_epi8(kEvenBytes, perm.pair[k], sm512);
-        sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(_mm512_maddubs_epi16(parts[k], xs[k]), scales16));
-      }
-      acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_set1_ps(half(wb) * dy), acc[r]);
-      const __m128i mins16 = _mm_cvtepu8_epi16(_mm_srli_si128(sm, 8));
-      acc_min[r] = _mm_fmadd_ps(_mm_cvtepi32_ps(_mm_madd_epi16(mins16, sums)), _mm_set1_ps(half(wb + 2) * dy), acc_min[r]);
+      Q4kBlock q;
+      unpack_q4_k(wb, perm, q);
+      acc[r] = q4_k_accumulate(q, xb, acc[r]);
     }
   }
-  for (int r = 0; r < R; ++r) {
-    __m128 m = _mm_add_ps(acc_min[r], _mm_movehl_ps(acc_min[r], acc_min[r]));
-    m = _mm_add_ss(m, _mm_movehdup_ps(m));
-    out[r] = _mm512_reduce_add_ps(acc[r]) - _mm_cvtss_f32(m);
+  for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(acc[r]);
+}
+
+// Prompt processing: each row's super-block is unpacked once for the four tokens.
+void q4_k_tile(const std::uint8_t* w, std::size_t stride, const std::uint8_t* xq, std::size_t xq_stride,
+               std::int64_t n, float* out, std::size_t out_stride) {
+  static const Q4kScalePermutes perm;
+  constexpr int R = kTileRows, T = kTileTokens;
+  __m512 acc[R][T];
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
+  for (std::int64_t b = 0; b < n / 256; ++b) {
+    for (int r = 0; r < R; ++r) {
+      Q4kBlock q;
+      unpack_q4_k(w + r * stride + b * 144, perm, q);
+      for (int t = 0; t < T; ++t) acc[r][t] = q4_k_accumulate(q, xq + t * xq_stride + b * kQ4kBlock, acc[r][t]);
+    }
   }
+  for (int t = 0; t < T; ++t)
+    for (int r = 0; r < R; ++r) out[t * out_stride + r] = _mm512_reduce_add_ps(acc[r][t]);
 }
 
 // ---- Q6_K: super-blocks of 256 (210 bytes: 128 bytes of low nibbles, 64 of high bit pairs,
@@ -498,6 +528,7 @@ void use_vbmi_kernels(DotKernels& k) {
   k.q8_0 = by_rows<q8_0_rows<1>, q8_0_rows<2>, q8_0_rows<3>, q8_0_rows<4>>;
   k.q4_k = by_rows<q4_k_rows<1>, q4_k_rows<2>, q4_k_rows<3>, q4_k_rows<4>>;
   k.act_q4_k = {q4_k_bytes, prepare_q4_k};
+  k.tile_q4_k = q4_k_tile;
   k.q6_k = by_rows<q6_k_rows<1>, q6_k_rows<2>, q6_k_rows<3>, q6_k_rows<4>>;
   k.tile_q4_0 = q4_0_tile;
   k.tile_q8_0 = q8_0_tile;

@@ -33,6 +33,7 @@ TileFn tile_for(GgmlType type, const DotKernels& k) {
     case GgmlType::BF16: return k.tile_bf16;
     case GgmlType::Q8_0: return k.tile_q8_0;
     case GgmlType::Q4_0: return k.tile_q4_0;
+    case GgmlType::Q4_K: return k.tile_q4_k;
     default: return nullptr;
   }
 }
