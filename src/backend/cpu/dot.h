@@ -1,8 +1,8 @@
 // Dot products of weight rows with the prepared activations, one set per instruction set.
 // A call handles `rows` (1 to kMaxRows) consecutive rows `stride` bytes apart and writes one
 // sum per row to `out`: several rows per pass share the activation loads and give the CPU
-// independent accumulation chains. `x` is the f32 activation row, `xq` the same row quantized
-// to Q8_0 (for the integer kernels), its blocks followed by each block's sum of quants as int32.
+// independent accumulation chains. `x` is the f32 activation row, `xq` the same row prepared
+// for the integer kernels as the kernel set's ActivationLayout for that format says.
 #pragma once
 
 #include <cstddef>
@@ -44,7 +44,7 @@ struct DotKernels {
   DotFn bf16 = nullptr;
   DotFn q8_0 = nullptr;
   DotFn q4_0 = nullptr;
-  DotFn q4_k = nullptr;  // these two take xq as Q8_K blocks (unless act_q4_k says otherwise)
+  DotFn q4_k = nullptr;
   DotFn q6_k = nullptr;
   AxpyFn axpy_f32 = nullptr;
   AxpyFn axpy_f16 = nullptr;
@@ -54,17 +54,18 @@ struct DotKernels {
   TileFn tile_f16 = nullptr;
   TileFn tile_bf16 = nullptr;
   TileFn tile_q4_k = nullptr;  // (kept after the positional initializers of the kernel sets)
-  // Activations of the Q8_0 and Q4_0 kernels (and tiles); the K-quant kernels take Q8_K.
+  // How each integer kernel (and its tile) takes its activations.
   ActivationLayout act_q8_0 = q8_0_with_sums_layout();
   ActivationLayout act_q4_0 = q8_0_with_sums_layout();
   ActivationLayout act_q4_k = q8_k_layout();
+  ActivationLayout act_q6_k = q8_k_layout();
 };
 
 DotKernels scalar_kernels();
 DotKernels avx2_kernels();    // built with -mavx2 -mfma -mf16c
 DotKernels avx512_kernels();  // built with AVX-512 F/BW/VL/VNNI
-// With VBMI's byte permutes as well: Q8_0 and Q4_0 kernels on 512-bit registers that gather
-// the quants and scales of several blocks per instruction (dot_avx512_vbmi.cpp).
+// With VBMI's byte permutes as well: Q8_0, Q4_0, Q4_K and Q6_K kernels on 512-bit registers
+// that gather the quants and scales of several blocks per instruction (dot_avx512_vbmi.cpp).
 void use_vbmi_kernels(DotKernels& k);
 bool cpu_has_avx512_vbmi();
 // Q8_0 blocks of a row, identical to the reference quantizer's (AVX-512 F machines only).

@@ -1,16 +1,16 @@
-// Q8_0 and Q4_0 dot products on 512-bit registers, reading the blocks where they lie.
+// Q8_0, Q4_0, Q4_K and Q6_K dot products on 512-bit registers, reading the blocks where they
+// lie (no repacking at load).
 //
-// A block's quants sit between 2-byte scales (18-byte Q4_0 blocks, 34-byte Q8_0 blocks), so
+// A block's quants sit between its scales (18-byte Q4_0 blocks, 34-byte Q8_0 blocks), so
 // 16-byte or 32-byte loads per block leave most of a 512-bit register idle and cost a scalar
 // scale conversion and broadcast per block: that per-block work, not memory, bounded the
-// 256-bit kernels. Here two loads cover a group of blocks (four Q4_0 or two Q8_0), one VBMI
-// byte permute packs their quants into one register and another spreads their scales over the
-// int32 lanes that hold each block's partial sums, so that one conversion, multiply and
-// fused add serve the whole group.
+// 256-bit kernels. Here VBMI byte permutes gather the quants and scales of several blocks per
+// instruction, so that one conversion, multiply and fused add serve them all; the K-quants'
+// sub-block scales are spread into madd lanes by permutes instead of scalar unpacking.
 //
-// The activations are prepared once per row in the group's own order (prepare_*): the int8
-// quants lined up with the weight quants, each block's offset correction as the starting
-// value of its first lane, and each block's scale repeated over its lanes.
+// Each format's activations are prepared once per row in the order its kernel reads them
+// (ActivationLayout): int8 quants lined up with the weight quants, the constant offsets of the
+// unsigned weight codes folded in as sums, and each block's scale repeated over its lanes.
 // GCC 12 flags its own _mm512_undefined_* placeholders inside the intrinsics headers.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -51,241 +51,166 @@ int block_sum(const std::uint8_t* q8_block) {
   return sum;
 }
 
-// ---- Q4_0: groups of four blocks (72 bytes of weights, 128 columns) --------------------------
+// ---- Q4_0 and Q8_0: groups of blocks gathered into one register -----------------------------
 //
-// Prepared group (256 bytes): quants 0..15 of blocks 0..3 (matching the low nibbles), quants
-// 16..31 (the high nibbles), int32 lanes with -8·Σx of block i in lane 4i (Q4_0 stores q + 8;
-// the raw nibble goes through the unsigned side of the multiply), and d_x of block i in
-// lanes 4i..4i+3. A short last group is padded with zero blocks.
-constexpr std::size_t kQ4Group = 256;
-
-std::size_t q4_0_bytes(std::int64_t cols) { return static_cast<std::size_t>((cols / 32 + 3) / 4) * kQ4Group; }
-
-void prepare_q4_0(const float* x, std::int64_t cols, std::uint8_t* out) {
-  const std::uint8_t* q8 = q8_0_row(x, cols);
-  const std::int64_t blocks = cols / 32;
-  std::memset(out, 0, q4_0_bytes(cols));
-  for (std::int64_t b = 0; b < blocks; ++b) {
-    std::uint8_t* g = out + (b / 4) * kQ4Group;
-    const int i = static_cast<int>(b % 4);
-    const std::uint8_t* blk = q8 + b * 34;
-    std::memcpy(g + 16 * i, blk + 2, 16);
-    std::memcpy(g + 64 + 16 * i, blk + 18, 16);
-    const std::int32_t offset = -8 * block_sum(blk);
-    std::memcpy(g + 128 + 16 * i, &offset, 4);
-    const float d = quant::fp16_to_fp32(quant::load_u16(blk));
-    for (int l = 0; l < 4; ++l) std::memcpy(g + 192 + 16 * i + 4 * l, &d, 4);
-  }
-}
-
-// Byte permutes over the 128 bytes of two registers (the group's 72 bytes, then beyond).
-struct Q4Permutes {
-  __m512i quants, scales;
-  Q4Permutes() {
-    alignas(64) std::uint8_t q[64], s[64] = {};
-    for (int i = 0; i < 4; ++i)
-      for (int j = 0; j < 16; ++j) q[16 * i + j] = static_cast<std::uint8_t>(18 * i + 2 + j);
-    for (int k = 0; k < 16; ++k) {  // f16 scale of block k/4 into word k
-      s[2 * k] = static_cast<std::uint8_t>(18 * (k / 4));
-      s[2 * k + 1] = static_cast<std::uint8_t>(18 * (k / 4) + 1);
-    }
-    quants = _mm512_load_si512(q);
-    scales = _mm512_load_si512(s);
+// A group is four Q4_0 blocks (72 bytes, 128 columns) or two Q8_0 blocks (68 bytes, 64
+// columns). Two loads cover it; one two-source byte permute packs its quants (block i's at
+// bytes 64/kBlocks·i onwards), a one-source permute spreads its f16 scales (all within the
+// first 64 bytes) over the int32 lanes holding each block's partial sums.
+//
+// Prepared group: the int8 activation quants in `kXRegs` registers lined up with the unpacked
+// weight quants, then int32 lanes with kOffset·Σx of block i in block i's first lane (Q4_0
+// stores q + 8, Q8_0 quants get 128 added by flipping the sign bit, so that both go through the
+// unsigned side of VNNI's multiply), then d_x of block i in all of block i's lanes. A short
+// last group is padded with zero blocks.
+struct Q4_0Group {
+  static constexpr int kBlocks = 4, kBlockBytes = 18, kXRegs = 2, kOffset = -8;
+  // Register byte of quant j of block i: low nibbles (j < 16) in the first register, high in
+  // the second.
+  static int x_byte(int i, int j) { return j < 16 ? 16 * i + j : 64 + 16 * i + (j - 16); }
+  static void unpack(__m512i q, __m512i* v) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    v[0] = _mm512_and_si512(q, m4);
+    v[1] = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
   }
 };
 
-// Quants (nibbles as bytes, low and high halves) and per-lane f32 scales of one group.
-struct Q4Group {
-  __m512i lo, hi;
-  __m512 d;
+struct Q8_0Group {
+  static constexpr int kBlocks = 2, kBlockBytes = 34, kXRegs = 1, kOffset = -128;
+  static int x_byte(int i, int j) { return 32 * i + j; }
+  static void unpack(__m512i q, __m512i* v) { v[0] = _mm512_xor_si512(q, _mm512_set1_epi8(static_cast<char>(0x80))); }
 };
 
-inline Q4Group load_q4_group(const std::uint8_t* w, __mmask64 first, __mmask64 second, const Q4Permutes& p) {
-  const __m512i a = _mm512_maskz_loadu_epi8(first, w);
-  const __m512i b = _mm512_maskz_loadu_epi8(second, w + 64);
-  const __m512i q = _mm512_permutex2var_epi8(a, p.quants, b);
-  const __m512i s = _mm512_permutexvar_epi8(p.scales, a);  // scales all lie in the first 64 bytes
-  const __m512i m4 = _mm512_set1_epi8(0x0F);
-  return {_mm512_and_si512(q, m4), _mm512_and_si512(_mm512_srli_epi16(q, 4), m4),
-          _mm512_cvtph_ps(_mm512_castsi512_si256(s))};
-}
+template <class F>
+struct Groups {
+  static constexpr int kLanes = 16 / F::kBlocks;                     // int32 lanes per block
+  static constexpr int kQuantBytes = 64 / F::kBlocks;                // packed quant bytes per block
+  static constexpr int kGroupWeightBytes = F::kBlocks * F::kBlockBytes;
+  static constexpr std::size_t kGroupBytes = 64 * F::kXRegs + 128;  // prepared activations
 
-// Load masks for group g of a row of `blocks` blocks: whole groups read 72 bytes, a short
-// last group only its own blocks (never past the row, which may end the mapping).
-inline void q4_masks(std::int64_t g, std::int64_t blocks, __mmask64& first, __mmask64& second) {
-  const std::int64_t left = blocks - 4 * g;
-  if (left >= 4) {
-    first = ~0ull;
-    second = 0xFFull;
-  } else {
-    first = (1ull << (18 * left)) - 1;  // at most 54 bytes
-    second = 0;
+  static std::size_t bytes(std::int64_t cols) {
+    return static_cast<std::size_t>((cols / 32 + F::kBlocks - 1) / F::kBlocks) * kGroupBytes;
   }
-}
 
-template <int R>
-void q4_0_rows(const std::uint8_t* w, std::size_t stride, const std::uint8_t* xq, std::int64_t n, float* out) {
-  static const Q4Permutes perm;
-  const std::int64_t blocks = n / 32, groups = (blocks + 3) / 4;
-  __m512 acc[R];
-  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
-  for (std::int64_t g = 0; g < groups; ++g) {
-    const std::uint8_t* xg = xq + g * kQ4Group;
-    const __m512i xlo = _mm512_loadu_si512(xg), xhi = _mm512_loadu_si512(xg + 64);
-    const __m512i offset = _mm512_loadu_si512(xg + 128);
-    const __m512 dx = _mm512_loadu_ps(xg + 192);
-    __mmask64 first, second;
-    q4_masks(g, blocks, first, second);
-    for (int r = 0; r < R; ++r) {
-      _mm_prefetch(reinterpret_cast<const char*>(w + r * stride + g * 72 + kPrefetchAhead), _MM_HINT_T0);
-      const Q4Group q = load_q4_group(w + r * stride + g * 72, first, second, perm);
-      const __m512i sum = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(offset, q.lo, xlo), q.hi, xhi);
-      acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(q.d, dx), acc[r]);
+  static void prepare(const float* x, std::int64_t cols, std::uint8_t* out) {
+    const std::uint8_t* q8 = q8_0_row(x, cols);
+    std::memset(out, 0, bytes(cols));
+    for (std::int64_t b = 0; b < cols / 32; ++b) {
+      std::uint8_t* g = out + (b / F::kBlocks) * kGroupBytes;
+      const int i = static_cast<int>(b % F::kBlocks);
+      const std::uint8_t* blk = q8 + b * 34;
+      for (int j = 0; j < 32; ++j) g[F::x_byte(i, j)] = blk[2 + j];
+      const std::int32_t offset = F::kOffset * block_sum(blk);
+      std::memcpy(g + 64 * F::kXRegs + 4 * kLanes * i, &offset, 4);
+      const float d = half(blk);
+      for (int l = 0; l < kLanes; ++l) std::memcpy(g + 64 * F::kXRegs + 64 + 4 * (kLanes * i + l), &d, 4);
     }
   }
-  for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(acc[r]);
-}
 
-void q4_0_tile(const std::uint8_t* w, std::size_t stride, const std::uint8_t* xq, std::size_t xq_stride,
-               std::int64_t n, float* out, std::size_t out_stride) {
-  static const Q4Permutes perm;
-  constexpr int R = kTileRows, T = kTileTokens;
-  const std::int64_t blocks = n / 32, groups = (blocks + 3) / 4;
-  __m512 acc[R][T];
-  for (int r = 0; r < R; ++r)
-    for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
-  for (std::int64_t g = 0; g < groups; ++g) {
-    __mmask64 first, second;
-    q4_masks(g, blocks, first, second);
-    Q4Group q[R];
-    for (int r = 0; r < R; ++r) q[r] = load_q4_group(w + r * stride + g * 72, first, second, perm);
-    for (int t = 0; t < T; ++t) {
-      const std::uint8_t* xg = xq + t * xq_stride + g * kQ4Group;
-      const __m512i xlo = _mm512_loadu_si512(xg), xhi = _mm512_loadu_si512(xg + 64);
-      const __m512i offset = _mm512_loadu_si512(xg + 128);
-      const __m512 dx = _mm512_loadu_ps(xg + 192);
+  // Byte permutes over the 128 bytes of the group's two loads.
+  struct Permutes {
+    __m512i quants, scales;
+    Permutes() {
+      alignas(64) std::uint8_t q[64], s[64] = {};
+      for (int i = 0; i < F::kBlocks; ++i)
+        for (int j = 0; j < kQuantBytes; ++j) q[kQuantBytes * i + j] = static_cast<std::uint8_t>(F::kBlockBytes * i + 2 + j);
+      for (int k = 0; k < 16; ++k) {  // f16 scale of block k / kLanes into word k
+        s[2 * k] = static_cast<std::uint8_t>(F::kBlockBytes * (k / kLanes));
+        s[2 * k + 1] = static_cast<std::uint8_t>(F::kBlockBytes * (k / kLanes) + 1);
+      }
+      quants = _mm512_load_si512(q);
+      scales = _mm512_load_si512(s);
+    }
+  };
+
+  // One row's group, unpacked: quants as unsigned bytes and per-lane f32 scales.
+  struct Weights {
+    __m512i v[F::kXRegs];
+    __m512 d;
+  };
+
+  // Load masks of group g in a row of `blocks` blocks: a whole group reads its bytes past the
+  // first 64 from the second load; a short last group only its own blocks (never past the row,
+  // which may end the mapping).
+  static void masks(std::int64_t g, std::int64_t blocks, __mmask64& first, __mmask64& second) {
+    const std::int64_t left = blocks - F::kBlocks * g;
+    if (left >= F::kBlocks) {
+      first = ~0ull;
+      second = (1ull << (kGroupWeightBytes - 64)) - 1;
+    } else {
+      first = (1ull << (F::kBlockBytes * left)) - 1;  // under 64 bytes
+      second = 0;
+    }
+  }
+
+  static Weights load(const std::uint8_t* w, __mmask64 first, __mmask64 second, const Permutes& p) {
+    const __m512i a = _mm512_maskz_loadu_epi8(first, w);
+    const __m512i b = _mm512_maskz_loadu_epi8(second, w + 64);
+    Weights out;
+    F::unpack(_mm512_permutex2var_epi8(a, p.quants, b), out.v);
+    out.d = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi8(p.scales, a)));
+    return out;
+  }
+
+  // The group's activations, loaded once for every row that meets them.
+  struct Activations {
+    __m512i x[F::kXRegs], offset;
+    __m512 dx;
+    explicit Activations(const std::uint8_t* g) {
+      for (int k = 0; k < F::kXRegs; ++k) x[k] = _mm512_loadu_si512(g + 64 * k);
+      offset = _mm512_loadu_si512(g + 64 * F::kXRegs);
+      dx = _mm512_loadu_ps(g + 64 * F::kXRegs + 64);
+    }
+  };
+
+  static __m512 accumulate(const Weights& q, const Activations& a, __m512 acc) {
+    __m512i sum = a.offset;
+    for (int k = 0; k < F::kXRegs; ++k) sum = _mm512_dpbusd_epi32(sum, q.v[k], a.x[k]);
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(q.d, a.dx), acc);
+  }
+
+  template <int R>
+  static void rows(const std::uint8_t* w, std::size_t stride, const std::uint8_t* xq, std::int64_t n, float* out) {
+    static const Permutes perm;
+    const std::int64_t blocks = n / 32, groups = (blocks + F::kBlocks - 1) / F::kBlocks;
+    __m512 acc[R];
+    for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+    for (std::int64_t g = 0; g < groups; ++g) {
+      const Activations a(xq + g * kGroupBytes);
+      __mmask64 first, second;
+      masks(g, blocks, first, second);
       for (int r = 0; r < R; ++r) {
-        const __m512i sum = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(offset, q[r].lo, xlo), q[r].hi, xhi);
-        acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(q[r].d, dx), acc[r][t]);
+        const std::uint8_t* wg = w + r * stride + g * kGroupWeightBytes;
+        _mm_prefetch(reinterpret_cast<const char*>(wg + kPrefetchAhead), _MM_HINT_T0);
+        acc[r] = accumulate(load(wg, first, second, perm), a, acc[r]);
       }
     }
+    for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(acc[r]);
   }
-  for (int t = 0; t < T; ++t)
-    for (int r = 0; r < R; ++r) out[t * out_stride + r] = _mm512_reduce_add_ps(acc[r][t]);
-}
 
-// ---- Q8_0: groups of two blocks (68 bytes of weights, 64 columns) ----------------------------
-//
-// Prepared group (192 bytes): the 64 int8 quants of both blocks, int32 lanes with -128·Σx of
-// block i in lane 8i (the weight quants get 128 added, by flipping their sign bit, to go
-// through the unsigned side of the multiply), and d_x of block i in lanes 8i..8i+7.
-constexpr std::size_t kQ8Group = 192;
-
-std::size_t q8_0_bytes(std::int64_t cols) { return static_cast<std::size_t>((cols / 32 + 1) / 2) * kQ8Group; }
-
-void prepare_q8_0(const float* x, std::int64_t cols, std::uint8_t* out) {
-  const std::uint8_t* q8 = q8_0_row(x, cols);
-  const std::int64_t blocks = cols / 32;
-  std::memset(out, 0, q8_0_bytes(cols));
-  for (std::int64_t b = 0; b < blocks; ++b) {
-    std::uint8_t* g = out + (b / 2) * kQ8Group;
-    const int i = static_cast<int>(b % 2);
-    const std::uint8_t* blk = q8 + b * 34;
-    std::memcpy(g + 32 * i, blk + 2, 32);
-    const std::int32_t offset = -128 * block_sum(blk);
-    std::memcpy(g + 64 + 32 * i, &offset, 4);
-    const float d = quant::fp16_to_fp32(quant::load_u16(blk));
-    for (int l = 0; l < 8; ++l) std::memcpy(g + 128 + 32 * i + 4 * l, &d, 4);
-  }
-}
-
-struct Q8Permutes {
-  __m512i quants, scales;
-  Q8Permutes() {
-    alignas(64) std::uint8_t q[64], s[64] = {};
-    for (int i = 0; i < 2; ++i)
-      for (int j = 0; j < 32; ++j) q[32 * i + j] = static_cast<std::uint8_t>(34 * i + 2 + j);
-    for (int k = 0; k < 16; ++k) {  // f16 scale of block k/8 into word k
-      s[2 * k] = static_cast<std::uint8_t>(34 * (k / 8));
-      s[2 * k + 1] = static_cast<std::uint8_t>(34 * (k / 8) + 1);
-    }
-    quants = _mm512_load_si512(q);
-    scales = _mm512_load_si512(s);
-  }
-};
-
-struct Q8Group {
-  __m512i q;  // quants + 128, as unsigned bytes
-  __m512 d;
-};
-
-inline Q8Group load_q8_group(const std::uint8_t* w, __mmask64 first, __mmask64 second, const Q8Permutes& p) {
-  const __m512i a = _mm512_maskz_loadu_epi8(first, w);
-  const __m512i b = _mm512_maskz_loadu_epi8(second, w + 64);
-  const __m512i q = _mm512_permutex2var_epi8(a, p.quants, b);
-  const __m512i s = _mm512_permutexvar_epi8(p.scales, a);  // scales all lie in the first 64 bytes
-  return {_mm512_xor_si512(q, _mm512_set1_epi8(static_cast<char>(0x80))), _mm512_cvtph_ps(_mm512_castsi512_si256(s))};
-}
-
-inline void q8_masks(std::int64_t g, std::int64_t blocks, __mmask64& first, __mmask64& second) {
-  if (blocks - 2 * g >= 2) {
-    first = ~0ull;
-    second = 0xFull;
-  } else {
-    first = (1ull << 34) - 1;
-    second = 0;
-  }
-}
-
-template <int R>
-void q8_0_rows(const std::uint8_t* w, std::size_t stride, const std::uint8_t* xq, std::int64_t n, float* out) {
-  static const Q8Permutes perm;
-  const std::int64_t blocks = n / 32, groups = (blocks + 1) / 2;
-  __m512 acc[R];
-  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
-  for (std::int64_t g = 0; g < groups; ++g) {
-    const std::uint8_t* xg = xq + g * kQ8Group;
-    const __m512i xv = _mm512_loadu_si512(xg), offset = _mm512_loadu_si512(xg + 64);
-    const __m512 dx = _mm512_loadu_ps(xg + 128);
-    __mmask64 first, second;
-    q8_masks(g, blocks, first, second);
-    for (int r = 0; r < R; ++r) {
-      _mm_prefetch(reinterpret_cast<const char*>(w + r * stride + g * 68 + kPrefetchAhead), _MM_HINT_T0);
-      const Q8Group q = load_q8_group(w + r * stride + g * 68, first, second, perm);
-      const __m512i sum = _mm512_dpbusd_epi32(offset, q.q, xv);
-      acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(q.d, dx), acc[r]);
-    }
-  }
-  for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(acc[r]);
-}
-
-void q8_0_tile(const std::uint8_t* w, std::size_t stride, const std::uint8_t* xq, std::size_t xq_stride,
-               std::int64_t n, float* out, std::size_t out_stride) {
-  static const Q8Permutes perm;
-  constexpr int R = kTileRows, T = kTileTokens;
-  const std::int64_t blocks = n / 32, groups = (blocks + 1) / 2;
-  __m512 acc[R][T];
-  for (int r = 0; r < R; ++r)
-    for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
-  for (std::int64_t g = 0; g < groups; ++g) {
-    __mmask64 first, second;
-    q8_masks(g, blocks, first, second);
-    Q8Group q[R];
-    for (int r = 0; r < R; ++r) q[r] = load_q8_group(w + r * stride + g * 68, first, second, perm);
-    for (int t = 0; t < T; ++t) {
-      const std::uint8_t* xg = xq + t * xq_stride + g * kQ8Group;
-      const __m512i xv = _mm512_loadu_si512(xg), offset = _mm512_loadu_si512(xg + 64);
-      const __m512 dx = _mm512_loadu_ps(xg + 128);
-      for (int r = 0; r < R; ++r) {
-        const __m512i sum = _mm512_dpbusd_epi32(offset, q[r].q, xv);
-        acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(q[r].d, dx), acc[r][t]);
+  // Prompt processing: each row's group is unpacked once for the four tokens.
+  static void tile(const std::uint8_t* w, std::size_t stride, const std::uint8_t* xq, std::size_t xq_stride,
+                   std::int64_t n, float* out, std::size_t out_stride) {
+    static const Permutes perm;
+    constexpr int R = kTileRows, T = kTileTokens;
+    const std::int64_t blocks = n / 32, groups = (blocks + F::kBlocks - 1) / F::kBlocks;
+    __m512 acc[R][T];
+    for (int r = 0; r < R; ++r)
+      for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
+    for (std::int64_t g = 0; g < groups; ++g) {
+      __mmask64 first, second;
+      masks(g, blocks, first, second);
+      Weights q[R];
+      for (int r = 0; r < R; ++r) q[r] = load(w + r * stride + g * kGroupWeightBytes, first, second, perm);
+      for (int t = 0; t < T; ++t) {
+        const Activations a(xq + t * xq_stride + g * kGroupBytes);
+        for (int r = 0; r < R; ++r) acc[r][t] = accumulate(q[r], a, acc[r][t]);
       }
     }
+    for (int t = 0; t < T; ++t)
+      for (int r = 0; r < R; ++r) out[t * out_stride + r] = _mm512_reduce_add_ps(acc[r][t]);
   }
-  for (int t = 0; t < T; ++t)
-    for (int r = 0; r < R; ++r) out[t * out_stride + r] = _mm512_reduce_add_ps(acc[r][t]);
-}
-
+};
 
 // ---- Q4_K: super-blocks of 256 (144 bytes: d, dmin, 12 bytes of 6-bit scales and mins, 128
 // bytes of nibbles) ----------------------------------------------------------------------------
@@ -524,16 +449,18 @@ void quantize_q8_0_avx512(const float* x, std::int64_t cols, std::uint8_t* block
 }
 
 void use_vbmi_kernels(DotKernels& k) {
-  k.q4_0 = by_rows<q4_0_rows<1>, q4_0_rows<2>, q4_0_rows<3>, q4_0_rows<4>>;
-  k.q8_0 = by_rows<q8_0_rows<1>, q8_0_rows<2>, q8_0_rows<3>, q8_0_rows<4>>;
+  using Q4 = Groups<Q4_0Group>;
+  using Q8 = Groups<Q8_0Group>;
+  k.q4_0 = by_rows<Q4::rows<1>, Q4::rows<2>, Q4::rows<3>, Q4::rows<4>>;
+  k.q8_0 = by_rows<Q8::rows<1>, Q8::rows<2>, Q8::rows<3>, Q8::rows<4>>;
+  k.tile_q4_0 = Q4::tile;
+  k.tile_q8_0 = Q8::tile;
+  k.act_q4_0 = {Q4::bytes, Q4::prepare};
+  k.act_q8_0 = {Q8::bytes, Q8::prepare};
   k.q4_k = by_rows<q4_k_rows<1>, q4_k_rows<2>, q4_k_rows<3>, q4_k_rows<4>>;
-  k.act_q4_k = {q4_k_bytes, prepare_q4_k};
   k.tile_q4_k = q4_k_tile;
+  k.act_q4_k = {q4_k_bytes, prepare_q4_k};
   k.q6_k = by_rows<q6_k_rows<1>, q6_k_rows<2>, q6_k_rows<3>, q6_k_rows<4>>;
-  k.tile_q4_0 = q4_0_tile;
-  k.tile_q8_0 = q8_0_tile;
-  k.act_q4_0 = {q4_0_bytes, prepare_q4_0};
-  k.act_q8_0 = {q8_0_bytes, prepare_q8_0};
 }
 
 }  // namespace aero::backend::cpu

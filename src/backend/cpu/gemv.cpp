@@ -43,7 +43,7 @@ ActivationLayout layout_for(GgmlType type, const DotKernels& k) {
     case GgmlType::Q8_0: return k.act_q8_0;
     case GgmlType::Q4_0: return k.act_q4_0;
     case GgmlType::Q4_K: return k.act_q4_k;
-    case GgmlType::Q6_K: return q8_k_layout();
+    case GgmlType::Q6_K: return k.act_q6_k;
     default: return {};
   }
 }
