@@ -56,6 +56,19 @@ inline void put8(float* y, float db, const float* grid, unsigned signs) {
   for (int k = 0; k < 8; ++k) y[k] = db * grid[k] * sign(signs, k);
 }
 
+// The same for two 4-weight points (the IQ3 grids) sharing one byte of signs.
+inline void put4x2(float* y, float db, const float* g1, const float* g2, unsigned signs) {
+  for (int k = 0; k < 4; ++k) {
+    y[k] = db * g1[k] * sign(signs, k);
+    y[k + 4] = db * g2[k] * sign(signs, k + 4);
+  }
+}
+
+// y[k] = dl * (grid[k] + delta): the IQ1 points, shifted by ±1/8.
+inline void put8_shifted(float* y, float dl, const float* grid, float delta) {
+  for (int k = 0; k < 8; ++k) y[k] = dl * (grid[k] + delta);
+}
+
 }  // namespace
 
 // IQ2_XXS: d f16 · 8 × (4 grid indices u8, then u32: 4 × 7 sign bits, 4-bit scale)
@@ -114,13 +127,7 @@ void iq3_xxs(const std::uint8_t* b, float* y, std::int64_t n) {
       const std::uint32_t aux = load_u32(b + 66 + 4 * ib);
       const float db = d * (0.5f + static_cast<float>(aux >> 28)) * 0.5f;
       for (int l = 0; l < 4; ++l, y += 8) {
-        const unsigned signs = full_signs((aux >> 7 * l) & 127);
-        const float* g1 = grid[qs[8 * ib + 2 * l]];
-        const float* g2 = grid[qs[8 * ib + 2 * l + 1]];
-        for (int k = 0; k < 4; ++k) {
-          y[k] = db * g1[k] * sign(signs, k);
-          y[k + 4] = db * g2[k] * sign(signs, k + 4);
-        }
+        put4x2(y, db, grid[qs[8 * ib + 2 * l]], grid[qs[8 * ib + 2 * l + 1]], full_signs((aux >> 7 * l) & 127));
       }
     }
   }
@@ -141,11 +148,7 @@ void iq3_s(const std::uint8_t* b, float* y, std::int64_t n) {
         const int j = 8 * ib + 2 * l;  // index of the first of this group's two grid points
         const float* g1 = grid[qs[j] | ((qh[j / 8] >> j % 8) & 1u) << 8];
         const float* g2 = grid[qs[j + 1] | ((qh[(j + 1) / 8] >> (j + 1) % 8) & 1u) << 8];
-        const unsigned s = signs[4 * ib + l];
-        for (int k = 0; k < 4; ++k) {
-          y[k] = db * g1[k] * sign(s, k);
-          y[k + 4] = db * g2[k] * sign(s, k + 4);
-        }
+        put4x2(y, db, g1, g2, signs[4 * ib + l]);
       }
     }
   }
@@ -162,8 +165,7 @@ void iq1_s(const std::uint8_t* b, float* y, std::int64_t n) {
       const float dl = d * static_cast<float>(2 * ((qh >> 12) & 7) + 1);
       const float delta = qh & 0x8000 ? -0.125f : 0.125f;
       for (int l = 0; l < 4; ++l, y += 8) {
-        const float* g = grid[qs[4 * ib + l] | ((qh >> 3 * l) & 7u) << 8];
-        for (int k = 0; k < 8; ++k) y[k] = dl * (g[k] + delta);
+        put8_shifted(y, dl, grid[qs[4 * ib + l] | ((qh >> 3 * l) & 7u) << 8], delta);
       }
     }
   }
@@ -187,9 +189,7 @@ void iq1_m(const std::uint8_t* b, float* y, std::int64_t n) {
         for (int l = 0; l < 2; ++l, y += 8) {
           const int j = 4 * ib + 2 * h + l;  // group of 8 weights
           const unsigned nibble = (qh[j / 2] >> 4 * (j % 2)) & 0xf;
-          const float* g = grid[qs[j] | (nibble & 7u) << 8];
-          const float delta = nibble & 8 ? -0.125f : 0.125f;
-          for (int k = 0; k < 8; ++k) y[k] = dl * (g[k] + delta);
+          put8_shifted(y, dl, grid[qs[j] | (nibble & 7u) << 8], nibble & 8 ? -0.125f : 0.125f);
         }
       }
     }
