@@ -4,6 +4,7 @@
 #include <pty.h>
 #include <signal.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -33,6 +34,19 @@ class Pty {
     if (fd_ >= 0) close(fd_);
   }
   bool started() const { return pid_ > 0; }
+
+  // Waits until the line editor has the terminal in raw mode (the master reads the slave's
+  // settings). Text sent before that is echoed by the kernel as well as by the editor, and the
+  // second echo looks like the start of an answer.
+  bool wait_raw_mode(double seconds) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+    while (std::chrono::steady_clock::now() < deadline) {
+      termios t{};
+      if (tcgetattr(fd_, &t) == 0 && !(t.c_lflag & ICANON)) return true;
+      wait_for("\x01never\x01", output_.size(), 0.01);  // keep draining output meanwhile
+    }
+    return false;
+  }
   void send(const std::string& s) { ASSERT_EQ(write(fd_, s.data(), s.size()), static_cast<ssize_t>(s.size())); }
 
   // Reads until `needle` appears after `from` in everything read so far; false on timeout.
@@ -87,6 +101,7 @@ TEST(ChatPty, TwoTurnsOneInterruptedThenExit) {
 
   // Turn 1: interrupted as soon as the answer starts streaming.
   std::size_t mark = pty.output().size();
+  ASSERT_TRUE(pty.wait_raw_mode(30)) << pty.output();
   pty.send("Tell me a long story\r");
   ASSERT_TRUE(pty.wait_for("Tell me a long story", mark, 10)) << pty.output();  // the echo
   mark = pty.output().find("Tell me a long story", mark) + 20;
@@ -102,6 +117,7 @@ TEST(ChatPty, TwoTurnsOneInterruptedThenExit) {
 
   // Turn 2: answered in full (600 tokens at most), the prompt comes back.
   mark = pty.output().size();
+  ASSERT_TRUE(pty.wait_raw_mode(30)) << pty.output();
   pty.send("And now?\r");
   ASSERT_TRUE(pty.wait_for("And now?", mark, 10));
   const std::size_t answer_start = pty.output().find("And now?", mark) + 8;
@@ -110,6 +126,7 @@ TEST(ChatPty, TwoTurnsOneInterruptedThenExit) {
   EXPECT_EQ(pty.output().substr(answer_start, answer_end - answer_start).find("[stopped]"), std::string::npos);
   EXPECT_GT(answer_end - answer_start, 3u) << "the second answer is empty";
 
+  ASSERT_TRUE(pty.wait_raw_mode(30)) << pty.output();
   pty.send("/exit\r");
   EXPECT_EQ(pty.wait_exit(30), 0) << pty.output();
 }
