@@ -1,6 +1,6 @@
 // GEMV throughput per weight format, in GB/s of weights read, against this machine's measured
 // read bandwidth (issue: quantized tensors). Prints a markdown table.
-//   aero_gemv_bench [GiB of weights per matrix = 1] [runs = 7]
+//   aero_gemv_bench [GiB of weights per matrix = 1] [runs = 7] [formats, e.g. Q4_0,Q4_K = all]
 // Matrices are larger than the last-level cache, so every run streams from DRAM.
 #include <immintrin.h>
 
@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "aero/backend/cpu_gemv.h"
@@ -71,6 +72,7 @@ std::vector<std::uint8_t> make_matrix(GgmlType type, std::int64_t rows, std::int
 int main(int argc, char** argv) {
   const double gib = argc > 1 ? std::atof(argv[1]) : 1.0;
   const int runs = argc > 2 ? std::atoi(argv[2]) : 7;
+  const std::string only = argc > 3 ? "," + std::string(argv[3]) + "," : "";
   const std::int64_t cols = 4096;
   ThreadPool one(1), two(2);
   std::printf("CPU kernels: %s; weights per matrix: %.2f GiB; %lld columns; median of %d runs\n\n",
@@ -86,6 +88,7 @@ int main(int argc, char** argv) {
   for (GgmlType type : {GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1,
                         GgmlType::Q4_K, GgmlType::Q6_K}) {
     auto traits = *quant::type_traits(static_cast<std::uint32_t>(type));
+    if (!only.empty() && only.find("," + std::string(traits.name) + ",") == std::string::npos) continue;
     const std::size_t row_bytes = *quant::row_bytes(traits, cols);
     const auto rows = static_cast<std::int64_t>(gib * (1ull << 30) / static_cast<double>(row_bytes));
     auto w = make_matrix(type, rows, cols);

@@ -27,12 +27,6 @@
 namespace aero::backend::cpu {
 namespace {
 
-// How far ahead of the loads each weight row is prefetched. The kernels spend enough time per
-// byte that the hardware prefetcher alone leaves the loads waiting on DRAM: compute and memory
-// time added up instead of overlapping.
-// (Measured on the dev VM: 640 bytes into L1 beat 256, 1536, and L2 hints at 2-4 KiB.)
-constexpr int kPrefetchAhead = 640;
-
 // Quantizes a row to Q8_0 blocks, bit for bit as the reference quantizer does (amax / 127,
 // its reciprocal, products rounded half away from zero), but 32 values per two instructions:
 // with the scalar reference, preparing the activations took longer than a small GEMV itself.
@@ -181,7 +175,7 @@ struct Groups {
       masks(g, blocks, first, second);
       for (int r = 0; r < R; ++r) {
         const std::uint8_t* wg = w + r * stride + g * kGroupWeightBytes;
-        _mm_prefetch(reinterpret_cast<const char*>(wg + kPrefetchAhead), _MM_HINT_T0);
+        prefetch_next_rows(wg, stride, R, 2);
         acc[r] = accumulate(load(wg, first, second, perm), a, acc[r]);
       }
     }
@@ -311,8 +305,7 @@ void q4_k_rows(const std::uint8_t* w, std::size_t stride, const std::uint8_t* xq
     const std::uint8_t* xb = xq + b * kQ4kBlock;
     for (int r = 0; r < R; ++r) {
       const std::uint8_t* wb = w + r * stride + b * 144;
-      _mm_prefetch(reinterpret_cast<const char*>(wb + kPrefetchAhead), _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(wb + kPrefetchAhead + 64), _MM_HINT_T0);
+      prefetch_next_rows(wb, stride, R, 3);
       Q4kBlock q;
       unpack_q4_k(wb, perm, q);
       acc[r] = q4_k_accumulate(q, xb, acc[r]);
@@ -385,8 +378,7 @@ void q6_k_rows(const std::uint8_t* w, std::size_t stride, const std::uint8_t* xq
     const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb + 260));
     for (int r = 0; r < R; ++r) {
       const std::uint8_t* wb = w + r * stride + b * 210;
-      for (int ahead = 0; ahead < 4 * 64; ahead += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(wb + kPrefetchAhead + ahead), _MM_HINT_T0);
+      prefetch_next_rows(wb, stride, R, 4);
       const __m256i sc8 = _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wb + 192)));
       const __m512i sc16 = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(_mm256_castsi256_si128(sc8)));
       __m512i sumi = _mm512_setzero_si512();
