@@ -94,17 +94,28 @@ TEST(Gemv, SimdPathsEqualTheScalarPath) {
   }
 }
 
-// The batched product (row × token tiles where a format has them, row kernels at the edges)
-// equals the scalar GEMV of each token on its own.
+// The batched product equals the scalar GEMV of each token on its own: with 4 tokens the row
+// kernels and their 4 × 4 tiles, with 9 or more (AVX-512 machines) the packed panels of 32 rows.
+// Shapes leave ragged rows, tokens and columns: a part panel (42 = 32 + 10 rows, 70 = 2·32 + 6),
+// token counts off the micro-kernel's width, a float column block cut short (144 = 128 + 16),
+// a legacy row ending 32 columns into a 64-column step (224, 96, 288 = 256 + 32).
 TEST(Matmul, BatchEqualsScalarGemvPerToken) {
   std::mt19937 rng(13);
   ThreadPool pool(2);
-  for (auto [type, cols] : {std::pair{GgmlType::Q8_0, 512}, {GgmlType::Q4_0, 512}, {GgmlType::F16, 512},
-                            {GgmlType::F32, 67}, {GgmlType::BF16, 83}, {GgmlType::Q4_K, 512}, {GgmlType::Q4_1, 512},
-                            {GgmlType::Q4_0, 224}, {GgmlType::Q8_0, 96}, {GgmlType::Q6_K, 512}}) {
-    const std::int64_t rows = 42, n = 9;  // full tiles plus ragged rows, tokens and columns
+  struct BatchCase {
+    GgmlType type;
+    std::int64_t cols, rows, n;
+  };
+  for (auto [type, cols, rows, n] :
+       {BatchCase{GgmlType::Q8_0, 512, 42, 9}, {GgmlType::Q4_0, 512, 42, 9}, {GgmlType::F16, 512, 42, 9},
+        {GgmlType::F32, 67, 42, 9}, {GgmlType::BF16, 83, 42, 9}, {GgmlType::Q4_K, 512, 42, 9},
+        {GgmlType::Q4_1, 512, 42, 9}, {GgmlType::Q4_0, 224, 42, 9}, {GgmlType::Q8_0, 96, 42, 9},
+        {GgmlType::Q6_K, 512, 42, 9}, {GgmlType::F32, 144, 70, 13}, {GgmlType::BF16, 256, 70, 25},
+        {GgmlType::Q4_0, 288, 70, 13}, {GgmlType::Q8_0, 288, 32, 8}, {GgmlType::Q4_K, 768, 70, 13},
+        {GgmlType::Q6_K, 768, 70, 25}, {GgmlType::Q4_0, 512, 42, 4}, {GgmlType::F16, 512, 42, 4}}) {
     auto traits = *quant::type_traits(static_cast<std::uint32_t>(type));
-    SCOPED_TRACE(std::string(traits.name));
+    SCOPED_TRACE(std::string(traits.name) + " " + std::to_string(rows) + "x" + std::to_string(cols) + ", " +
+                 std::to_string(n) + " tokens");
     auto w = make_weights(type, rows, cols, rng);
     const quant::Matrix m{type, w.data(), rows, cols, *quant::row_bytes(traits, cols)};
     std::vector<float> x(static_cast<std::size_t>(n * cols));

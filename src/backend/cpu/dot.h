@@ -47,6 +47,16 @@ struct ActivationLayout {
 ActivationLayout q8_0_with_sums_layout();
 ActivationLayout q8_k_layout();
 
+// A batched product for prompt processing on packed panels (gemm_avx512.cpp): y[t][r] for
+// `rows` weight rows (whole panels of kGemmRows, and a part of one) and n tokens. `act` prepares each token's
+// activations for the block formats; float formats (act.bytes null) read the f32 rows.
+inline constexpr int kGemmRows = 32;
+struct GemmKernel {
+  ActivationLayout act;
+  void (*run)(const std::uint8_t* w, std::size_t stride, std::int64_t rows, std::int64_t cols, const std::uint8_t* x,
+              std::size_t x_stride, std::int64_t n, float* y, std::size_t y_stride) = nullptr;
+};
+
 struct DotKernels {
   DotFn f32 = nullptr;
   DotFn f16 = nullptr;
@@ -68,6 +78,8 @@ struct DotKernels {
   ActivationLayout act_q4_0 = q8_0_with_sums_layout();
   ActivationLayout act_q4_k = q8_k_layout();
   ActivationLayout act_q6_k = q8_k_layout();
+  // Batched products on packed panels, per weight format (null: none, or for this format).
+  const GemmKernel* (*gemm)(quant::GgmlType) = nullptr;
 };
 
 DotKernels scalar_kernels();
@@ -77,6 +89,7 @@ DotKernels avx512_kernels();  // built with AVX-512 F/BW/VL/VNNI
 // that gather the quants and scales of several blocks per instruction (dot_avx512_vbmi.cpp).
 void use_vbmi_kernels(DotKernels& k);
 bool cpu_has_avx512_vbmi();
+const GemmKernel* avx512_gemm(quant::GgmlType type);
 // Q8_0 blocks of a row, identical to the reference quantizer's (AVX-512 F machines only).
 void quantize_q8_0_avx512(const float* x, std::int64_t cols, std::uint8_t* blocks);
 const DotKernels& kernels(Isa isa);

@@ -418,28 +418,6 @@ void by_rows(const std::uint8_t* w, std::size_t stride, int rows, const float*, 
 
 }  // namespace
 
-void quantize_q8_0_avx512(const float* x, std::int64_t cols, std::uint8_t* blocks) {
-  const __m512i sign = _mm512_set1_epi32(static_cast<int>(0x80000000u)), one = _mm512_castps_si512(_mm512_set1_ps(1.0f));
-  const __m512 half = _mm512_set1_ps(0.5f);
-  for (std::int64_t b = 0; b < cols / 32; ++b, x += 32, blocks += 34) {
-    const __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
-    // max(|v|, amax) keeps amax when v is NaN, as std::max(amax, |v|) does.
-    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v1), _mm512_abs_ps(v0)));
-    const float d = amax / 127.0f;
-    const __m512 id = _mm512_set1_ps(d != 0.0f ? 1.0f / d : 0.0f);
-    const std::uint16_t dh = quant::fp32_to_fp16(d);
-    std::memcpy(blocks, &dh, 2);
-    for (int h = 0; h < 2; ++h) {
-      const __m512 v = _mm512_mul_ps(h ? v1 : v0, id);
-      const __m512 t = _mm512_roundscale_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-      const __mmask16 up = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_sub_ps(v, t)), half, _CMP_GE_OQ);
-      const __m512 away = _mm512_castsi512_ps(_mm512_or_si512(one, _mm512_and_si512(_mm512_castps_si512(v), sign)));
-      const __m512 r = _mm512_mask_add_ps(t, up, t, away);
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(blocks + 2 + 16 * h), _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(r)));
-    }
-  }
-}
-
 void use_vbmi_kernels(DotKernels& k) {
   using Q4 = Groups<Q4_0Group>;
   using Q8 = Groups<Q8_0Group>;

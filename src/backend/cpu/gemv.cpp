@@ -57,6 +57,10 @@ std::int64_t rows_per_task(const quant::Matrix& w, unsigned threads) {
   return (std::min(by_bytes, by_balance) + kMaxRows - 1) / kMaxRows * kMaxRows;
 }
 
+// Below this many tokens a batched product runs the row kernels: unpacking a panel costs about
+// as much as a few tokens' worth of its products.
+constexpr std::int64_t kGemmMinTokens = 8;
+
 }  // namespace
 
 const DotKernels& kernels(Isa isa) {
@@ -139,9 +143,14 @@ void matmul(const quant::Matrix& w, std::span<const float> x, std::int64_t n, st
   auto traits = quant::type_traits(static_cast<std::uint32_t>(w.type));
   if (!traits || !traits->decode) fail("matmul: no kernel or decoder for type {}", traits ? traits->name : "?");
 
-  const DotFn dot = dot_for(w.type, kernels(isa));
-  const TileFn tile = tile_for(w.type, kernels(isa));
-  const ActivationLayout layout = dot ? layout_for(w.type, kernels(isa)) : ActivationLayout{};
+  const DotKernels& ks = kernels(isa);
+  // Enough tokens to pay for unpacking each panel once: the packed-panel product; else row
+  // kernels (and their 4 × 4 tiles).
+  const GemmKernel* gemm = n >= kGemmMinTokens && ks.gemm ? ks.gemm(w.type) : nullptr;
+  if (gemm && !gemm->act.bytes && w.cols % 16 != 0) gemm = nullptr;  // float panels take 16 columns a step
+  const DotFn dot = dot_for(w.type, ks);
+  const TileFn tile = tile_for(w.type, ks);
+  const ActivationLayout layout = gemm ? gemm->act : dot ? layout_for(w.type, ks) : ActivationLayout{};
   const std::size_t xq_stride = layout.bytes ? layout.bytes(w.cols) : 0;
   // Kept per calling thread: generation makes hundreds of these calls per token. Named
   // through a plain reference, because a lambda naming a thread_local directly would reach
@@ -154,9 +163,20 @@ void matmul(const quant::Matrix& w, std::span<const float> x, std::int64_t n, st
     if (n == 1) prepare(0);
     else pool.run(static_cast<std::size_t>(n), prepare);
   }
-  // Tiles read prepared blocks for the integer formats, the f32 rows themselves for floats.
+  // Tiles and panels read prepared blocks for the integer formats, the f32 rows themselves
+  // for floats.
   const std::uint8_t* tile_in = xq_stride ? xq.data() : reinterpret_cast<const std::uint8_t*>(x.data());
   const std::size_t tile_stride = xq_stride ? xq_stride : static_cast<std::size_t>(w.cols) * sizeof(float);
+  if (gemm) {
+    const std::int64_t chunk = (rows_per_task(w, pool.size()) + kGemmRows - 1) / kGemmRows * kGemmRows;
+    const auto tasks = static_cast<std::size_t>((w.rows + chunk - 1) / chunk);
+    pool.run(tasks, [&](std::size_t task) {
+      const std::int64_t begin = static_cast<std::int64_t>(task) * chunk, end = std::min(w.rows, begin + chunk);
+      gemm->run(w.data + static_cast<std::size_t>(begin) * w.row_bytes, w.row_bytes, end - begin, w.cols, tile_in,
+                tile_stride, n, y.data() + begin, static_cast<std::size_t>(w.rows));
+    });
+    return;
+  }
   const std::int64_t chunk = rows_per_task(w, pool.size());
   const auto tasks = static_cast<std::size_t>((w.rows + chunk - 1) / chunk);
   const DotFn f32_dot = kernels(isa).f32;

@@ -1,0 +1,493 @@
+// Batched products for prompt processing on AVX-512: y[t] = W · x[t] for many tokens at once.
+//
+// The row kernels' tiles (4 rows × 4 tokens, dot-product form) spend as many instructions
+// unpacking weights and reducing sums as multiplying. Here, as in a BLAS, a panel of 32 weight
+// rows × a block of columns is unpacked once into the layout the micro-kernel reads (f32
+// for the float formats; unsigned 8-bit codes with per-sub-block scales for the block formats)
+// and then meets every token: the micro-kernel keeps 32 rows × up to 12 tokens (floats) or
+// 32 × 6 (integers) of sums in registers and does one fused multiply-add (or one VNNI u8·s8
+// dot of four columns) per 16 rows per token, with the token's value broadcast from memory.
+// The weights stay where they lie; the panel is a per-thread scratch buffer of a few KiB.
+//
+// Block formats: a weight is s·q − m per sub-block (q the unsigned code, s its scale, m its
+// offset): Q4_0 s = d, m = 8d; Q8_0 q + 128 (sign bit flipped), m = 128d; Q6_K sub-blocks of
+// 16 with s = d·scale, m = 32s; Q4_K s = d·scale, m = dmin·min. Activations are Q8_0-quantized
+// (the reference quantizer's bytes) and laid out as int8 rows plus, per sub-block, the scale
+// and the offset's share: −z·Σx as an int32 that starts the integer sum when m = z·s for a
+// constant z, else d·Σx for an f32 multiply by the panel's m.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "aero/quant/types.h"
+#include "backend/cpu/dot.h"
+#include "quant/half.h"
+#include "quant/k_scales.h"
+
+namespace aero::backend::cpu {
+namespace {
+
+using quant::GgmlType;
+
+constexpr int kRows = kGemmRows;  // rows of a panel: two 16-lane registers
+
+// 16×16 transpose of 32-bit lanes: out[j] lane i = in[i] lane j.
+void transpose16(__m512i r[16]) {
+  __m512i t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    r[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+    r[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+    r[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+    r[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+  }
+  // Lanes now hold 4×4 blocks: 128-bit lane l of r[i] belongs to output rows 4l..4l+3.
+  for (int i = 0; i < 4; ++i) {
+    t[i] = _mm512_shuffle_i32x4(r[i], r[i + 4], 0x88);
+    t[i + 4] = _mm512_shuffle_i32x4(r[i], r[i + 4], 0xDD);
+    t[i + 8] = _mm512_shuffle_i32x4(r[i + 8], r[i + 12], 0x88);
+    t[i + 12] = _mm512_shuffle_i32x4(r[i + 8], r[i + 12], 0xDD);
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[i] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0x88);
+    r[i + 8] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0xDD);
+    r[i + 4] = _mm512_shuffle_i32x4(t[i + 4], t[i + 12], 0x88);
+    r[i + 12] = _mm512_shuffle_i32x4(t[i + 4], t[i + 12], 0xDD);
+  }
+}
+
+// Writes 16 rows' 16 lanes each (in[row]) to panel entries [lane][row0 + row], 32 rows apart.
+void store_transposed(__m512i in[16], std::uint8_t* panel, int row0) {
+  transpose16(in);
+  for (int j = 0; j < 16; ++j) _mm512_storeu_si512(panel + (j * kRows + row0) * 4, in[j]);
+}
+
+// c[t][r] (+)= acc[t][r / 16] lane r % 16 for the panel's first `valid` rows.
+template <int T>
+void store_tile(const __m512 (&acc)[T][2], float* c, std::size_t c_stride, int valid, bool accumulate) {
+  const __mmask16 mask[2] = {static_cast<__mmask16>(valid >= 16 ? 0xFFFF : (1u << valid) - 1),
+                             static_cast<__mmask16>(valid >= 32 ? 0xFFFF : valid <= 16 ? 0 : (1u << (valid - 16)) - 1)};
+  for (int t = 0; t < T; ++t)
+    for (int j = 0; j < 2; ++j) {
+      float* out = c + t * c_stride + 16 * j;
+      const __m512 v = accumulate ? _mm512_add_ps(acc[t][j], _mm512_maskz_loadu_ps(mask[j], out)) : acc[t][j];
+      _mm512_mask_storeu_ps(out, mask[j], v);
+    }
+}
+
+// Packing is where the weights come from memory, a few lines of each of 32 rows per panel:
+// too short for the hardware prefetcher, so each panel asks for the next panel's bytes.
+inline void prefetch_ahead(const std::uint8_t* p, int bytes) {
+  for (int at = 0; at < bytes; at += 64) _mm_prefetch(reinterpret_cast<const char*>(p + at), _MM_HINT_T0);
+}
+
+// ---- Float formats ----------------------------------------------------------------------
+
+constexpr std::int64_t kFloatCols = 128;  // columns per panel: 16 KiB of f32, resident in L1
+constexpr int kFloatTokens = 12;
+
+struct F32Src {
+  static constexpr int kBytes = 4;
+  static __m512 load16(const std::uint8_t* p) { return _mm512_loadu_ps(p); }
+};
+struct F16Src {
+  static constexpr int kBytes = 2;
+  static __m512 load16(const std::uint8_t* p) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  }
+};
+struct Bf16Src {
+  static constexpr int kBytes = 2;
+  static __m512 load16(const std::uint8_t* p) {
+    const __m512i wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
+  }
+};
+
+// panel[k][32] f32 for columns k0..k0+kc (kc a multiple of 16) of the first `valid` of 32
+// rows (the others zero).
+template <class S>
+void pack_float(const std::uint8_t* w, std::size_t stride, int valid, std::int64_t k0, std::int64_t kc, float* panel) {
+  for (std::int64_t k = 0; k < kc; k += 16)
+    for (int half = 0; half < 2; ++half) {
+      __m512i v[16];
+      for (int r = 0; r < 16; ++r) {
+        const std::uint8_t* src = w + (16 * half + r) * stride + (k0 + k) * S::kBytes;
+        // The same columns of the next panel, which is packed after this one has met every token.
+        prefetch_ahead(src + kFloatCols * S::kBytes, 16 * S::kBytes);
+        v[r] = 16 * half + r < valid ? _mm512_castps_si512(S::load16(src)) : _mm512_setzero_si512();
+      }
+      store_transposed(v, reinterpret_cast<std::uint8_t*>(panel + k * kRows), 16 * half);
+    }
+}
+
+// c[t][0..31] (+)= Σ_k panel[k][·] · x[t][k] for T tokens.
+template <int T>
+void float_kernel(const float* panel, const float* x, std::size_t x_stride, std::int64_t kc, float* c,
+                  std::size_t c_stride, int valid, bool accumulate) {
+  __m512 acc[T][2];
+  for (int t = 0; t < T; ++t) acc[t][0] = acc[t][1] = _mm512_setzero_ps();
+  for (std::int64_t k = 0; k < kc; ++k) {
+    const __m512 w0 = _mm512_loadu_ps(panel + k * kRows), w1 = _mm512_loadu_ps(panel + k * kRows + 16);
+    for (int t = 0; t < T; ++t) {
+      const __m512 xv = _mm512_set1_ps(x[t * x_stride + k]);
+      acc[t][0] = _mm512_fmadd_ps(w0, xv, acc[t][0]);
+      acc[t][1] = _mm512_fmadd_ps(w1, xv, acc[t][1]);
+    }
+  }
+  store_tile<T>(acc, c, c_stride, valid, accumulate);
+}
+
+template <int... T>
+void float_kernel_n(int n, const float* panel, const float* x, std::size_t xs, std::int64_t kc, float* c,
+                    std::size_t cs, int valid, bool acc, std::integer_sequence<int, T...>) {
+  ((n == T + 1 ? float_kernel<T + 1>(panel, x, xs, kc, c, cs, valid, acc) : void()), ...);
+}
+
+template <class S>
+void gemm_float(const std::uint8_t* w, std::size_t stride, std::int64_t rows, std::int64_t cols,
+                const std::uint8_t* xbytes, std::size_t x_stride, std::int64_t n, float* y, std::size_t y_stride) {
+  thread_local std::vector<float> panel_buffer;
+  panel_buffer.resize(kFloatCols * kRows);
+  float* panel = panel_buffer.data();
+  const auto* x = reinterpret_cast<const float*>(xbytes);
+  const std::size_t xs = x_stride / sizeof(float);
+  for (std::int64_t r = 0; r < rows; r += kRows) {
+    const int valid = static_cast<int>(std::min<std::int64_t>(kRows, rows - r));
+    for (std::int64_t k0 = 0; k0 < cols; k0 += kFloatCols) {
+      const std::int64_t kc = std::min(kFloatCols, cols - k0);
+      pack_float<S>(w + r * stride, stride, valid, k0, kc, panel);
+      for (std::int64_t t = 0; t < n; t += kFloatTokens)
+        float_kernel_n(static_cast<int>(std::min<std::int64_t>(kFloatTokens, n - t)), panel, x + t * xs + k0, xs,
+                       kc, y + t * y_stride + r, y_stride, valid, k0 > 0,
+                       std::make_integer_sequence<int, kFloatTokens>{});
+    }
+  }
+}
+
+// ---- Block formats -----------------------------------------------------------------------
+
+constexpr std::int64_t kIntCols = 256;  // columns per panel (one K-quant super-block)
+constexpr int kIntTokens = 6;
+
+// Per token: the int8 quants of every column, then for each sub-block {f32 d, 4-byte offset
+// term}: the Q8_0 scale of the 32-column block it lies in, and −z·Σx (int32) or d·Σx (f32)
+// over the sub-block.
+// A panel: codes [column/4][32 rows][4], then per sub-block the 32 rows' scales and offsets.
+struct Panel {
+  std::uint8_t* q;
+  float* s;
+  float* m;
+};
+
+// Each format: the sub-block length, its constant offset code z (0: per-row mins in the panel),
+// and the unpacking of 32 rows × kIntCols columns (fewer at the end of a legacy-format row).
+// `codes(row, k0, blocks, out)` writes one row's unsigned codes of 32·blocks columns from
+// column k0 (blocks is 2, or 1 at the end of a legacy-format row); `scales` the row's sub-block
+// scales and offsets for columns k0..k0+kc, 32 rows apart in the panel.
+struct Q4_0Fmt {
+  static constexpr int kBlockCols = 32, kBlockBytes = 18;
+  static constexpr bool kQ8K = false;
+  static constexpr int kSub = 32, kZ = 8;
+  static void codes(const std::uint8_t* row, std::int64_t k0, int blocks, std::uint8_t* out) {
+    for (int h = 0; h < blocks; ++h) {
+      const std::uint8_t* b = row + (k0 / 32 + h) * 18 + 2;
+      const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b));
+      const __m128i m4 = _mm_set1_epi8(0x0F);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 32 * h), _mm_and_si128(q, m4));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 32 * h + 16), _mm_and_si128(_mm_srli_epi16(q, 4), m4));
+    }
+  }
+  static void scales(const std::uint8_t* row, std::int64_t k0, std::int64_t kc, float* s, float* m) {
+    for (std::int64_t b = 0; b < kc / 32; ++b) {
+      const float d = quant::fp16_to_fp32(quant::load_u16(row + (k0 / 32 + b) * 18));
+      s[b * kRows] = d;
+      m[b * kRows] = 8 * d;
+    }
+  }
+};
+
+struct Q8_0Fmt {
+  static constexpr int kBlockCols = 32, kBlockBytes = 34;
+  static constexpr bool kQ8K = false;
+  static constexpr int kSub = 32, kZ = 128;
+  static void codes(const std::uint8_t* row, std::int64_t k0, int blocks, std::uint8_t* out) {
+    for (int h = 0; h < blocks; ++h) {
+      const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + (k0 / 32 + h) * 34 + 2));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 32 * h), _mm256_xor_si256(q, _mm256_set1_epi8(-128)));
+    }
+  }
+  static void scales(const std::uint8_t* row, std::int64_t k0, std::int64_t kc, float* s, float* m) {
+    for (std::int64_t b = 0; b < kc / 32; ++b) {
+      const float d = quant::fp16_to_fp32(quant::load_u16(row + (k0 / 32 + b) * 34));
+      s[b * kRows] = d;
+      m[b * kRows] = 128 * d;
+    }
+  }
+};
+
+struct Q4_KFmt {
+  static constexpr int kBlockCols = 256, kBlockBytes = 144;
+  static constexpr bool kQ8K = true;
+  static constexpr int kSub = 32, kZ = 0;
+  // Super-block: d, dmin (f16), 12 bytes of 6-bit scales and mins, 128 bytes of nibbles: bytes
+  // 32c..32c+31 hold columns 64c.. in their low nibbles and 64c+32.. in their high nibbles.
+  static void codes(const std::uint8_t* row, std::int64_t k0, int, std::uint8_t* out) {
+    const std::uint8_t* qs = row + (k0 / 256) * 144 + 16 + (k0 % 256) / 2;
+    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs));
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm256_and_si256(q, m4));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 32), _mm256_and_si256(_mm256_srli_epi16(q, 4), m4));
+  }
+  static void scales(const std::uint8_t* row, std::int64_t k0, std::int64_t kc, float* s, float* m) {
+    for (std::int64_t sb = 0; sb < kc / 256; ++sb) {
+      const std::uint8_t* b = row + (k0 / 256 + sb) * 144;
+      const float d = quant::fp16_to_fp32(quant::load_u16(b)), dmin = quant::fp16_to_fp32(quant::load_u16(b + 2));
+      for (int j = 0; j < 8; ++j) {
+        std::uint8_t sc, mn;
+        quant::k4_scale_min(j, b + 4, sc, mn);
+        s[(8 * sb + j) * kRows] = d * sc;
+        m[(8 * sb + j) * kRows] = dmin * mn;
+      }
+    }
+  }
+};
+
+struct Q6_KFmt {
+  static constexpr int kBlockCols = 256, kBlockBytes = 210;
+  static constexpr bool kQ8K = true;
+  static constexpr int kSub = 16, kZ = 32;
+  // Super-block: ql[128] low nibbles, qh[64] high bit pairs, 16 int8 scales, f16 d. Columns
+  // 128h + 32i + l (i < 4, l < 32) take ql[64h + l + 32(i&1)] (low nibble for i < 2) and bits
+  // 2i..2i+1 of qh[32h + l].
+  static void codes(const std::uint8_t* row, std::int64_t k0, int, std::uint8_t* out) {
+    const std::uint8_t* b = row + (k0 / 256) * 210;
+    const int h = static_cast<int>((k0 % 256) / 128), i0 = static_cast<int>((k0 % 128) / 32);  // i0 is 0 or 2
+    const __m256i ql = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 64 * h));
+    const __m256i ql2 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 64 * h + 32));
+    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 128 + 32 * h));
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
+    for (int part = 0; part < 2; ++part) {
+      const int i = i0 + part;
+      const __m256i low = (i & 1) ? ql2 : ql;
+      const __m256i nib = i < 2 ? _mm256_and_si256(low, m4) : _mm256_and_si256(_mm256_srli_epi16(low, 4), m4);
+      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * i), m3);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 32 * part), _mm256_or_si256(nib, _mm256_slli_epi16(hi, 4)));
+    }
+  }
+  static void scales(const std::uint8_t* row, std::int64_t k0, std::int64_t kc, float* s, float* m) {
+    for (std::int64_t sb = 0; sb < kc / 256; ++sb) {
+      const std::uint8_t* b = row + (k0 / 256 + sb) * 210;
+      const float d = quant::fp16_to_fp32(quant::load_u16(b + 208));
+      for (int j = 0; j < 16; ++j) {
+        const float sc = d * static_cast<std::int8_t>(b[192 + j]);
+        s[(16 * sb + j) * kRows] = sc;
+        m[(16 * sb + j) * kRows] = 32 * sc;
+      }
+    }
+  }
+};
+
+template <class F>
+void pack_int(const std::uint8_t* w, std::size_t stride, int valid, std::int64_t k0, std::int64_t kc, const Panel& p) {
+  alignas(64) std::uint8_t codes[16][64];
+  for (std::int64_t k = 0; k < kc; k += 64)
+    for (int half = 0; half < 2; ++half) {
+      __m512i v[16];
+      for (int r = 0; r < 16; ++r) {
+        // A legacy-format row may end 32 columns into a 64-column step, and a last panel may
+        // have fewer than 32 rows: zero codes pad both.
+        if (k + 64 > kc || 16 * half + r >= valid) std::memset(codes[r], 0, 64);
+        if (16 * half + r < valid) F::codes(w + (16 * half + r) * stride, k0 + k, k + 64 <= kc ? 2 : 1, codes[r]);
+        v[r] = _mm512_load_si512(codes[r]);
+      }
+      store_transposed(v, p.q + k * kRows, 16 * half);
+    }
+  if (valid < kRows) {
+    std::memset(p.s, 0, static_cast<std::size_t>(kc / F::kSub) * kRows * sizeof(float));
+    std::memset(p.m, 0, static_cast<std::size_t>(kc / F::kSub) * kRows * sizeof(float));
+  }
+  const std::int64_t next = (k0 + kc) / F::kBlockCols * F::kBlockBytes, next_bytes = kc / F::kBlockCols * F::kBlockBytes;
+  for (int r = 0; r < valid; ++r) {
+    F::scales(w + r * stride, k0, kc, p.s + r, p.m + r);
+    prefetch_ahead(w + r * stride + next, static_cast<int>(next_bytes));
+  }
+}
+
+// c[t][0..31] (+)= Σ over the panel's sub-blocks of (s·Σ q·x)·dx − (m·dx·Σx) for T tokens;
+// with kZ the offset term is the int32 −z·Σx that starts each sub-block's integer sum.
+template <int T, int kSub, bool kMins>
+void int_kernel(const Panel& p, const std::uint8_t* x, std::size_t x_stride, const std::uint8_t* terms,
+                std::size_t terms_stride, std::int64_t kc, float* c, std::size_t c_stride, int valid, bool accumulate) {
+  __m512 acc[T][2];
+  for (int t = 0; t < T; ++t) acc[t][0] = acc[t][1] = _mm512_setzero_ps();
+  for (std::int64_t sb = 0; sb < kc / kSub; ++sb) {
+    __m512i isum[T][2];
+    for (int t = 0; t < T; ++t) {
+      if constexpr (kMins) {
+        isum[t][0] = isum[t][1] = _mm512_setzero_si512();
+      } else {
+        std::int32_t start;
+        std::memcpy(&start, terms + t * terms_stride + sb * 8 + 4, 4);
+        isum[t][0] = isum[t][1] = _mm512_set1_epi32(start);
+      }
+    }
+    for (int g = 0; g < kSub / 4; ++g) {
+      const std::uint8_t* q = p.q + (sb * kSub / 4 + g) * kRows * 4;
+      const __m512i w0 = _mm512_loadu_si512(q), w1 = _mm512_loadu_si512(q + 64);
+      for (int t = 0; t < T; ++t) {
+        std::int32_t four;
+        std::memcpy(&four, x + t * x_stride + sb * kSub + 4 * g, 4);
+        const __m512i xv = _mm512_set1_epi32(four);
+        isum[t][0] = _mm512_dpbusd_epi32(isum[t][0], w0, xv);
+        isum[t][1] = _mm512_dpbusd_epi32(isum[t][1], w1, xv);
+      }
+    }
+    const __m512 s0 = _mm512_loadu_ps(p.s + sb * kRows), s1 = _mm512_loadu_ps(p.s + sb * kRows + 16);
+    __m512 m0, m1;
+    if constexpr (kMins) m0 = _mm512_loadu_ps(p.m + sb * kRows), m1 = _mm512_loadu_ps(p.m + sb * kRows + 16);
+    for (int t = 0; t < T; ++t) {
+      float dx;
+      std::memcpy(&dx, terms + t * terms_stride + sb * 8, 4);
+      const __m512 d = _mm512_set1_ps(dx);
+      acc[t][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t][0]), _mm512_mul_ps(s0, d), acc[t][0]);
+      acc[t][1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t][1]), _mm512_mul_ps(s1, d), acc[t][1]);
+      if constexpr (kMins) {
+        float ds;
+        std::memcpy(&ds, terms + t * terms_stride + sb * 8 + 4, 4);
+        const __m512 dsv = _mm512_set1_ps(ds);
+        acc[t][0] = _mm512_fnmadd_ps(m0, dsv, acc[t][0]);
+        acc[t][1] = _mm512_fnmadd_ps(m1, dsv, acc[t][1]);
+      }
+    }
+  }
+  store_tile<T>(acc, c, c_stride, valid, accumulate);
+}
+
+template <class F, int... T>
+void int_kernel_n(int n, const Panel& p, const std::uint8_t* x, std::size_t xs, const std::uint8_t* terms,
+                  std::size_t ts, std::int64_t kc, float* c, std::size_t cs, int valid, bool acc,
+                  std::integer_sequence<int, T...>) {
+  ((n == T + 1 ? int_kernel<T + 1, F::kSub, F::kZ == 0>(p, x, xs, terms, ts, kc, c, cs, valid, acc) : void()), ...);
+}
+
+// The prepared activations of one token (see XLayout).
+template <class F>
+std::size_t int_x_bytes(std::int64_t cols) {
+  return static_cast<std::size_t>(cols) + static_cast<std::size_t>(cols / F::kSub) * 8;
+}
+
+// Writes one sub-block's terms from its int8 quants and the scale d of their block.
+template <class F>
+void write_terms(const std::int8_t* q, float d, std::uint8_t* term) {
+  std::int32_t sum = 0;
+  for (int j = 0; j < F::kSub; ++j) sum += q[j];
+  std::memcpy(term, &d, 4);
+  if constexpr (F::kZ == 0) {
+    const float ds = d * static_cast<float>(sum);
+    std::memcpy(term + 4, &ds, 4);
+  } else {
+    const std::int32_t start = -F::kZ * sum;
+    std::memcpy(term + 4, &start, 4);
+  }
+}
+
+// Quantized as the row kernels quantize them (Q8_0 for the legacy formats, Q8_K for the
+// K-quants), so that a batch equals its tokens run one by one.
+template <class F>
+void int_x_prepare(const float* x, std::int64_t cols, std::uint8_t* out) {
+  constexpr int kBlock = F::kQ8K ? 256 : 32, kBlockBytes = F::kQ8K ? 292 : 34, kQuants = F::kQ8K ? 4 : 2;
+  thread_local std::vector<std::uint8_t> blocks;
+  blocks.resize(static_cast<std::size_t>(cols / kBlock) * kBlockBytes);
+  if constexpr (F::kQ8K) quant::encode_from_f32(GgmlType::Q8_K, {x, static_cast<std::size_t>(cols)}, blocks);
+  else quantize_q8_0_avx512(x, cols, blocks.data());
+  std::uint8_t* terms = out + cols;
+  for (std::int64_t b = 0; b < cols / kBlock; ++b) {
+    const std::uint8_t* blk = blocks.data() + b * kBlockBytes;
+    const auto* q = reinterpret_cast<const std::int8_t*>(blk + kQuants);
+    std::memcpy(out + kBlock * b, q, kBlock);
+    float d;
+    if constexpr (F::kQ8K) std::memcpy(&d, blk, 4);
+    else d = quant::fp16_to_fp32(quant::load_u16(blk));
+    for (int part = 0; part < kBlock / F::kSub; ++part)
+      write_terms<F>(q + part * F::kSub, d, terms + ((b * kBlock) / F::kSub + part) * 8);
+  }
+}
+
+template <class F>
+void gemm_int(const std::uint8_t* w, std::size_t stride, std::int64_t rows, std::int64_t cols, const std::uint8_t* xq,
+              std::size_t x_stride, std::int64_t n, float* y, std::size_t y_stride) {
+  constexpr std::int64_t kSubs = kIntCols / F::kSub;
+  thread_local std::vector<std::uint8_t> buffer;
+  buffer.resize(kIntCols * kRows + 2 * kSubs * kRows * sizeof(float) + 64);
+  auto* base = reinterpret_cast<std::uint8_t*>((reinterpret_cast<std::uintptr_t>(buffer.data()) + 63) & ~std::uintptr_t{63});
+  const Panel p{base, reinterpret_cast<float*>(base + kIntCols * kRows),
+                reinterpret_cast<float*>(base + kIntCols * kRows) + kSubs * kRows};
+  const std::uint8_t* terms = xq + cols;
+  for (std::int64_t r = 0; r < rows; r += kRows) {
+    const int valid = static_cast<int>(std::min<std::int64_t>(kRows, rows - r));
+    for (std::int64_t k0 = 0; k0 < cols; k0 += kIntCols) {
+      const std::int64_t kc = std::min(kIntCols, cols - k0);
+      pack_int<F>(w + r * stride, stride, valid, k0, kc, p);
+      for (std::int64_t t = 0; t < n; t += kIntTokens)
+        int_kernel_n<F>(static_cast<int>(std::min<std::int64_t>(kIntTokens, n - t)), p, xq + t * x_stride + k0,
+                        x_stride, terms + t * x_stride + (k0 / F::kSub) * 8, x_stride, kc, y + t * y_stride + r,
+                        y_stride, valid, k0 > 0, std::make_integer_sequence<int, kIntTokens>{});
+    }
+  }
+}
+
+template <class F>
+constexpr GemmKernel int_gemm() {
+  return {{int_x_bytes<F>, int_x_prepare<F>}, gemm_int<F>};
+}
+
+}  // namespace
+
+// Compiled here, without VBMI, because it serves every AVX-512 F machine.
+void quantize_q8_0_avx512(const float* x, std::int64_t cols, std::uint8_t* blocks) {
+  const __m512i sign = _mm512_set1_epi32(static_cast<int>(0x80000000u)), one = _mm512_castps_si512(_mm512_set1_ps(1.0f));
+  const __m512 half = _mm512_set1_ps(0.5f);
+  for (std::int64_t b = 0; b < cols / 32; ++b, x += 32, blocks += 34) {
+    const __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
+    // max(|v|, amax) keeps amax when v is NaN, as std::max(amax, |v|) does.
+    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v1), _mm512_abs_ps(v0)));
+    const float d = amax / 127.0f;
+    const __m512 id = _mm512_set1_ps(d != 0.0f ? 1.0f / d : 0.0f);
+    const std::uint16_t dh = quant::fp32_to_fp16(d);
+    std::memcpy(blocks, &dh, 2);
+    for (int h = 0; h < 2; ++h) {
+      const __m512 v = _mm512_mul_ps(h ? v1 : v0, id);
+      const __m512 t = _mm512_roundscale_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+      const __mmask16 up = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_sub_ps(v, t)), half, _CMP_GE_OQ);
+      const __m512 away = _mm512_castsi512_ps(_mm512_or_si512(one, _mm512_and_si512(_mm512_castps_si512(v), sign)));
+      const __m512 r = _mm512_mask_add_ps(t, up, t, away);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(blocks + 2 + 16 * h), _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(r)));
+    }
+  }
+}
+
+const GemmKernel* avx512_gemm(GgmlType type) {
+  static const GemmKernel f32{{}, gemm_float<F32Src>}, f16{{}, gemm_float<F16Src>}, bf16{{}, gemm_float<Bf16Src>};
+  static const GemmKernel q4_0 = int_gemm<Q4_0Fmt>(), q8_0 = int_gemm<Q8_0Fmt>(), q4_k = int_gemm<Q4_KFmt>(),
+                          q6_k = int_gemm<Q6_KFmt>();
+  switch (type) {
+    case GgmlType::F32: return &f32;
+    case GgmlType::F16: return &f16;
+    case GgmlType::BF16: return &bf16;
+    case GgmlType::Q4_0: return &q4_0;
+    case GgmlType::Q8_0: return &q8_0;
+    case GgmlType::Q4_K: return &q4_k;
+    case GgmlType::Q6_K: return &q6_k;
+    default: return nullptr;
+  }
+}
+
+}  // namespace aero::backend::cpu
