@@ -102,5 +102,27 @@ int main(int argc, char** argv) {
                 backend::cpu::has_fast_dot(type, backend::cpu::best_isa()) ? "" : " (decode + f32 dot)", gb[0],
                 100 * gb[0] / bw1, gb[1], 100 * gb[1] / bw2);
   }
+
+  // Prompt processing's product: 128 tokens through one 5632 × 2048 matrix (TinyLlama's
+  // feed-forward shape; its weights fit in the last-level cache only for the 4-bit formats).
+  const std::int64_t gemm_rows = 5632, gemm_cols = 2048, tokens = 128;
+  std::printf("\n| GEMM %lld x %lld, %lld tokens | 1 thread GFLOP/s | 2 threads GFLOP/s |\n|---|---|---|\n",
+              static_cast<long long>(gemm_rows), static_cast<long long>(gemm_cols), static_cast<long long>(tokens));
+  for (GgmlType type : {GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_K,
+                        GgmlType::Q6_K}) {
+    auto traits = *quant::type_traits(static_cast<std::uint32_t>(type));
+    if (!only.empty() && only.find("," + std::string(traits.name) + ",") == std::string::npos) continue;
+    auto w = make_matrix(type, gemm_rows, gemm_cols);
+    quant::Matrix m{type, w.data(), gemm_rows, gemm_cols, *quant::row_bytes(traits, gemm_cols)};
+    std::vector<float> x(static_cast<std::size_t>(tokens * gemm_cols)), y(static_cast<std::size_t>(tokens * gemm_rows));
+    std::mt19937 rng(3);
+    for (auto& v : x) v = std::uniform_real_distribution<float>(-1, 1)(rng);
+    const double flop = 2.0 * static_cast<double>(gemm_rows * gemm_cols * tokens);
+    double gflops[2];
+    ThreadPool* pools[2] = {&one, &two};
+    for (int t = 0; t < 2; ++t)
+      gflops[t] = flop / median_seconds(runs, [&] { backend::cpu::matmul(m, x, tokens, y, *pools[t]); }) / 1e9;
+    std::printf("| %s | %.0f | %.0f |\n", std::string(traits.name).c_str(), gflops[0], gflops[1]);
+  }
   return 0;
 }

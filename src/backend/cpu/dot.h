@@ -48,11 +48,15 @@ ActivationLayout q8_0_with_sums_layout();
 ActivationLayout q8_k_layout();
 
 // A batched product for prompt processing on packed panels (gemm_avx512.cpp): y[t][r] for
-// `rows` weight rows (whole panels of kGemmRows, and a part of one) and n tokens. `act` prepares each token's
-// activations for the block formats; float formats (act.bytes null) read the f32 rows.
+// `rows` weight rows (whole panels of kGemmRows, and a part of one) and n tokens. The
+// activations come prepared either token by token (`act`, the block formats) or as a whole
+// batch (`batch_bytes`/`batch_prepare`, called once per token block of `batch_tokens`).
 inline constexpr int kGemmRows = 32;
 struct GemmKernel {
   ActivationLayout act;
+  std::size_t (*batch_bytes)(std::int64_t n, std::int64_t cols) = nullptr;
+  void (*batch_prepare)(const float* x, std::int64_t n, std::int64_t cols, std::uint8_t* out, std::int64_t block) = nullptr;
+  std::int64_t batch_tokens = 0;
   void (*run)(const std::uint8_t* w, std::size_t stride, std::int64_t rows, std::int64_t cols, const std::uint8_t* x,
               std::size_t x_stride, std::int64_t n, float* y, std::size_t y_stride) = nullptr;
 };

@@ -36,7 +36,7 @@ using quant::GgmlType;
 constexpr int kRows = kGemmRows;  // rows of a panel: two 16-lane registers
 
 // 16×16 transpose of 32-bit lanes: out[j] lane i = in[i] lane j.
-void transpose16(__m512i r[16]) {
+__attribute__((always_inline)) inline void transpose16(__m512i r[16]) {
   __m512i t[16];
   for (int i = 0; i < 16; i += 2) {
     t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
@@ -64,7 +64,7 @@ void transpose16(__m512i r[16]) {
 }
 
 // Writes 16 rows' 16 lanes each (in[row]) to panel entries [lane][row0 + row], 32 rows apart.
-void store_transposed(__m512i in[16], std::uint8_t* panel, int row0) {
+__attribute__((always_inline)) inline void store_transposed(__m512i in[16], std::uint8_t* panel, int row0) {
   transpose16(in);
   for (int j = 0; j < 16; ++j) _mm512_storeu_si512(panel + (j * kRows + row0) * 4, in[j]);
 }
@@ -83,10 +83,34 @@ void store_tile(const __m512 (&acc)[T][2], float* c, std::size_t c_stride, int v
 }
 
 // Packing is where the weights come from memory, a few lines of each of 32 rows per panel:
-// too short for the hardware prefetcher, so each panel asks for the next panel's bytes.
-inline void prefetch_ahead(const std::uint8_t* p, int bytes) {
-  for (int at = 0; at < bytes; at += 64) _mm_prefetch(reinterpret_cast<const char*>(p + at), _MM_HINT_T0);
-}
+// too short for the hardware prefetcher. So while a panel meets its tokens, the next panel's
+// bytes (the same rows' next column block, or the next rows' first) are asked for, a share of
+// its rows before each token block: issued all at once they would overrun the miss buffers.
+struct NextPanel {
+  const std::uint8_t* first = nullptr;  // null: this is the last panel
+  std::size_t stride = 0, bytes = 0;    // per row
+  int rows = 0;
+
+  // `offset(k)`: the byte at which column k starts in a row.
+  template <class Offset>
+  NextPanel(const std::uint8_t* w, std::size_t row_stride, std::int64_t total_rows, std::int64_t r, std::int64_t k0,
+            std::int64_t block_cols, std::int64_t cols, Offset offset)
+      : stride(row_stride) {
+    std::int64_t k = k0 + block_cols;
+    if (k >= cols) k = 0, r += kGemmRows;
+    if (r >= total_rows) return;
+    first = w + r * static_cast<std::int64_t>(stride) + offset(k);
+    bytes = static_cast<std::size_t>(offset(std::min(cols, k + block_cols)) - offset(k));
+    rows = static_cast<int>(std::min<std::int64_t>(kGemmRows, total_rows - r));
+  }
+
+  void prefetch(std::int64_t part, std::int64_t parts) const {
+    if (!first) return;
+    for (auto r = part * rows / parts; r < (part + 1) * rows / parts; ++r)
+      for (std::size_t at = 0; at < bytes; at += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(first + r * stride + at), _MM_HINT_T0);
+  }
+};
 
 // ---- Float formats ----------------------------------------------------------------------
 
@@ -120,24 +144,49 @@ void pack_float(const std::uint8_t* w, std::size_t stride, int valid, std::int64
       __m512i v[16];
       for (int r = 0; r < 16; ++r) {
         const std::uint8_t* src = w + (16 * half + r) * stride + (k0 + k) * S::kBytes;
-        // The same columns of the next panel, which is packed after this one has met every token.
-        prefetch_ahead(src + kFloatCols * S::kBytes, 16 * S::kBytes);
         v[r] = 16 * half + r < valid ? _mm512_castps_si512(S::load16(src)) : _mm512_setzero_si512();
       }
       store_transposed(v, reinterpret_cast<std::uint8_t*>(panel + k * kRows), 16 * half);
     }
 }
 
-// c[t][0..31] (+)= Σ_k panel[k][·] · x[t][k] for T tokens.
+// The activations of a batch, packed once per call: for each column block and each block of
+// kFloatTokens tokens, [column][token] (tokens past n are zero). The micro-kernel then reads one
+// contiguous stream instead of kFloatTokens rows a whole activation row apart, rows that in
+// common shapes (2048 or 4096 columns of f32) fall on the same cache sets and evict each other.
+std::int64_t token_blocks(std::int64_t n) { return (n + kFloatTokens - 1) / kFloatTokens; }
+
+std::size_t float_batch_bytes(std::int64_t n, std::int64_t cols) {
+  return static_cast<std::size_t>(cols * token_blocks(n) * kFloatTokens) * sizeof(float);
+}
+
+// Where token block tb of the column block at k0 (kc columns) starts.
+std::size_t float_batch_at(std::int64_t k0, std::int64_t kc, std::int64_t tb, std::int64_t n) {
+  return static_cast<std::size_t>(k0 * token_blocks(n) * kFloatTokens + tb * kc * kFloatTokens);
+}
+
+void float_batch_prepare(const float* x, std::int64_t n, std::int64_t cols, std::uint8_t* out, std::int64_t tb) {
+  auto* packed = reinterpret_cast<float*>(out);
+  const std::int64_t t0 = tb * kFloatTokens, tokens = std::min<std::int64_t>(kFloatTokens, n - t0);
+  for (std::int64_t k0 = 0; k0 < cols; k0 += kFloatCols) {
+    const std::int64_t kc = std::min(kFloatCols, cols - k0);
+    float* block = packed + float_batch_at(k0, kc, tb, n);
+    for (std::int64_t k = 0; k < kc; ++k)
+      for (std::int64_t t = 0; t < kFloatTokens; ++t)
+        block[k * kFloatTokens + t] = t < tokens ? x[(t0 + t) * cols + k0 + k] : 0.0f;
+  }
+}
+
+// c[t][0..31] (+)= Σ_k panel[k][·] · x[k][t] for T tokens of a packed token block.
 template <int T>
-void float_kernel(const float* panel, const float* x, std::size_t x_stride, std::int64_t kc, float* c,
-                  std::size_t c_stride, int valid, bool accumulate) {
+void float_kernel(const float* panel, const float* x, std::int64_t kc, float* c, std::size_t c_stride, int valid,
+                  bool accumulate) {
   __m512 acc[T][2];
   for (int t = 0; t < T; ++t) acc[t][0] = acc[t][1] = _mm512_setzero_ps();
   for (std::int64_t k = 0; k < kc; ++k) {
     const __m512 w0 = _mm512_loadu_ps(panel + k * kRows), w1 = _mm512_loadu_ps(panel + k * kRows + 16);
     for (int t = 0; t < T; ++t) {
-      const __m512 xv = _mm512_set1_ps(x[t * x_stride + k]);
+      const __m512 xv = _mm512_set1_ps(x[k * kFloatTokens + t]);
       acc[t][0] = _mm512_fmadd_ps(w0, xv, acc[t][0]);
       acc[t][1] = _mm512_fmadd_ps(w1, xv, acc[t][1]);
     }
@@ -146,28 +195,31 @@ void float_kernel(const float* panel, const float* x, std::size_t x_stride, std:
 }
 
 template <int... T>
-void float_kernel_n(int n, const float* panel, const float* x, std::size_t xs, std::int64_t kc, float* c,
-                    std::size_t cs, int valid, bool acc, std::integer_sequence<int, T...>) {
-  ((n == T + 1 ? float_kernel<T + 1>(panel, x, xs, kc, c, cs, valid, acc) : void()), ...);
+void float_kernel_n(int n, const float* panel, const float* x, std::int64_t kc, float* c, std::size_t cs, int valid,
+                    bool acc, std::integer_sequence<int, T...>) {
+  ((n == T + 1 ? float_kernel<T + 1>(panel, x, kc, c, cs, valid, acc) : void()), ...);
 }
 
 template <class S>
 void gemm_float(const std::uint8_t* w, std::size_t stride, std::int64_t rows, std::int64_t cols,
-                const std::uint8_t* xbytes, std::size_t x_stride, std::int64_t n, float* y, std::size_t y_stride) {
+                const std::uint8_t* packed_x, std::size_t, std::int64_t n, float* y, std::size_t y_stride) {
   thread_local std::vector<float> panel_buffer;
   panel_buffer.resize(kFloatCols * kRows);
   float* panel = panel_buffer.data();
-  const auto* x = reinterpret_cast<const float*>(xbytes);
-  const std::size_t xs = x_stride / sizeof(float);
+  const auto* x = reinterpret_cast<const float*>(packed_x);
   for (std::int64_t r = 0; r < rows; r += kRows) {
     const int valid = static_cast<int>(std::min<std::int64_t>(kRows, rows - r));
     for (std::int64_t k0 = 0; k0 < cols; k0 += kFloatCols) {
       const std::int64_t kc = std::min(kFloatCols, cols - k0);
       pack_float<S>(w + r * stride, stride, valid, k0, kc, panel);
-      for (std::int64_t t = 0; t < n; t += kFloatTokens)
-        float_kernel_n(static_cast<int>(std::min<std::int64_t>(kFloatTokens, n - t)), panel, x + t * xs + k0, xs,
-                       kc, y + t * y_stride + r, y_stride, valid, k0 > 0,
-                       std::make_integer_sequence<int, kFloatTokens>{});
+      const NextPanel next(w, stride, rows, r, k0, kFloatCols, cols, [](std::int64_t k) { return k * S::kBytes; });
+      const std::int64_t blocks = token_blocks(n);
+      for (std::int64_t tb = 0; tb < blocks; ++tb) {
+        next.prefetch(tb, blocks);
+        float_kernel_n(static_cast<int>(std::min<std::int64_t>(kFloatTokens, n - tb * kFloatTokens)), panel,
+                       x + float_batch_at(k0, kc, tb, n), kc, y + tb * kFloatTokens * y_stride + r, y_stride, valid,
+                       k0 > 0, std::make_integer_sequence<int, kFloatTokens>{});
+      }
     }
   }
 }
@@ -314,11 +366,7 @@ void pack_int(const std::uint8_t* w, std::size_t stride, int valid, std::int64_t
     std::memset(p.s, 0, static_cast<std::size_t>(kc / F::kSub) * kRows * sizeof(float));
     std::memset(p.m, 0, static_cast<std::size_t>(kc / F::kSub) * kRows * sizeof(float));
   }
-  const std::int64_t next = (k0 + kc) / F::kBlockCols * F::kBlockBytes, next_bytes = kc / F::kBlockCols * F::kBlockBytes;
-  for (int r = 0; r < valid; ++r) {
-    F::scales(w + r * stride, k0, kc, p.s + r, p.m + r);
-    prefetch_ahead(w + r * stride + next, static_cast<int>(next_bytes));
-  }
+  for (int r = 0; r < valid; ++r) F::scales(w + r * stride, k0, kc, p.s + r, p.m + r);
 }
 
 // c[t][0..31] (+)= Σ over the panel's sub-blocks of (s·Σ q·x)·dx − (m·dx·Σx) for T tokens;
@@ -436,17 +484,22 @@ void gemm_int(const std::uint8_t* w, std::size_t stride, std::int64_t rows, std:
     for (std::int64_t k0 = 0; k0 < cols; k0 += kIntCols) {
       const std::int64_t kc = std::min(kIntCols, cols - k0);
       pack_int<F>(w + r * stride, stride, valid, k0, kc, p);
-      for (std::int64_t t = 0; t < n; t += kIntTokens)
+      const NextPanel next(w, stride, rows, r, k0, kIntCols, cols,
+                           [](std::int64_t k) { return k / F::kBlockCols * F::kBlockBytes; });
+      const std::int64_t blocks = (n + kIntTokens - 1) / kIntTokens;
+      for (std::int64_t t = 0; t < n; t += kIntTokens) {
+        next.prefetch(t / kIntTokens, blocks);
         int_kernel_n<F>(static_cast<int>(std::min<std::int64_t>(kIntTokens, n - t)), p, xq + t * x_stride + k0,
                         x_stride, terms + t * x_stride + (k0 / F::kSub) * 8, x_stride, kc, y + t * y_stride + r,
                         y_stride, valid, k0 > 0, std::make_integer_sequence<int, kIntTokens>{});
+      }
     }
   }
 }
 
 template <class F>
 constexpr GemmKernel int_gemm() {
-  return {{int_x_bytes<F>, int_x_prepare<F>}, gemm_int<F>};
+  return {{int_x_bytes<F>, int_x_prepare<F>}, nullptr, nullptr, 0, gemm_int<F>};
 }
 
 }  // namespace
@@ -475,7 +528,9 @@ void quantize_q8_0_avx512(const float* x, std::int64_t cols, std::uint8_t* block
 }
 
 const GemmKernel* avx512_gemm(GgmlType type) {
-  static const GemmKernel f32{{}, gemm_float<F32Src>}, f16{{}, gemm_float<F16Src>}, bf16{{}, gemm_float<Bf16Src>};
+  static const GemmKernel f32{{}, float_batch_bytes, float_batch_prepare, kFloatTokens, gemm_float<F32Src>},
+      f16{{}, float_batch_bytes, float_batch_prepare, kFloatTokens, gemm_float<F16Src>},
+      bf16{{}, float_batch_bytes, float_batch_prepare, kFloatTokens, gemm_float<Bf16Src>};
   static const GemmKernel q4_0 = int_gemm<Q4_0Fmt>(), q8_0 = int_gemm<Q8_0Fmt>(), q4_k = int_gemm<Q4_KFmt>(),
                           q6_k = int_gemm<Q6_KFmt>();
   switch (type) {

@@ -167,6 +167,12 @@ void matmul(const quant::Matrix& w, std::span<const float> x, std::int64_t n, st
   // for floats.
   const std::uint8_t* tile_in = xq_stride ? xq.data() : reinterpret_cast<const std::uint8_t*>(x.data());
   const std::size_t tile_stride = xq_stride ? xq_stride : static_cast<std::size_t>(w.cols) * sizeof(float);
+  if (gemm && gemm->batch_bytes) {  // the panels' own packing of the whole batch
+    xq.resize(gemm->batch_bytes(n, w.cols));
+    pool.run(static_cast<std::size_t>((n + gemm->batch_tokens - 1) / gemm->batch_tokens),
+             [&](std::size_t b) { gemm->batch_prepare(x.data(), n, w.cols, xq.data(), static_cast<std::int64_t>(b)); });
+    tile_in = xq.data();
+  }
   if (gemm) {
     const std::int64_t chunk = (rows_per_task(w, pool.size()) + kGemmRows - 1) / kGemmRows * kGemmRows;
     const auto tasks = static_cast<std::size_t>((w.rows + chunk - 1) / chunk);
