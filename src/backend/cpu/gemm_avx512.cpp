@@ -33,6 +33,9 @@ namespace {
 
 using quant::GgmlType;
 
+// F16C's conversion (the portable one branches).
+inline float half(const std::uint8_t* p) { return _cvtsh_ss(quant::load_u16(p)); }
+
 constexpr int kRows = kGemmRows;  // rows of a panel: two 16-lane registers
 
 // 16×16 transpose of 32-bit lanes: out[j] lane i = in[i] lane j.
@@ -259,7 +262,7 @@ struct Q4_0Fmt {
   }
   static void scales(const std::uint8_t* row, std::int64_t k0, std::int64_t kc, float* s, float* m) {
     for (std::int64_t b = 0; b < kc / 32; ++b) {
-      const float d = quant::fp16_to_fp32(quant::load_u16(row + (k0 / 32 + b) * 18));
+      const float d = half(row + (k0 / 32 + b) * 18);
       s[b * kRows] = d;
       m[b * kRows] = 8 * d;
     }
@@ -278,7 +281,7 @@ struct Q8_0Fmt {
   }
   static void scales(const std::uint8_t* row, std::int64_t k0, std::int64_t kc, float* s, float* m) {
     for (std::int64_t b = 0; b < kc / 32; ++b) {
-      const float d = quant::fp16_to_fp32(quant::load_u16(row + (k0 / 32 + b) * 34));
+      const float d = half(row + (k0 / 32 + b) * 34);
       s[b * kRows] = d;
       m[b * kRows] = 128 * d;
     }
@@ -301,7 +304,7 @@ struct Q4_KFmt {
   static void scales(const std::uint8_t* row, std::int64_t k0, std::int64_t kc, float* s, float* m) {
     for (std::int64_t sb = 0; sb < kc / 256; ++sb) {
       const std::uint8_t* b = row + (k0 / 256 + sb) * 144;
-      const float d = quant::fp16_to_fp32(quant::load_u16(b)), dmin = quant::fp16_to_fp32(quant::load_u16(b + 2));
+      const float d = half(b), dmin = half(b + 2);
       for (int j = 0; j < 8; ++j) {
         std::uint8_t sc, mn;
         quant::k4_scale_min(j, b + 4, sc, mn);
@@ -337,7 +340,7 @@ struct Q6_KFmt {
   static void scales(const std::uint8_t* row, std::int64_t k0, std::int64_t kc, float* s, float* m) {
     for (std::int64_t sb = 0; sb < kc / 256; ++sb) {
       const std::uint8_t* b = row + (k0 / 256 + sb) * 210;
-      const float d = quant::fp16_to_fp32(quant::load_u16(b + 208));
+      const float d = half(b + 208);
       for (int j = 0; j < 16; ++j) {
         const float sc = d * static_cast<std::int8_t>(b[192 + j]);
         s[(16 * sb + j) * kRows] = sc;
@@ -463,7 +466,7 @@ void int_x_prepare(const float* x, std::int64_t cols, std::uint8_t* out) {
     std::memcpy(out + kBlock * b, q, kBlock);
     float d;
     if constexpr (F::kQ8K) std::memcpy(&d, blk, 4);
-    else d = quant::fp16_to_fp32(quant::load_u16(blk));
+    else d = half(blk);
     for (int part = 0; part < kBlock / F::kSub; ++part)
       write_terms<F>(q + part * F::kSub, d, terms + ((b * kBlock) / F::kSub + part) * 8);
   }
