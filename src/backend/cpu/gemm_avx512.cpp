@@ -74,7 +74,7 @@ __attribute__((always_inline)) inline void store_transposed(__m512i in[16], std:
 
 // c[t][r] (+)= acc[t][r / 16] lane r % 16 for the panel's first `valid` rows.
 template <int T>
-void store_tile(const __m512 (&acc)[T][2], float* c, std::size_t c_stride, int valid, bool accumulate) {
+__attribute__((always_inline)) inline void store_tile(const __m512 (&acc)[T][2], float* c, std::size_t c_stride, int valid, bool accumulate) {
   const __mmask16 mask[2] = {static_cast<__mmask16>(valid >= 16 ? 0xFFFF : (1u << valid) - 1),
                              static_cast<__mmask16>(valid >= 32 ? 0xFFFF : valid <= 16 ? 0 : (1u << (valid - 16)) - 1)};
   for (int t = 0; t < T; ++t)
@@ -244,21 +244,22 @@ struct Panel {
 
 // Each format: the sub-block length, its constant offset code z (0: per-row mins in the panel),
 // and the unpacking of 32 rows × kIntCols columns (fewer at the end of a legacy-format row).
-// `codes(row, k0, blocks, out)` writes one row's unsigned codes of 32·blocks columns from
-// column k0 (blocks is 2, or 1 at the end of a legacy-format row); `scales` the row's sub-block
+// `codes(row, k0, blocks)` gives one row's 64 unsigned codes from column k0, in registers
+// (built in a buffer and reloaded whole, they stalled on store forwarding); blocks is 2, or 1
+// at the end of a legacy-format row, where the upper half is never read; `scales` the row's sub-block
 // scales and offsets for columns k0..k0+kc, 32 rows apart in the panel.
 struct Q4_0Fmt {
   static constexpr int kBlockCols = 32, kBlockBytes = 18;
   static constexpr bool kQ8K = false;
   static constexpr int kSub = 32, kZ = 8;
-  static void codes(const std::uint8_t* row, std::int64_t k0, int blocks, std::uint8_t* out) {
-    for (int h = 0; h < blocks; ++h) {
-      const std::uint8_t* b = row + (k0 / 32 + h) * 18 + 2;
-      const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b));
-      const __m128i m4 = _mm_set1_epi8(0x0F);
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 32 * h), _mm_and_si128(q, m4));
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 32 * h + 16), _mm_and_si128(_mm_srli_epi16(q, 4), m4));
-    }
+  static __m512i codes(const std::uint8_t* row, std::int64_t k0, int blocks) {
+    const std::uint8_t* b = row + (k0 / 32) * 18 + 2;
+    const __m128i q0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b));
+    const __m128i q1 = blocks > 1 ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 18)) : _mm_setzero_si128();
+    const __m256i q = _mm256_set_m128i(q1, q0), m4 = _mm256_set1_epi8(0x0F);
+    const __m512i lo_hi = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(q, m4)),
+                                             _mm256_and_si256(_mm256_srli_epi16(q, 4), m4), 1);
+    return _mm512_shuffle_i64x2(lo_hi, lo_hi, _MM_SHUFFLE(3, 1, 2, 0));  // lo0 hi0 lo1 hi1
   }
   static void scales(const std::uint8_t* row, std::int64_t k0, std::int64_t kc, float* s, float* m) {
     for (std::int64_t b = 0; b < kc / 32; ++b) {
@@ -273,11 +274,11 @@ struct Q8_0Fmt {
   static constexpr int kBlockCols = 32, kBlockBytes = 34;
   static constexpr bool kQ8K = false;
   static constexpr int kSub = 32, kZ = 128;
-  static void codes(const std::uint8_t* row, std::int64_t k0, int blocks, std::uint8_t* out) {
-    for (int h = 0; h < blocks; ++h) {
-      const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + (k0 / 32 + h) * 34 + 2));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 32 * h), _mm256_xor_si256(q, _mm256_set1_epi8(-128)));
-    }
+  static __m512i codes(const std::uint8_t* row, std::int64_t k0, int blocks) {
+    const std::uint8_t* b = row + (k0 / 32) * 34 + 2;
+    const __m256i q0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b));
+    const __m256i q1 = blocks > 1 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 34)) : _mm256_setzero_si256();
+    return _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(q0), q1, 1), _mm512_set1_epi8(-128));
   }
   static void scales(const std::uint8_t* row, std::int64_t k0, std::int64_t kc, float* s, float* m) {
     for (std::int64_t b = 0; b < kc / 32; ++b) {
@@ -294,12 +295,11 @@ struct Q4_KFmt {
   static constexpr int kSub = 32, kZ = 0;
   // Super-block: d, dmin (f16), 12 bytes of 6-bit scales and mins, 128 bytes of nibbles: bytes
   // 32c..32c+31 hold columns 64c.. in their low nibbles and 64c+32.. in their high nibbles.
-  static void codes(const std::uint8_t* row, std::int64_t k0, int, std::uint8_t* out) {
+  static __m512i codes(const std::uint8_t* row, std::int64_t k0, int) {
     const std::uint8_t* qs = row + (k0 / 256) * 144 + 16 + (k0 % 256) / 2;
-    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs));
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm256_and_si256(q, m4));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 32), _mm256_and_si256(_mm256_srli_epi16(q, 4), m4));
+    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs)), m4 = _mm256_set1_epi8(0x0F);
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(q, m4)),
+                              _mm256_and_si256(_mm256_srli_epi16(q, 4), m4), 1);
   }
   static void scales(const std::uint8_t* row, std::int64_t k0, std::int64_t kc, float* s, float* m) {
     for (std::int64_t sb = 0; sb < kc / 256; ++sb) {
@@ -322,20 +322,22 @@ struct Q6_KFmt {
   // Super-block: ql[128] low nibbles, qh[64] high bit pairs, 16 int8 scales, f16 d. Columns
   // 128h + 32i + l (i < 4, l < 32) take ql[64h + l + 32(i&1)] (low nibble for i < 2) and bits
   // 2i..2i+1 of qh[32h + l].
-  static void codes(const std::uint8_t* row, std::int64_t k0, int, std::uint8_t* out) {
+  static __m512i codes(const std::uint8_t* row, std::int64_t k0, int) {
     const std::uint8_t* b = row + (k0 / 256) * 210;
     const int h = static_cast<int>((k0 % 256) / 128), i0 = static_cast<int>((k0 % 128) / 32);  // i0 is 0 or 2
     const __m256i ql = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 64 * h));
     const __m256i ql2 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 64 * h + 32));
     const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 128 + 32 * h));
     const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
-    for (int part = 0; part < 2; ++part) {
-      const int i = i0 + part;
+    __m256i part[2];
+    for (int j = 0; j < 2; ++j) {
+      const int i = i0 + j;
       const __m256i low = (i & 1) ? ql2 : ql;
       const __m256i nib = i < 2 ? _mm256_and_si256(low, m4) : _mm256_and_si256(_mm256_srli_epi16(low, 4), m4);
       const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * i), m3);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 32 * part), _mm256_or_si256(nib, _mm256_slli_epi16(hi, 4)));
+      part[j] = _mm256_or_si256(nib, _mm256_slli_epi16(hi, 4));
     }
+    return _mm512_inserti64x4(_mm512_castsi256_si512(part[0]), part[1], 1);
   }
   static void scales(const std::uint8_t* row, std::int64_t k0, std::int64_t kc, float* s, float* m) {
     for (std::int64_t sb = 0; sb < kc / 256; ++sb) {
@@ -352,17 +354,12 @@ struct Q6_KFmt {
 
 template <class F>
 void pack_int(const std::uint8_t* w, std::size_t stride, int valid, std::int64_t k0, std::int64_t kc, const Panel& p) {
-  alignas(64) std::uint8_t codes[16][64];
   for (std::int64_t k = 0; k < kc; k += 64)
     for (int half = 0; half < 2; ++half) {
       __m512i v[16];
-      for (int r = 0; r < 16; ++r) {
-        // A legacy-format row may end 32 columns into a 64-column step, and a last panel may
-        // have fewer than 32 rows: zero codes pad both.
-        if (k + 64 > kc || 16 * half + r >= valid) std::memset(codes[r], 0, 64);
-        if (16 * half + r < valid) F::codes(w + (16 * half + r) * stride, k0 + k, k + 64 <= kc ? 2 : 1, codes[r]);
-        v[r] = _mm512_load_si512(codes[r]);
-      }
+      for (int r = 0; r < 16; ++r)  // rows past `valid` (a last panel's) get zero codes
+        v[r] = 16 * half + r < valid ? F::codes(w + (16 * half + r) * stride, k0 + k, k + 64 <= kc ? 2 : 1)
+                                     : _mm512_setzero_si512();
       store_transposed(v, p.q + k * kRows, 16 * half);
     }
   if (valid < kRows) {
