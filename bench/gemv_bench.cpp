@@ -83,7 +83,7 @@ int main(int argc, char** argv) {
   const double bw1 = backend::measure_read_bandwidth(one, probe_bytes, runs);
   const double bw2 = backend::measure_read_bandwidth(two, probe_bytes, runs);
   std::printf("| kernel | 1 thread GB/s | of bandwidth | 2 threads GB/s | of bandwidth |\n|---|---|---|---|---|\n");
-  std::printf("| read-bandwidth probe (AVX2 loads) | %.1f | 100%% | %.1f | 100%% |\n", bw1, bw2);
+  std::printf("| read-bandwidth probe | %.1f | 100%% | %.1f | 100%% |\n", bw1, bw2);
 
   for (GgmlType type : {GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1,
                         GgmlType::Q4_K, GgmlType::Q6_K}) {
