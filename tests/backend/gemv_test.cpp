@@ -95,7 +95,8 @@ TEST(Gemv, SimdPathsEqualTheScalarPath) {
 }
 
 // The batched product equals the scalar GEMV of each token on its own: with 4 tokens the row
-// kernels and their 4 × 4 tiles, with 9 or more (AVX-512 machines) the packed panels of 32 rows.
+// kernels and their 4 × 4 tiles, with 8 or more (AVX-512 machines) the packed panels (32 rows of
+// a block format; 12 rows of a float format against tiles of 32 tokens, 40 = 32 + 8 tokens).
 // Shapes leave ragged rows, tokens and columns: a part panel (42 = 32 + 10 rows, 70 = 2·32 + 6),
 // token counts off the micro-kernel's width, a float column block cut short (144 = 128 + 16),
 // a legacy row ending 32 columns into a 64-column step (224, 96, 288 = 256 + 32).
@@ -112,7 +113,8 @@ TEST(Matmul, BatchEqualsScalarGemvPerToken) {
         {GgmlType::Q4_1, 512, 42, 9}, {GgmlType::Q4_0, 224, 42, 9}, {GgmlType::Q8_0, 96, 42, 9},
         {GgmlType::Q6_K, 512, 42, 9}, {GgmlType::F32, 144, 70, 13}, {GgmlType::BF16, 256, 70, 25},
         {GgmlType::Q4_0, 288, 70, 13}, {GgmlType::Q8_0, 288, 32, 8}, {GgmlType::Q4_K, 768, 70, 13},
-        {GgmlType::Q6_K, 768, 70, 25}, {GgmlType::Q4_0, 512, 42, 4}, {GgmlType::F16, 512, 42, 4}}) {
+        {GgmlType::Q6_K, 768, 70, 25}, {GgmlType::Q4_0, 512, 42, 4}, {GgmlType::F16, 512, 42, 4},
+        {GgmlType::F16, 160, 30, 40}, {GgmlType::F32, 144, 70, 33}}) {
     auto traits = *quant::type_traits(static_cast<std::uint32_t>(type));
     SCOPED_TRACE(std::string(traits.name) + " " + std::to_string(rows) + "x" + std::to_string(cols) + ", " +
                  std::to_string(n) + " tokens");

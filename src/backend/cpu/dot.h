@@ -48,7 +48,7 @@ ActivationLayout q8_0_with_sums_layout();
 ActivationLayout q8_k_layout();
 
 // A batched product for prompt processing on packed panels (gemm_avx512.cpp): y[t][r] for
-// `rows` weight rows (whole panels of kGemmRows, and a part of one) and n tokens. The
+// `rows` weight rows (best a multiple of row_block) and n tokens. The
 // activations come prepared either token by token (`act`, the block formats) or as a whole
 // batch (`batch_bytes`/`batch_prepare`, called once per token block of `batch_tokens`).
 inline constexpr int kGemmRows = 32;
@@ -57,6 +57,7 @@ struct GemmKernel {
   std::size_t (*batch_bytes)(std::int64_t n, std::int64_t cols) = nullptr;
   void (*batch_prepare)(const float* x, std::int64_t n, std::int64_t cols, std::uint8_t* out, std::int64_t block) = nullptr;
   std::int64_t batch_tokens = 0;
+  std::int64_t row_block = kGemmRows;  // rows a task should be a multiple of
   void (*run)(const std::uint8_t* w, std::size_t stride, std::int64_t rows, std::int64_t cols, const std::uint8_t* x,
               std::size_t x_stride, std::int64_t n, float* y, std::size_t y_stride) = nullptr;
 };

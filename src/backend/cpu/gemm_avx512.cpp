@@ -116,114 +116,101 @@ struct NextPanel {
 };
 
 // ---- Float formats ----------------------------------------------------------------------
+//
+// Tokens in the lanes, weights broadcast: the batch is packed once per call as tiles of 32
+// tokens, [column][token]; a group of 12 weight rows is converted to f32 once (row-major, no
+// transposing) and meets each tile over all its columns, 12 × 2 accumulators in registers and
+// each weight broadcast from memory into two fused multiply-adds. Only the 12 × 32 sums are
+// transposed, once per group and tile, on their way out.
 
-constexpr std::int64_t kFloatCols = 128;  // columns per panel: 16 KiB of f32, resident in L1
-constexpr int kFloatTokens = 12;
+constexpr int kFloatTokens = 32;     // a tile: two 16-lane registers of tokens
+constexpr int kFloatRowGroup = 12;   // rows per pass of the micro-kernel
+
+std::int64_t token_tiles(std::int64_t n) { return (n + kFloatTokens - 1) / kFloatTokens; }
+
+std::size_t float_batch_bytes(std::int64_t n, std::int64_t cols) {
+  return static_cast<std::size_t>(token_tiles(n) * cols * kFloatTokens) * sizeof(float);
+}
+
+// Packs tile `tile` (tokens past n are zero).
+void float_batch_prepare(const float* x, std::int64_t n, std::int64_t cols, std::uint8_t* out, std::int64_t tile) {
+  float* packed = reinterpret_cast<float*>(out) + tile * cols * kFloatTokens;
+  const std::int64_t t0 = tile * kFloatTokens, tokens = std::min<std::int64_t>(kFloatTokens, n - t0);
+  for (std::int64_t k = 0; k < cols; k += 16)  // 16 columns × the tile's tokens, transposed by 16 × 16
+    for (int half = 0; half < 2; ++half) {
+      __m512i v[16];
+      for (int t = 0; t < 16; ++t) {
+        const std::int64_t token = 16 * half + t;
+        const std::int64_t left = std::min<std::int64_t>(16, cols - k);
+        v[t] = token < tokens ? _mm512_castps_si512(_mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << left) - 1),
+                                                                          x + (t0 + token) * cols + k))
+                              : _mm512_setzero_si512();
+      }
+      transpose16(v);
+      for (int j = 0; j < 16 && k + j < cols; ++j)
+        _mm512_storeu_si512(packed + (k + j) * kFloatTokens + 16 * half, v[j]);
+    }
+}
 
 struct F32Src {
   static constexpr int kBytes = 4;
-  static __m512 load16(const std::uint8_t* p) { return _mm512_loadu_ps(p); }
+  static __m512 load16(const std::uint8_t* p, __mmask16 m) { return _mm512_maskz_loadu_ps(m, p); }
 };
 struct F16Src {
   static constexpr int kBytes = 2;
-  static __m512 load16(const std::uint8_t* p) {
-    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
-  }
+  static __m512 load16(const std::uint8_t* p, __mmask16 m) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p)); }
 };
 struct Bf16Src {
   static constexpr int kBytes = 2;
-  static __m512 load16(const std::uint8_t* p) {
-    const __m512i wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
-    return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
+  static __m512 load16(const std::uint8_t* p, __mmask16 m) {
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
   }
 };
 
-// panel[k][32] f32 for columns k0..k0+kc (kc a multiple of 16) of the first `valid` of 32
-// rows (the others zero).
-template <class S>
-void pack_float(const std::uint8_t* w, std::size_t stride, int valid, std::int64_t k0, std::int64_t kc, float* panel) {
-  for (std::int64_t k = 0; k < kc; k += 16)
-    for (int half = 0; half < 2; ++half) {
-      __m512i v[16];
-      for (int r = 0; r < 16; ++r) {
-        const std::uint8_t* src = w + (16 * half + r) * stride + (k0 + k) * S::kBytes;
-        v[r] = 16 * half + r < valid ? _mm512_castps_si512(S::load16(src)) : _mm512_setzero_si512();
-      }
-      store_transposed(v, reinterpret_cast<std::uint8_t*>(panel + k * kRows), 16 * half);
-    }
-}
-
-// The activations of a batch, packed once per call: for each column block and each block of
-// kFloatTokens tokens, [column][token] (tokens past n are zero). The micro-kernel then reads one
-// contiguous stream instead of kFloatTokens rows a whole activation row apart, rows that in
-// common shapes (2048 or 4096 columns of f32) fall on the same cache sets and evict each other.
-std::int64_t token_blocks(std::int64_t n) { return (n + kFloatTokens - 1) / kFloatTokens; }
-
-std::size_t float_batch_bytes(std::int64_t n, std::int64_t cols) {
-  return static_cast<std::size_t>(cols * token_blocks(n) * kFloatTokens) * sizeof(float);
-}
-
-// Where token block tb of the column block at k0 (kc columns) starts.
-std::size_t float_batch_at(std::int64_t k0, std::int64_t kc, std::int64_t tb, std::int64_t n) {
-  return static_cast<std::size_t>(k0 * token_blocks(n) * kFloatTokens + tb * kc * kFloatTokens);
-}
-
-void float_batch_prepare(const float* x, std::int64_t n, std::int64_t cols, std::uint8_t* out, std::int64_t tb) {
-  auto* packed = reinterpret_cast<float*>(out);
-  const std::int64_t t0 = tb * kFloatTokens, tokens = std::min<std::int64_t>(kFloatTokens, n - t0);
-  for (std::int64_t k0 = 0; k0 < cols; k0 += kFloatCols) {
-    const std::int64_t kc = std::min(kFloatCols, cols - k0);
-    float* block = packed + float_batch_at(k0, kc, tb, n);
-    for (std::int64_t k = 0; k < kc; ++k)
-      for (std::int64_t t = 0; t < kFloatTokens; ++t)
-        block[k * kFloatTokens + t] = t < tokens ? x[(t0 + t) * cols + k0 + k] : 0.0f;
-  }
-}
-
-// c[t][0..31] (+)= Σ_k panel[k][·] · x[k][t] for T tokens of a packed token block.
-template <int T>
-void float_kernel(const float* panel, const float* x, std::int64_t kc, float* c, std::size_t c_stride, int valid,
-                  bool accumulate) {
-  __m512 acc[T][2];
-  for (int t = 0; t < T; ++t) acc[t][0] = acc[t][1] = _mm512_setzero_ps();
-  for (std::int64_t k = 0; k < kc; ++k) {
-    const __m512 w0 = _mm512_loadu_ps(panel + k * kRows), w1 = _mm512_loadu_ps(panel + k * kRows + 16);
-    for (int t = 0; t < T; ++t) {
-      const __m512 xv = _mm512_set1_ps(x[k * kFloatTokens + t]);
-      acc[t][0] = _mm512_fmadd_ps(w0, xv, acc[t][0]);
-      acc[t][1] = _mm512_fmadd_ps(w1, xv, acc[t][1]);
+// c[t][r] (+)= Σ_k w[r][k] · x[k][t] for the 12 rows of `w` (f32, `cols` apart) and a tile.
+void float_kernel(const float* w, const float* x, std::int64_t cols, float* c, std::size_t c_stride, int valid_rows,
+                  int valid_tokens) {
+  constexpr int R = kFloatRowGroup;
+  __m512 acc[R][2];
+  for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  for (std::int64_t k = 0; k < cols; ++k) {
+    const __m512 x0 = _mm512_loadu_ps(x + k * kFloatTokens), x1 = _mm512_loadu_ps(x + k * kFloatTokens + 16);
+    for (int r = 0; r < R; ++r) {
+      const __m512 wv = _mm512_set1_ps(w[r * cols + k]);
+      acc[r][0] = _mm512_fmadd_ps(wv, x0, acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(wv, x1, acc[r][1]);
     }
   }
-  store_tile<T>(acc, c, c_stride, valid, accumulate);
-}
-
-template <int... T>
-void float_kernel_n(int n, const float* panel, const float* x, std::int64_t kc, float* c, std::size_t cs, int valid,
-                    bool acc, std::integer_sequence<int, T...>) {
-  ((n == T + 1 ? float_kernel<T + 1>(panel, x, kc, c, cs, valid, acc) : void()), ...);
+  alignas(64) float sums[R][kFloatTokens];
+  for (int r = 0; r < R; ++r) {
+    _mm512_store_ps(sums[r], acc[r][0]);
+    _mm512_store_ps(sums[r] + 16, acc[r][1]);
+  }
+  for (int t = 0; t < valid_tokens; ++t)
+    for (int r = 0; r < valid_rows; ++r) c[t * c_stride + r] = sums[r][t];
 }
 
 template <class S>
 void gemm_float(const std::uint8_t* w, std::size_t stride, std::int64_t rows, std::int64_t cols,
                 const std::uint8_t* packed_x, std::size_t, std::int64_t n, float* y, std::size_t y_stride) {
-  thread_local std::vector<float> panel_buffer;
-  panel_buffer.resize(kFloatCols * kRows);
-  float* panel = panel_buffer.data();
+  thread_local std::vector<float> group_buffer;
+  group_buffer.resize(static_cast<std::size_t>(kFloatRowGroup * cols));
+  float* group = group_buffer.data();
   const auto* x = reinterpret_cast<const float*>(packed_x);
-  for (std::int64_t r = 0; r < rows; r += kRows) {
-    const int valid = static_cast<int>(std::min<std::int64_t>(kRows, rows - r));
-    for (std::int64_t k0 = 0; k0 < cols; k0 += kFloatCols) {
-      const std::int64_t kc = std::min(kFloatCols, cols - k0);
-      pack_float<S>(w + r * stride, stride, valid, k0, kc, panel);
-      const NextPanel next(w, stride, rows, r, k0, kFloatCols, cols, [](std::int64_t k) { return k * S::kBytes; });
-      const std::int64_t blocks = token_blocks(n);
-      for (std::int64_t tb = 0; tb < blocks; ++tb) {
-        next.prefetch(tb, blocks);
-        float_kernel_n(static_cast<int>(std::min<std::int64_t>(kFloatTokens, n - tb * kFloatTokens)), panel,
-                       x + float_batch_at(k0, kc, tb, n), kc, y + tb * kFloatTokens * y_stride + r, y_stride, valid,
-                       k0 > 0, std::make_integer_sequence<int, kFloatTokens>{});
+  for (std::int64_t r = 0; r < rows; r += kFloatRowGroup) {
+    const int valid = static_cast<int>(std::min<std::int64_t>(kFloatRowGroup, rows - r));
+    for (int i = 0; i < kFloatRowGroup; ++i) {
+      const std::uint8_t* row = w + (r + i) * stride;
+      for (std::int64_t k = 0; k < cols; k += 16) {
+        const auto mask = static_cast<__mmask16>(cols - k >= 16 ? 0xFFFF : (1u << (cols - k)) - 1);
+        // Rows past `valid` (a last group's) are zero; the next group's rows are asked for early.
+        if (r + i + kFloatRowGroup < rows) _mm_prefetch(reinterpret_cast<const char*>(row + kFloatRowGroup * stride + k * S::kBytes), _MM_HINT_T0);
+        _mm512_mask_storeu_ps(group + i * cols + k, mask, i < valid ? S::load16(row + k * S::kBytes, mask) : _mm512_setzero_ps());
       }
     }
+    for (std::int64_t tile = 0; tile < token_tiles(n); ++tile)
+      float_kernel(group, x + tile * cols * kFloatTokens, cols, y + tile * kFloatTokens * y_stride + r, y_stride, valid,
+                   static_cast<int>(std::min<std::int64_t>(kFloatTokens, n - tile * kFloatTokens)));
   }
 }
 
@@ -499,7 +486,7 @@ void gemm_int(const std::uint8_t* w, std::size_t stride, std::int64_t rows, std:
 
 template <class F>
 constexpr GemmKernel int_gemm() {
-  return {{int_x_bytes<F>, int_x_prepare<F>}, nullptr, nullptr, 0, gemm_int<F>};
+  return {{int_x_bytes<F>, int_x_prepare<F>}, nullptr, nullptr, 0, kRows, gemm_int<F>};
 }
 
 }  // namespace
@@ -528,9 +515,9 @@ void quantize_q8_0_avx512(const float* x, std::int64_t cols, std::uint8_t* block
 }
 
 const GemmKernel* avx512_gemm(GgmlType type) {
-  static const GemmKernel f32{{}, float_batch_bytes, float_batch_prepare, kFloatTokens, gemm_float<F32Src>},
-      f16{{}, float_batch_bytes, float_batch_prepare, kFloatTokens, gemm_float<F16Src>},
-      bf16{{}, float_batch_bytes, float_batch_prepare, kFloatTokens, gemm_float<Bf16Src>};
+  static const GemmKernel f32{{}, float_batch_bytes, float_batch_prepare, kFloatTokens, kFloatRowGroup, gemm_float<F32Src>},
+      f16{{}, float_batch_bytes, float_batch_prepare, kFloatTokens, kFloatRowGroup, gemm_float<F16Src>},
+      bf16{{}, float_batch_bytes, float_batch_prepare, kFloatTokens, kFloatRowGroup, gemm_float<Bf16Src>};
   static const GemmKernel q4_0 = int_gemm<Q4_0Fmt>(), q8_0 = int_gemm<Q8_0Fmt>(), q4_k = int_gemm<Q4_KFmt>(),
                           q6_k = int_gemm<Q6_KFmt>();
   switch (type) {

@@ -147,7 +147,6 @@ void matmul(const quant::Matrix& w, std::span<const float> x, std::int64_t n, st
   // Enough tokens to pay for unpacking each panel once: the packed-panel product; else row
   // kernels (and their 4 × 4 tiles).
   const GemmKernel* gemm = n >= kGemmMinTokens && ks.gemm ? ks.gemm(w.type) : nullptr;
-  if (gemm && !gemm->act.bytes && w.cols % 16 != 0) gemm = nullptr;  // float panels take 16 columns a step
   const DotFn dot = dot_for(w.type, ks);
   const TileFn tile = tile_for(w.type, ks);
   const ActivationLayout layout = gemm ? gemm->act : dot ? layout_for(w.type, ks) : ActivationLayout{};
@@ -174,7 +173,7 @@ void matmul(const quant::Matrix& w, std::span<const float> x, std::int64_t n, st
     tile_in = xq.data();
   }
   if (gemm) {
-    const std::int64_t chunk = (rows_per_task(w, pool.size()) + kGemmRows - 1) / kGemmRows * kGemmRows;
+    const std::int64_t chunk = (rows_per_task(w, pool.size()) + gemm->row_block - 1) / gemm->row_block * gemm->row_block;
     const auto tasks = static_cast<std::size_t>((w.rows + chunk - 1) / chunk);
     pool.run(tasks, [&](std::size_t task) {
       const std::int64_t begin = static_cast<std::int64_t>(task) * chunk, end = std::min(w.rows, begin + chunk);
