@@ -154,6 +154,22 @@ class CpuBackend final : public Backend {
     }
     const std::int64_t group = heads / kv_heads;
     const auto scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
+    const AttendFn attend = d % 8 != 0                     ? nullptr
+                            : cache.type == KvType::F32 ? k_.attend_f32
+                            : cache.type == KvType::F16 ? k_.attend_f16
+                                                        : nullptr;
+    if (attend) {  // the heads that share a key/value head together: each cache row read once for them
+      pool_.run(static_cast<std::size_t>(n * kv_heads), [&](std::size_t task) {
+        const std::int64_t t = static_cast<std::int64_t>(task) / kv_heads, g = static_cast<std::int64_t>(task) % kv_heads;
+        const std::int64_t len = positions[static_cast<std::size_t>(t)] + 1;
+        thread_local std::vector<float> scores;
+        scores.resize(static_cast<std::size_t>(group * len));
+        const std::int64_t first = t * heads + g * group;
+        attend(cache.key(layer, g, 0), cache.value(layer, g, 0), static_cast<std::size_t>(cache.row_bytes), len,
+               q + first * d, static_cast<int>(group), d, scale, out + first * d, scores.data());
+      });
+      return;
+    }
     pool_.run(static_cast<std::size_t>(n * heads), [&](std::size_t task) {
       const std::int64_t t = static_cast<std::int64_t>(task) / heads, h = static_cast<std::int64_t>(task) % heads;
       attend_head(cache, layer, h / group, positions[static_cast<std::size_t>(t)], q + (t * heads + h) * d, scale,

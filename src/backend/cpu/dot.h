@@ -28,6 +28,13 @@ using DotFn = void (*)(const std::uint8_t* w, std::size_t stride, int rows, cons
 // y[i] += a · v[i] for a row v of f32 or f16 values: attention's weighted sum of values.
 using AxpyFn = void (*)(const std::uint8_t* v, float a, float* y, std::int64_t n);
 
+// Attention of `heads` query heads (q: heads × d, one after another) that share one key/value
+// head, over cache rows 0..len-1 (`stride` bytes apart, f32 or f16): out[h] = softmax(scale ·
+// q[h]·Kᵀ) · V. Each key and value row is loaded once for all the heads. `scores` holds
+// heads × len floats of scratch. (d a multiple of 8.)
+using AttendFn = void (*)(const std::uint8_t* keys, const std::uint8_t* values, std::size_t stride, std::int64_t len,
+                          const float* q, int heads, std::int64_t d, float scale, float* out, float* scores);
+
 // A 4-row × 4-token tile of a batched product (prompt processing): out[t·out_stride + r]
 // for weight rows r < 4 (`stride` bytes apart) and prepared activation rows t < 4
 // (`xq_stride` bytes apart). Each weight block is unpacked once for the four tokens and each
@@ -83,6 +90,8 @@ struct DotKernels {
   ActivationLayout act_q4_0 = q8_0_with_sums_layout();
   ActivationLayout act_q4_k = q8_k_layout();
   ActivationLayout act_q6_k = q8_k_layout();
+  AttendFn attend_f32 = nullptr;  // null: attention goes head by head through the row kernels
+  AttendFn attend_f16 = nullptr;
   // Batched products on packed panels, per weight format (null: none, or for this format).
   const GemmKernel* (*gemm)(quant::GgmlType) = nullptr;
 };

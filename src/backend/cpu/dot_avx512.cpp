@@ -8,6 +8,8 @@ DotKernels avx512_kernels() {
   DotKernels k{dot_f32, dot_f16, dot_bf16, dot_q8_0, dot_q4_0, dot_q4_k, dot_q6_k, axpy<F32Load>, axpy<F16Load>, q_tile<false>, q_tile<true>,
                float_tile<F32Load>, float_tile<F16Load>, float_tile<Bf16Load>};
   k.gemm = avx512_gemm;
+  k.attend_f32 = attend<F32Load>;
+  k.attend_f16 = attend<F16Load>;
   if (cpu_has_avx512_vbmi()) use_vbmi_kernels(k);
   return k;
 }
