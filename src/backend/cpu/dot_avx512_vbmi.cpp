@@ -214,7 +214,7 @@ struct Groups {
 // (4, 6), their high nibbles (1, 3) and (5, 7). Prepared super-block (320 bytes): the Q8_K
 // quants in that order (X0 = sub-blocks 0,2; X1 = 1,3; X2 = 4,6; X3 = 5,7), d_x (f32) at 256
 // and the eight sums of 32 quants (int16) at 260. The 6-bit scales go into int16 lanes that
-// multiply the pair sums (maddubs, then madd); the mins meet the quant sums once per
+// multiply the pair sums (maddubs, then VNNI's multiply-add of words into the int32 sums); the mins meet the quant sums once per
 // super-block.
 constexpr std::size_t kQ4kBlock = 320;
 
@@ -287,8 +287,7 @@ inline void unpack_q4_k(const std::uint8_t* wb, const Q4kScalePermutes& perm, Q4
 inline __m512 q4_k_accumulate(const Q4kBlock& q, const std::uint8_t* xb, __m512 acc) {
   __m512i sumi = _mm512_setzero_si512();
   for (int k = 0; k < 4; ++k)
-    sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(_mm512_maddubs_epi16(q.parts[k], _mm512_loadu_si512(xb + 64 * k)),
-                                                     q.scales[k]));
+    sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(q.parts[k], _mm512_loadu_si512(xb + 64 * k)), q.scales[k]);
   float dy;
   std::memcpy(&dy, xb + 256, 4);
   const __m128i sums = _mm_loadu_si128(reinterpret_cast<const __m128i*>(xb + 260));
@@ -392,8 +391,8 @@ void q6_k_rows(const std::uint8_t* w, std::size_t stride, const std::uint8_t* xq
                                                      _mm512_srlv_epi16(_mm512_and_si512(qh, c.mask_b), c.shift_b), 0xEA);
         const __m512i sa = _mm512_permutexvar_epi16(c.scale_words[2 * h], sc16);
         const __m512i sb = _mm512_permutexvar_epi16(c.scale_words[2 * h + 1], sc16);
-        sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(_mm512_maddubs_epi16(qa, xs[2 * h]), sa));
-        sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(_mm512_maddubs_epi16(qb, xs[2 * h + 1]), sb));
+        sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(qa, xs[2 * h]), sa);
+        sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(qb, xs[2 * h + 1]), sb);
       }
       const __m256i offset = _mm256_slli_epi32(_mm256_madd_epi16(_mm512_castsi512_si256(sc16), bsums), 5);
       sumi = _mm512_sub_epi32(sumi, _mm512_zextsi256_si512(offset));
