@@ -1,20 +1,22 @@
 // Batched products for prompt processing on AVX-512: y[t] = W · x[t] for many tokens at once.
 //
 // The row kernels' tiles (4 rows × 4 tokens, dot-product form) spend as many instructions
-// unpacking weights and reducing sums as multiplying. Here, as in a BLAS, a panel of 32 weight
-// rows × a block of columns is unpacked once into the layout the micro-kernel reads (f32
-// for the float formats; unsigned 8-bit codes with per-sub-block scales for the block formats)
-// and then meets every token: the micro-kernel keeps 32 rows × up to 12 tokens (floats) or
-// 32 × 6 (integers) of sums in registers and does one fused multiply-add (or one VNNI u8·s8
-// dot of four columns) per 16 rows per token, with the token's value broadcast from memory.
-// The weights stay where they lie; the panel is a per-thread scratch buffer of a few KiB.
+// unpacking weights and reducing sums as multiplying. Here, as in a BLAS, weights are unpacked
+// once per call into the layout a micro-kernel reads, which then meets every token with its
+// sums in registers and one fused multiply-add (or one VNNI u8·s8 dot of four columns) per 16
+// lanes, one operand broadcast from memory:
+// - block formats: a panel of 32 rows × 256 columns as unsigned 8-bit codes (the 32 rows' codes
+//   of four columns in one register) with per-sub-block scales; 32 rows × 6 tokens of sums;
+// - float formats: 12 rows converted to f32, against tiles of 32 tokens packed once per call;
+//   12 rows × 32 tokens of sums (see "Float formats").
+// The weights stay where they lie; panels are per-thread scratch buffers.
 //
 // Block formats: a weight is s·q − m per sub-block (q the unsigned code, s its scale, m its
 // offset): Q4_0 s = d, m = 8d; Q8_0 q + 128 (sign bit flipped), m = 128d; Q6_K sub-blocks of
-// 16 with s = d·scale, m = 32s; Q4_K s = d·scale, m = dmin·min. Activations are Q8_0-quantized
-// (the reference quantizer's bytes) and laid out as int8 rows plus, per sub-block, the scale
-// and the offset's share: −z·Σx as an int32 that starts the integer sum when m = z·s for a
-// constant z, else d·Σx for an f32 multiply by the panel's m.
+// 16 with s = d·scale, m = 32s; Q4_K s = d·scale, m = dmin·min. Activations are quantized as
+// the row kernels quantize them (Q8_0, or Q8_K for the K-quants) and laid out as int8 rows
+// plus, per sub-block, the scale and the offset's share: −z·Σx as an int32 that starts the
+// integer sum when m = z·s for a constant z, else d·Σx for an f32 multiply by the panel's m.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
@@ -74,7 +76,8 @@ __attribute__((always_inline)) inline void store_transposed(__m512i in[16], std:
 
 // c[t][r] (+)= acc[t][r / 16] lane r % 16 for the panel's first `valid` rows.
 template <int T>
-__attribute__((always_inline)) inline void store_tile(const __m512 (&acc)[T][2], float* c, std::size_t c_stride, int valid, bool accumulate) {
+__attribute__((always_inline)) inline void store_tile(const __m512 (&acc)[T][2], float* c, std::size_t c_stride,
+                                                      int valid, bool accumulate) {
   const __mmask16 mask[2] = {static_cast<__mmask16>(valid >= 16 ? 0xFFFF : (1u << valid) - 1),
                              static_cast<__mmask16>(valid >= 32 ? 0xFFFF : valid <= 16 ? 0 : (1u << (valid - 16)) - 1)};
   for (int t = 0; t < T; ++t)
@@ -204,8 +207,10 @@ void gemm_float(const std::uint8_t* w, std::size_t stride, std::int64_t rows, st
       for (std::int64_t k = 0; k < cols; k += 16) {
         const auto mask = static_cast<__mmask16>(cols - k >= 16 ? 0xFFFF : (1u << (cols - k)) - 1);
         // Rows past `valid` (a last group's) are zero; the next group's rows are asked for early.
-        if (r + i + kFloatRowGroup < rows) _mm_prefetch(reinterpret_cast<const char*>(row + kFloatRowGroup * stride + k * S::kBytes), _MM_HINT_T0);
-        _mm512_mask_storeu_ps(group + i * cols + k, mask, i < valid ? S::load16(row + k * S::kBytes, mask) : _mm512_setzero_ps());
+        if (r + i + kFloatRowGroup < rows)
+          _mm_prefetch(reinterpret_cast<const char*>(row + kFloatRowGroup * stride + k * S::kBytes), _MM_HINT_T0);
+        _mm512_mask_storeu_ps(group + i * cols + k, mask,
+                              i < valid ? S::load16(row + k * S::kBytes, mask) : _mm512_setzero_ps());
       }
     }
     for (std::int64_t tile = 0; tile < token_tiles(n); ++tile)
@@ -235,10 +240,22 @@ struct Panel {
 // (built in a buffer and reloaded whole, they stalled on store forwarding); blocks is 2, or 1
 // at the end of a legacy-format row, where the upper half is never read; `scales` the row's sub-block
 // scales and offsets for columns k0..k0+kc, 32 rows apart in the panel.
-struct Q4_0Fmt {
-  static constexpr int kBlockCols = 32, kBlockBytes = 18;
+// The legacy formats: the sub-block is the 32-column block, its f16 scale d leads it, m = z·d.
+template <int kBytes, int kZero>
+struct LegacyFmt {
+  static constexpr int kBlockCols = 32, kBlockBytes = kBytes;
   static constexpr bool kQ8K = false;
-  static constexpr int kSub = 32, kZ = 8;
+  static constexpr int kSub = 32, kZ = kZero;
+  static void scales(const std::uint8_t* row, std::int64_t k0, std::int64_t kc, float* s, float* m) {
+    for (std::int64_t b = 0; b < kc / 32; ++b) {
+      const float d = half(row + (k0 / 32 + b) * kBlockBytes);
+      s[b * kRows] = d;
+      m[b * kRows] = kZ * d;
+    }
+  }
+};
+
+struct Q4_0Fmt : LegacyFmt<18, 8> {
   static __m512i codes(const std::uint8_t* row, std::int64_t k0, int blocks) {
     const std::uint8_t* b = row + (k0 / 32) * 18 + 2;
     const __m128i q0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b));
@@ -248,31 +265,14 @@ struct Q4_0Fmt {
                                              _mm256_and_si256(_mm256_srli_epi16(q, 4), m4), 1);
     return _mm512_shuffle_i64x2(lo_hi, lo_hi, _MM_SHUFFLE(3, 1, 2, 0));  // lo0 hi0 lo1 hi1
   }
-  static void scales(const std::uint8_t* row, std::int64_t k0, std::int64_t kc, float* s, float* m) {
-    for (std::int64_t b = 0; b < kc / 32; ++b) {
-      const float d = half(row + (k0 / 32 + b) * 18);
-      s[b * kRows] = d;
-      m[b * kRows] = 8 * d;
-    }
-  }
 };
 
-struct Q8_0Fmt {
-  static constexpr int kBlockCols = 32, kBlockBytes = 34;
-  static constexpr bool kQ8K = false;
-  static constexpr int kSub = 32, kZ = 128;
+struct Q8_0Fmt : LegacyFmt<34, 128> {
   static __m512i codes(const std::uint8_t* row, std::int64_t k0, int blocks) {
     const std::uint8_t* b = row + (k0 / 32) * 34 + 2;
     const __m256i q0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b));
     const __m256i q1 = blocks > 1 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 34)) : _mm256_setzero_si256();
     return _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(q0), q1, 1), _mm512_set1_epi8(-128));
-  }
-  static void scales(const std::uint8_t* row, std::int64_t k0, std::int64_t kc, float* s, float* m) {
-    for (std::int64_t b = 0; b < kc / 32; ++b) {
-      const float d = half(row + (k0 / 32 + b) * 34);
-      s[b * kRows] = d;
-      m[b * kRows] = 128 * d;
-    }
   }
 };
 
