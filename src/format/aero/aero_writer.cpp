@@ -1,6 +1,8 @@
 #include "aero/format/aero_writer.h"
 
+#include <optional>
 #include <set>
+#include <utility>
 
 #include <zstd.h>
 
@@ -35,6 +37,9 @@ struct PlannedShard {
 };
 
 struct PlannedChunk {
+  PlannedChunk(std::string fourcc_, std::string name_, std::string role_, std::uint32_t flags_,
+               std::optional<std::uint32_t> shard = std::nullopt)
+      : fourcc(std::move(fourcc_)), name(std::move(name_)), role(std::move(role_)), flags(flags_), shard_id(shard) {}
   std::string fourcc, name, role;
   std::uint32_t flags = 0;
   std::optional<std::uint32_t> shard_id;
