@@ -100,6 +100,8 @@ TEST(Gemv, SimdPathsEqualTheScalarPath) {
 // Shapes leave ragged rows, tokens and columns: a part panel (42 = 32 + 10 rows, 70 = 2·32 + 6),
 // token counts off the micro-kernel's width, a float column block cut short (144 = 128 + 16),
 // a legacy row ending 32 columns into a 64-column step (224, 96, 288 = 256 + 32).
+// Formats without an integer row kernel (Q4_1, Q5_*) are compared with their f32 GEMV of the
+// activations as the panels quantize them.
 TEST(Matmul, BatchEqualsScalarGemvPerToken) {
   std::mt19937 rng(13);
   ThreadPool pool(2);
@@ -114,7 +116,8 @@ TEST(Matmul, BatchEqualsScalarGemvPerToken) {
         {GgmlType::Q6_K, 512, 42, 9}, {GgmlType::F32, 144, 70, 13}, {GgmlType::BF16, 256, 70, 25},
         {GgmlType::Q4_0, 288, 70, 13}, {GgmlType::Q8_0, 288, 32, 8}, {GgmlType::Q4_K, 768, 70, 13},
         {GgmlType::Q6_K, 768, 70, 25}, {GgmlType::Q4_0, 512, 42, 4}, {GgmlType::F16, 512, 42, 4},
-        {GgmlType::F16, 160, 30, 40}, {GgmlType::F32, 144, 70, 33}}) {
+        {GgmlType::F16, 160, 30, 40}, {GgmlType::F32, 144, 70, 33}, {GgmlType::Q4_1, 288, 42, 9},
+        {GgmlType::Q5_0, 288, 42, 9}, {GgmlType::Q5_1, 224, 42, 9}, {GgmlType::Q5_K, 768, 42, 13}}) {
     auto traits = *quant::type_traits(static_cast<std::uint32_t>(type));
     SCOPED_TRACE(std::string(traits.name) + " " + std::to_string(rows) + "x" + std::to_string(cols) + ", " +
                  std::to_string(n) + " tokens");
@@ -124,9 +127,21 @@ TEST(Matmul, BatchEqualsScalarGemvPerToken) {
     for (auto& v : x) v = std::uniform_real_distribution<float>(-1, 1)(rng);
     std::vector<float> y(static_cast<std::size_t>(n * rows));
     matmul(m, x, n, y, pool);
+    // A format with no integer row kernel dots its rows in f32, but its panels (block formats,
+    // AVX-512) take activations quantized as ggml does: Q8_K for 256-column blocks, else Q8_0.
+    const bool quantized_panels = n >= kGemmMinTokens && kernels(best_isa()).gemm &&
+                                  kernels(best_isa()).gemm(type) && traits.block_elements >= 32 &&
+                                  !has_fast_dot(type, best_isa());
     for (std::int64_t t = 0; t < n; ++t) {
       std::vector<float> expected(static_cast<std::size_t>(rows));
-      gemv(m, std::span(x).subspan(t * cols, cols), expected, pool, Isa::Scalar);
+      std::vector<float> xt(x.begin() + t * cols, x.begin() + (t + 1) * cols);
+      if (quantized_panels) {
+        const GgmlType act = traits.block_elements == 256 ? GgmlType::Q8_K : GgmlType::Q8_0;
+        std::vector<std::uint8_t> xq(*quant::row_bytes(*quant::type_traits(static_cast<std::uint32_t>(act)), cols));
+        quant::encode_from_f32(act, xt, xq);
+        quant::decode_to_f32(act, xq, xt);
+      }
+      gemv(m, xt, expected, pool, Isa::Scalar);
       for (std::int64_t r = 0; r < rows; ++r)
         EXPECT_NEAR(y[t * rows + r], expected[r], 1e-4f * (1 + std::fabs(expected[r])) * std::sqrt(float(cols)))
             << "token " << t << " row " << r;

@@ -59,6 +59,9 @@ ActivationLayout q8_k_layout();
 // activations come prepared either token by token (`act`, the block formats) or as a whole
 // batch (`batch_bytes`/`batch_prepare`, called once per token block of `batch_tokens`).
 inline constexpr int kGemmRows = 32;
+// Below this many tokens a batched product runs the row kernels: unpacking weights for a panel
+// costs about as much as a few tokens' worth of its products.
+inline constexpr std::int64_t kGemmMinTokens = 8;
 struct GemmKernel {
   ActivationLayout act;
   std::size_t (*batch_bytes)(std::int64_t n, std::int64_t cols) = nullptr;

@@ -240,7 +240,9 @@ struct Panel {
 // (built in a buffer and reloaded whole, they stalled on store forwarding); blocks is 2, or 1
 // at the end of a legacy-format row, where the upper half is never read; `scales` the row's sub-block
 // scales and offsets for columns k0..k0+kc, 32 rows apart in the panel.
-// The legacy formats: the sub-block is the 32-column block, its f16 scale d leads it, m = z·d.
+// The legacy formats: the sub-block is the 32-column block and its f16 scale d leads it; the
+// offset is m = z·d for a constant code offset z (Q4_0 8, Q5_0 16, Q8_0 128 once its sign bit
+// is flipped), or the block's own f16 minimum at byte 2 (Q4_1, Q5_1: weight = d·q + min).
 template <int kBytes, int kZero>
 struct LegacyFmt {
   static constexpr int kBlockCols = 32, kBlockBytes = kBytes;
@@ -248,24 +250,42 @@ struct LegacyFmt {
   static constexpr int kSub = 32, kZ = kZero;
   static void scales(const std::uint8_t* row, std::int64_t k0, std::int64_t kc, float* s, float* m) {
     for (std::int64_t b = 0; b < kc / 32; ++b) {
-      const float d = half(row + (k0 / 32 + b) * kBlockBytes);
+      const std::uint8_t* block = row + (k0 / 32 + b) * kBlockBytes;
+      const float d = half(block);
       s[b * kRows] = d;
-      m[b * kRows] = kZ * d;
+      m[b * kRows] = kZ != 0 ? kZ * d : -half(block + 2);
     }
   }
 };
 
-struct Q4_0Fmt : LegacyFmt<18, 8> {
+// A nibble block's 32 codes in column order: low nibbles of its 16 bytes, then the high ones.
+inline __m256i nibble_codes(const std::uint8_t* qs) {
+  const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs)), m4 = _mm_set1_epi8(0x0F);
+  return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), m4), _mm_and_si128(q, m4));
+}
+
+// Q4_0 (18-byte blocks), Q4_1 (20), Q5_0 (22), Q5_1 (24): nibbles at kQs; the 5-bit formats'
+// fifth bits (16) in the little-endian word at kQh, bit j for column j.
+template <int kBytes, int kZero, int kQs, int kQh = -1>
+struct NibbleFmt : LegacyFmt<kBytes, kZero> {
+  static __m256i block(const std::uint8_t* b) {
+    __m256i codes = nibble_codes(b + kQs);
+    if constexpr (kQh >= 0) {
+      std::uint32_t qh;
+      std::memcpy(&qh, b + kQh, 4);
+      codes = _mm256_or_si256(codes, _mm256_maskz_mov_epi8(qh, _mm256_set1_epi8(16)));
+    }
+    return codes;
+  }
   static __m512i codes(const std::uint8_t* row, std::int64_t k0, int blocks) {
-    const std::uint8_t* b = row + (k0 / 32) * 18 + 2;
-    const __m128i q0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b));
-    const __m128i q1 = blocks > 1 ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 18)) : _mm_setzero_si128();
-    const __m256i q = _mm256_set_m128i(q1, q0), m4 = _mm256_set1_epi8(0x0F);
-    const __m512i lo_hi = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(q, m4)),
-                                             _mm256_and_si256(_mm256_srli_epi16(q, 4), m4), 1);
-    return _mm512_shuffle_i64x2(lo_hi, lo_hi, _MM_SHUFFLE(3, 1, 2, 0));  // lo0 hi0 lo1 hi1
+    const std::uint8_t* b = row + (k0 / 32) * kBytes;
+    return _mm512_inserti64x4(_mm512_castsi256_si512(block(b)), blocks > 1 ? block(b + kBytes) : _mm256_setzero_si256(), 1);
   }
 };
+using Q4_0Fmt = NibbleFmt<18, 8, 2>;
+using Q4_1Fmt = NibbleFmt<20, 0, 4>;
+using Q5_0Fmt = NibbleFmt<22, 16, 6, 2>;
+using Q5_1Fmt = NibbleFmt<24, 0, 8, 4>;
 
 struct Q8_0Fmt : LegacyFmt<34, 128> {
   static __m512i codes(const std::uint8_t* row, std::int64_t k0, int blocks) {
@@ -276,21 +296,32 @@ struct Q8_0Fmt : LegacyFmt<34, 128> {
   }
 };
 
-struct Q4_KFmt {
-  static constexpr int kBlockCols = 256, kBlockBytes = 144;
+// Q4_K (144-byte super-blocks) and Q5_K (176): d, dmin (f16), 12 bytes of 6-bit scales and mins
+// (weight = d·scale·q − dmin·min per 32 columns), then Q5_K's 32 bytes of fifth bits, then 128
+// bytes of nibbles: bytes 32c..32c+31 hold columns 64c.. in their low nibbles and 64c+32.. in
+// their high nibbles; Q5_K's fifth bits of those columns are bits 2c and 2c+1 of qh[0..31].
+template <int kBytes, bool kFifthBit>
+struct KNibbleFmt {
+  static constexpr int kBlockCols = 256, kBlockBytes = kBytes;
   static constexpr bool kQ8K = true;
   static constexpr int kSub = 32, kZ = 0;
-  // Super-block: d, dmin (f16), 12 bytes of 6-bit scales and mins, 128 bytes of nibbles: bytes
-  // 32c..32c+31 hold columns 64c.. in their low nibbles and 64c+32.. in their high nibbles.
   static __m512i codes(const std::uint8_t* row, std::int64_t k0, int) {
-    const std::uint8_t* qs = row + (k0 / 256) * 144 + 16 + (k0 % 256) / 2;
-    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs)), m4 = _mm256_set1_epi8(0x0F);
-    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(q, m4)),
-                              _mm256_and_si256(_mm256_srli_epi16(q, 4), m4), 1);
+    const std::uint8_t* b = row + (k0 / 256) * kBytes;
+    const int c = static_cast<int>((k0 % 256) / 64);
+    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + kBytes - 128 + 32 * c));
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+    if constexpr (kFifthBit) {
+      const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 16)), sixteen = _mm256_set1_epi8(16);
+      const __m256i bit_lo = _mm256_set1_epi8(static_cast<char>(1 << (2 * c))), bit_hi = _mm256_set1_epi8(static_cast<char>(2 << (2 * c)));
+      lo = _mm256_or_si256(lo, _mm256_maskz_mov_epi8(_mm256_test_epi8_mask(qh, bit_lo), sixteen));
+      hi = _mm256_or_si256(hi, _mm256_maskz_mov_epi8(_mm256_test_epi8_mask(qh, bit_hi), sixteen));
+    }
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
   }
   static void scales(const std::uint8_t* row, std::int64_t k0, std::int64_t kc, float* s, float* m) {
     for (std::int64_t sb = 0; sb < kc / 256; ++sb) {
-      const std::uint8_t* b = row + (k0 / 256 + sb) * 144;
+      const std::uint8_t* b = row + (k0 / 256 + sb) * kBytes;
       const float d = half(b), dmin = half(b + 2);
       for (int j = 0; j < 8; ++j) {
         std::uint8_t sc, mn;
@@ -301,6 +332,8 @@ struct Q4_KFmt {
     }
   }
 };
+using Q4_KFmt = KNibbleFmt<144, false>;
+using Q5_KFmt = KNibbleFmt<176, true>;
 
 struct Q6_KFmt {
   static constexpr int kBlockCols = 256, kBlockBytes = 210;
@@ -518,15 +551,20 @@ const GemmKernel* avx512_gemm(GgmlType type) {
   static const GemmKernel f32{{}, float_batch_bytes, float_batch_prepare, kFloatTokens, kFloatRowGroup, gemm_float<F32Src>},
       f16{{}, float_batch_bytes, float_batch_prepare, kFloatTokens, kFloatRowGroup, gemm_float<F16Src>},
       bf16{{}, float_batch_bytes, float_batch_prepare, kFloatTokens, kFloatRowGroup, gemm_float<Bf16Src>};
-  static const GemmKernel q4_0 = int_gemm<Q4_0Fmt>(), q8_0 = int_gemm<Q8_0Fmt>(), q4_k = int_gemm<Q4_KFmt>(),
-                          q6_k = int_gemm<Q6_KFmt>();
+  static const GemmKernel q4_0 = int_gemm<Q4_0Fmt>(), q4_1 = int_gemm<Q4_1Fmt>(), q5_0 = int_gemm<Q5_0Fmt>(),
+                          q5_1 = int_gemm<Q5_1Fmt>(), q8_0 = int_gemm<Q8_0Fmt>(), q4_k = int_gemm<Q4_KFmt>(),
+                          q5_k = int_gemm<Q5_KFmt>(), q6_k = int_gemm<Q6_KFmt>();
   switch (type) {
     case GgmlType::F32: return &f32;
     case GgmlType::F16: return &f16;
     case GgmlType::BF16: return &bf16;
     case GgmlType::Q4_0: return &q4_0;
+    case GgmlType::Q4_1: return &q4_1;
+    case GgmlType::Q5_0: return &q5_0;
+    case GgmlType::Q5_1: return &q5_1;
     case GgmlType::Q8_0: return &q8_0;
     case GgmlType::Q4_K: return &q4_k;
+    case GgmlType::Q5_K: return &q5_k;
     case GgmlType::Q6_K: return &q6_k;
     default: return nullptr;
   }

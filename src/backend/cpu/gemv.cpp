@@ -57,10 +57,6 @@ std::int64_t rows_per_task(const quant::Matrix& w, unsigned threads) {
   return (std::min(by_bytes, by_balance) + kMaxRows - 1) / kMaxRows * kMaxRows;
 }
 
-// Below this many tokens a batched product runs the row kernels: unpacking a panel costs about
-// as much as a few tokens' worth of its products.
-constexpr std::int64_t kGemmMinTokens = 8;
-
 }  // namespace
 
 const DotKernels& kernels(Isa isa) {
