@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Side by side on this machine: aero bench and llama.cpp's llama-bench on the same
-# TinyLlama-1.1B-shaped GGUF files (F16, Q8_0, Q4_0, Q4_K_M), same threads, same run.
+# TinyLlama-1.1B-shaped GGUF files (F16, Q8_0, Q4_0, Q4_K_M, Q5_K_M), same threads, same run.
 # Usage: bench/engine_vs_llama_cpp.sh [THREADS=2] [REPS=3]
 # Models go to /tmp/aero-bench; llama.cpp is built outside the repository by
 # bench/build_llama_cpp.sh. Every quantized file is made by aero quantize (its Q4_K_M is byte-identical
@@ -17,11 +17,11 @@ mkdir -p "$models"
 vocab_flag=()
 [ -f "$vocab" ] && vocab_flag=(--vocab "$vocab")
 [ -f "$models/tl-F16.gguf" ] || "$aero" synth "$models/tl-F16.gguf" --arch llama --preset 1b "${vocab_flag[@]}"
-for t in Q8_0 Q4_0 Q4_K_M; do
+for t in Q8_0 Q4_0 Q4_K_M Q5_K_M; do
   [ -f "$models/tl-$t.gguf" ] || "$aero" quantize "$models/tl-F16.gguf" "$models/tl-$t.gguf" "$t"
 done
 
-for t in F16 Q8_0 Q4_0 Q4_K_M; do
+for t in F16 Q8_0 Q4_0 Q4_K_M Q5_K_M; do
   echo "## $t"
   "$aero" bench "$models/tl-$t.gguf" -p 128 -n 64 -t "$threads" -r "$reps"
   "$peer/llama-bench" -m "$models/tl-$t.gguf" -p 128 -n 64 -t "$threads" -r "$reps" 2>/dev/null | grep -E "^\| (model|llama)"

@@ -72,7 +72,8 @@ TEST(Gemv, SimdPathsEqualTheScalarPath) {
                  Case{GgmlType::Q8_0, 3, 4096}, Case{GgmlType::Q4_0, 1, 32}, Case{GgmlType::Q4_K, 23, 512},
                  Case{GgmlType::Q6_K, 19, 768}, Case{GgmlType::Q4_K, 2, 256}, Case{GgmlType::Q6_K, 5, 256},
                  // 512-bit kernels take Q4_0 in fours and Q8_0 in pairs of blocks: every remainder
-                 Case{GgmlType::Q4_0, 9, 224}, Case{GgmlType::Q4_0, 6, 192}, Case{GgmlType::Q8_0, 5, 224}}) {
+                 Case{GgmlType::Q4_0, 9, 224}, Case{GgmlType::Q4_0, 6, 192}, Case{GgmlType::Q8_0, 5, 224},
+                 Case{GgmlType::Q5_K, 13, 768}, Case{GgmlType::Q5_K, 3, 256}}) {
     auto traits = *quant::type_traits(static_cast<std::uint32_t>(c.type));
     SCOPED_TRACE(std::string(traits.name) + " " + std::to_string(c.rows) + "x" + std::to_string(c.cols));
     auto w = make_weights(c.type, c.rows, c.cols, rng);
@@ -117,7 +118,8 @@ TEST(Matmul, BatchEqualsScalarGemvPerToken) {
         {GgmlType::Q4_0, 288, 70, 13}, {GgmlType::Q8_0, 288, 32, 8}, {GgmlType::Q4_K, 768, 70, 13},
         {GgmlType::Q6_K, 768, 70, 25}, {GgmlType::Q4_0, 512, 42, 4}, {GgmlType::F16, 512, 42, 4},
         {GgmlType::F16, 160, 30, 40}, {GgmlType::F32, 144, 70, 33}, {GgmlType::Q4_1, 288, 42, 9},
-        {GgmlType::Q5_0, 288, 42, 9}, {GgmlType::Q5_1, 224, 42, 9}, {GgmlType::Q5_K, 768, 42, 13}}) {
+        {GgmlType::Q5_0, 288, 42, 9}, {GgmlType::Q5_1, 224, 42, 9}, {GgmlType::Q5_K, 768, 42, 13},
+        {GgmlType::Q5_K, 512, 42, 4}}) {
     auto traits = *quant::type_traits(static_cast<std::uint32_t>(type));
     SCOPED_TRACE(std::string(traits.name) + " " + std::to_string(rows) + "x" + std::to_string(cols) + ", " +
                  std::to_string(n) + " tokens");
@@ -152,7 +154,7 @@ TEST(Matmul, BatchEqualsScalarGemvPerToken) {
 TEST(Gemv, ScalarPathIsTheProductOfDecodedWeights) {
   std::mt19937 rng(11);
   ThreadPool pool(1);
-  for (GgmlType type : {GgmlType::F16, GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K}) {
+  for (GgmlType type : {GgmlType::F16, GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K}) {
     const std::int64_t rows = 5, cols = 512;
     auto traits = *quant::type_traits(static_cast<std::uint32_t>(type));
     auto w = make_weights(type, rows, cols, rng);
@@ -160,7 +162,7 @@ TEST(Gemv, ScalarPathIsTheProductOfDecodedWeights) {
     for (auto& v : x) v = std::uniform_real_distribution<float>(-1, 1)(rng);
     // Integer kernels see x as Q8_0: build the expected product from the same rounded x.
     std::vector<float> xe = x;
-    if (type == GgmlType::Q4_K || type == GgmlType::Q6_K) {
+    if (type == GgmlType::Q4_K || type == GgmlType::Q5_K || type == GgmlType::Q6_K) {
       std::vector<std::uint8_t> xq(cols / 256 * 292);
       quant::encode_from_f32(GgmlType::Q8_K, x, xq);
       quant::decode_to_f32(GgmlType::Q8_K, xq, xe);

@@ -95,6 +95,9 @@ struct DotKernels {
   ActivationLayout act_q6_k = q8_k_layout();
   AttendFn attend_f32 = nullptr;  // null: attention goes head by head through the row kernels
   AttendFn attend_f16 = nullptr;
+  DotFn q5_k = nullptr;  // Q8_K activations as act_q5_k lays them out
+  TileFn tile_q5_k = nullptr;
+  ActivationLayout act_q5_k = q8_k_layout();
   // Batched products on packed panels, per weight format (null: none, or for this format).
   const GemmKernel* (*gemm)(quant::GgmlType) = nullptr;
 };

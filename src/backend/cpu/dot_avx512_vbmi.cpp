@@ -260,7 +260,25 @@ struct Q4kBlock {
   float d, dmin;
 };
 
-inline void unpack_q4_k(const std::uint8_t* wb, const Q4kScalePermutes& perm, Q4kBlock& out) {
+// Q5_K: the fifth bit (16) of the codes in parts[k] — sub-blocks kSubOf[k] (first 32 bytes) and
+// kSubOf[k] + 2 (last 32) — is bit `sub-block` of qh[byte % 32].
+struct Q5kBits {
+  __m512i part[4];
+  Q5kBits() {
+    static constexpr int kSubOf[4] = {0, 1, 4, 5};
+    for (int k = 0; k < 4; ++k) {
+      alignas(64) std::uint8_t bits[64];
+      for (int i = 0; i < 64; ++i) bits[i] = static_cast<std::uint8_t>(1u << (kSubOf[k] + (i < 32 ? 0 : 2)));
+      part[k] = _mm512_load_si512(bits);
+    }
+  }
+};
+
+// Q4_K (144-byte super-blocks) or, with kFifth, Q5_K (176: the same with 32 bytes of fifth bits
+// at 16, nibbles at 48).
+template <bool kFifth>
+inline void unpack_qk(const std::uint8_t* wb, const Q4kScalePermutes& perm, Q4kBlock& out) {
+  constexpr int kQs = kFifth ? 48 : 16;
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   constexpr __mmask64 kEvenBytes = 0x5555555555555555ull;
   // 6-bit scales and mins: bytes 0..7 of u are the scales, 8..15 the mins.
@@ -272,11 +290,18 @@ inline void unpack_q4_k(const std::uint8_t* wb, const Q4kScalePermutes& perm, Q4
   u[2] = mins_low;
   u[0] &= 0x3f3f3f3fu;
   const __m128i sm = _mm_loadu_si128(reinterpret_cast<const __m128i*>(u));
-  const __m512i q0 = _mm512_loadu_si512(wb + 16), q1 = _mm512_loadu_si512(wb + 80);
+  const __m512i q0 = _mm512_loadu_si512(wb + kQs), q1 = _mm512_loadu_si512(wb + kQs + 64);
   out.parts[0] = _mm512_and_si512(q0, m4);
   out.parts[1] = _mm512_and_si512(_mm512_srli_epi16(q0, 4), m4);
   out.parts[2] = _mm512_and_si512(q1, m4);
   out.parts[3] = _mm512_and_si512(_mm512_srli_epi16(q1, 4), m4);
+  if constexpr (kFifth) {
+    static const Q5kBits bits;
+    const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + 16)));
+    for (int k = 0; k < 4; ++k)
+      out.parts[k] = _mm512_mask_add_epi8(out.parts[k], _mm512_test_epi8_mask(qh, bits.part[k]), out.parts[k],
+                                          _mm512_set1_epi8(16));
+  }
   for (int k = 0; k < 4; ++k) out.scales[k] = _mm512_maskz_permutexvar_epi8(kEvenBytes, perm.pair[k], _mm512_castsi128_si512(sm));
   out.mins16 = _mm_cvtepu8_epi16(_mm_srli_si128(sm, 8));
   out.d = half(wb);
@@ -296,18 +321,19 @@ inline __m512 q4_k_accumulate(const Q4kBlock& q, const std::uint8_t* xb, __m512 
   return _mm512_fnmadd_ps(_mm512_zextps128_ps512(mins), _mm512_set1_ps(q.dmin * dy), acc);
 }
 
-template <int R>
-void q4_k_rows(const std::uint8_t* w, std::size_t stride, const std::uint8_t* xq, std::int64_t n, float* out) {
+template <bool kFifth, int R>
+void qk_rows(const std::uint8_t* w, std::size_t stride, const std::uint8_t* xq, std::int64_t n, float* out) {
   static const Q4kScalePermutes perm;
+  constexpr int kBlockBytes = kFifth ? 176 : 144;
   __m512 acc[R];
   for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
   for (std::int64_t b = 0; b < n / 256; ++b) {
     const std::uint8_t* xb = xq + b * kQ4kBlock;
     for (int r = 0; r < R; ++r) {
-      const std::uint8_t* wb = w + r * stride + b * 144;
-      prefetch_next_rows(wb, stride, R, 3);
+      const std::uint8_t* wb = w + r * stride + b * kBlockBytes;
+      prefetch_next_rows(wb, stride, R, kFifth ? 4 : 3);
       Q4kBlock q;
-      unpack_q4_k(wb, perm, q);
+      unpack_qk<kFifth>(wb, perm, q);
       acc[r] = q4_k_accumulate(q, xb, acc[r]);
     }
   }
@@ -315,9 +341,11 @@ void q4_k_rows(const std::uint8_t* w, std::size_t stride, const std::uint8_t* xq
 }
 
 // Prompt processing: each row's super-block is unpacked once for the four tokens.
-void q4_k_tile(const std::uint8_t* w, std::size_t stride, const std::uint8_t* xq, std::size_t xq_stride,
-               std::int64_t n, float* out, std::size_t out_stride) {
+template <bool kFifth>
+void qk_tile(const std::uint8_t* w, std::size_t stride, const std::uint8_t* xq, std::size_t xq_stride,
+             std::int64_t n, float* out, std::size_t out_stride) {
   static const Q4kScalePermutes perm;
+  constexpr int kBlockBytes = kFifth ? 176 : 144;
   constexpr int R = kTileRows, T = kTileTokens;
   __m512 acc[R][T];
   for (int r = 0; r < R; ++r)
@@ -325,7 +353,7 @@ void q4_k_tile(const std::uint8_t* w, std::size_t stride, const std::uint8_t* xq
   for (std::int64_t b = 0; b < n / 256; ++b) {
     for (int r = 0; r < R; ++r) {
       Q4kBlock q;
-      unpack_q4_k(w + r * stride + b * 144, perm, q);
+      unpack_qk<kFifth>(w + r * stride + b * kBlockBytes, perm, q);
       for (int t = 0; t < T; ++t) acc[r][t] = q4_k_accumulate(q, xq + t * xq_stride + b * kQ4kBlock, acc[r][t]);
     }
   }
@@ -427,9 +455,12 @@ void use_vbmi_kernels(DotKernels& k) {
   k.tile_q8_0 = Q8::tile;
   k.act_q4_0 = {Q4::bytes, Q4::prepare};
   k.act_q8_0 = {Q8::bytes, Q8::prepare};
-  k.q4_k = by_rows<q4_k_rows<1>, q4_k_rows<2>, q4_k_rows<3>, q4_k_rows<4>>;
-  k.tile_q4_k = q4_k_tile;
+  k.q4_k = by_rows<qk_rows<false, 1>, qk_rows<false, 2>, qk_rows<false, 3>, qk_rows<false, 4>>;
+  k.tile_q4_k = qk_tile<false>;
   k.act_q4_k = {q4_k_bytes, prepare_q4_k};
+  k.q5_k = by_rows<qk_rows<true, 1>, qk_rows<true, 2>, qk_rows<true, 3>, qk_rows<true, 4>>;
+  k.tile_q5_k = qk_tile<true>;
+  k.act_q5_k = {q4_k_bytes, prepare_q4_k};
   k.q6_k = by_rows<q6_k_rows<1>, q6_k_rows<2>, q6_k_rows<3>, q6_k_rows<4>>;
 }
 

@@ -60,10 +60,14 @@ float dot_q4_0(const std::uint8_t* w, const float*, const std::uint8_t* xq, std:
 
 // Q4_K: eight sub-blocks of 32 with 6-bit scale and min: the integer sums per sub-block are
 // scaled by their scale, and the mins meet the activations through Q8_K's group sums.
-float dot_q4_k(const std::uint8_t* w, const float*, const std::uint8_t* xq, std::int64_t n) {
+// Q5_K is Q4_K with a fifth bit per weight: bit j of qh[l] for weight l of sub-block j's
+// nibbles (176-byte super-blocks: qh at 16, nibbles at 48).
+template <bool kFifth>
+float dot_qk(const std::uint8_t* w, const float*, const std::uint8_t* xq, std::int64_t n) {
+  constexpr int kBlockBytes = kFifth ? 176 : 144;
   float sum = 0;
-  for (std::int64_t b = 0; b < n / 256; ++b, w += 144, xq += 292) {
-    const std::uint8_t* q = w + 16;
+  for (std::int64_t b = 0; b < n / 256; ++b, w += kBlockBytes, xq += 292) {
+    const std::uint8_t* q = w + kBlockBytes - 128;
     const auto* q8 = reinterpret_cast<const std::int8_t*>(xq + 4);
     std::int32_t sumi = 0, summ = 0;
     for (int j = 0; j < 8; ++j) {
@@ -71,8 +75,9 @@ float dot_q4_k(const std::uint8_t* w, const float*, const std::uint8_t* xq, std:
       k4_scale_min(j, w + 4, sc, m);
       std::int32_t dot = 0;
       for (int l = 0; l < 32; ++l) {
-        const int nibble = (j % 2 == 0) ? (q[32 * (j / 2) + l] & 0xF) : (q[32 * (j / 2) + l] >> 4);
-        dot += nibble * q8[32 * j + l];
+        int code = (j % 2 == 0) ? (q[32 * (j / 2) + l] & 0xF) : (q[32 * (j / 2) + l] >> 4);
+        if (kFifth) code += ((w[16 + l] >> j) & 1) << 4;
+        dot += code * q8[32 * j + l];
       }
       std::int16_t s0, s1;
       std::memcpy(&s0, xq + 260 + 4 * j, 2);
@@ -140,8 +145,10 @@ void axpy_f16(const std::uint8_t* v, float a, float* y, std::int64_t n) {
 }  // namespace
 
 DotKernels scalar_kernels() {
-  return {rows<dot_f32>, rows<dot_f16>, rows<dot_bf16>, rows<dot_q8_0>, rows<dot_q4_0>, rows<dot_q4_k>, rows<dot_q6_k>,
-          axpy_f32, axpy_f16};
+  DotKernels k{rows<dot_f32>, rows<dot_f16>, rows<dot_bf16>, rows<dot_q8_0>, rows<dot_q4_0>, rows<dot_qk<false>>,
+               rows<dot_q6_k>, axpy_f32, axpy_f16};
+  k.q5_k = rows<dot_qk<true>>;
+  return k;
 }
 
 }  // namespace aero::backend::cpu

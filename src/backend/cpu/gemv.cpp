@@ -21,6 +21,7 @@ DotFn dot_for(GgmlType type, const DotKernels& k) {
     case GgmlType::Q8_0: return k.q8_0;
     case GgmlType::Q4_0: return k.q4_0;
     case GgmlType::Q4_K: return k.q4_k;
+    case GgmlType::Q5_K: return k.q5_k;
     case GgmlType::Q6_K: return k.q6_k;
     default: return nullptr;
   }
@@ -34,6 +35,7 @@ TileFn tile_for(GgmlType type, const DotKernels& k) {
     case GgmlType::Q8_0: return k.tile_q8_0;
     case GgmlType::Q4_0: return k.tile_q4_0;
     case GgmlType::Q4_K: return k.tile_q4_k;
+    case GgmlType::Q5_K: return k.tile_q5_k;
     default: return nullptr;
   }
 }
@@ -43,6 +45,7 @@ ActivationLayout layout_for(GgmlType type, const DotKernels& k) {
     case GgmlType::Q8_0: return k.act_q8_0;
     case GgmlType::Q4_0: return k.act_q4_0;
     case GgmlType::Q4_K: return k.act_q4_k;
+    case GgmlType::Q5_K: return k.act_q5_k;
     case GgmlType::Q6_K: return k.act_q6_k;
     default: return {};
   }
