@@ -55,9 +55,9 @@ ActivationLayout q8_0_with_sums_layout();
 ActivationLayout q8_k_layout();
 
 // A batched product for prompt processing on packed panels (gemm_avx512.cpp): y[t][r] for
-// `rows` weight rows (best a multiple of row_block) and n tokens. The
-// activations come prepared either token by token (`act`, the block formats) or as a whole
-// batch (`batch_bytes`/`batch_prepare`, called once per token block of `batch_tokens`).
+// `rows` weight rows (best a multiple of row_block) and n tokens. The activations come
+// prepared either token by token (`act`, the block formats) or as a whole batch
+// (`batch_bytes`/`batch_prepare`, called once per block of `batch_tokens` tokens: floats).
 inline constexpr int kGemmRows = 32;
 // Below this many tokens a batched product runs the row kernels: unpacking weights for a panel
 // costs about as much as a few tokens' worth of its products.

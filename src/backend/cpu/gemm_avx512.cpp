@@ -224,22 +224,21 @@ void gemm_float(const std::uint8_t* w, std::size_t stride, std::int64_t rows, st
 constexpr std::int64_t kIntCols = 256;  // columns per panel (one K-quant super-block)
 constexpr int kIntTokens = 6;
 
-// Per token: the int8 quants of every column, then for each sub-block {f32 d, 4-byte offset
-// term}: the Q8_0 scale of the 32-column block it lies in, and −z·Σx (int32) or d·Σx (f32)
-// over the sub-block.
-// A panel: codes [column/4][32 rows][4], then per sub-block the 32 rows' scales and offsets.
+// A panel: codes [column/4][32 rows][4], then per sub-block the 32 rows' scales s and offsets m.
 struct Panel {
   std::uint8_t* q;
   float* s;
   float* m;
 };
 
-// Each format: the sub-block length, its constant offset code z (0: per-row mins in the panel),
-// and the unpacking of 32 rows × kIntCols columns (fewer at the end of a legacy-format row).
-// `codes(row, k0, blocks)` gives one row's 64 unsigned codes from column k0, in registers
-// (built in a buffer and reloaded whole, they stalled on store forwarding); blocks is 2, or 1
-// at the end of a legacy-format row, where the upper half is never read; `scales` the row's sub-block
-// scales and offsets for columns k0..k0+kc, 32 rows apart in the panel.
+// Each format's traits: block size (kBlockCols columns in kBlockBytes), sub-block length kSub,
+// constant code offset kZ (0: per-row offsets m in the panel), whether its activations are Q8_K
+// (else Q8_0), and two unpackers. `codes(row, k0, blocks)` gives one row's 64 unsigned codes
+// from column k0 in a register (built in a buffer and reloaded whole, they stalled on store
+// forwarding); blocks is 2, or 1 at the end of a legacy-format row, whose upper half is never
+// read. `scales(row, k0, kc, s, m)` writes the row's sub-block scales and offsets for columns
+// k0..k0+kc, kRows apart.
+//
 // The legacy formats: the sub-block is the 32-column block and its f16 scale d leads it; the
 // offset is m = z·d for a constant code offset z (Q4_0 8, Q5_0 16, Q8_0 128 once its sign bit
 // is flipped), or the block's own f16 minimum at byte 2 (Q4_1, Q5_1: weight = d·q + min).
@@ -343,7 +342,7 @@ struct Q6_KFmt {
   // 128h + 32i + l (i < 4, l < 32) take ql[64h + l + 32(i&1)] (low nibble for i < 2) and bits
   // 2i..2i+1 of qh[32h + l].
   static __m512i codes(const std::uint8_t* row, std::int64_t k0, int) {
-    const std::uint8_t* b = row + (k0 / 256) * 210;
+    const std::uint8_t* b = row + (k0 / 256) * kBlockBytes;
     const int h = static_cast<int>((k0 % 256) / 128), i0 = static_cast<int>((k0 % 128) / 32);  // i0 is 0 or 2
     const __m256i ql = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 64 * h));
     const __m256i ql2 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 64 * h + 32));
@@ -361,7 +360,7 @@ struct Q6_KFmt {
   }
   static void scales(const std::uint8_t* row, std::int64_t k0, std::int64_t kc, float* s, float* m) {
     for (std::int64_t sb = 0; sb < kc / 256; ++sb) {
-      const std::uint8_t* b = row + (k0 / 256 + sb) * 210;
+      const std::uint8_t* b = row + (k0 / 256 + sb) * kBlockBytes;
       const float d = half(b + 208);
       for (int j = 0; j < 16; ++j) {
         const float sc = d * static_cast<std::int8_t>(b[192 + j]);
@@ -446,7 +445,9 @@ void int_kernel_n(int n, const Panel& p, const std::uint8_t* x, std::size_t xs, 
   ((n == T + 1 ? int_kernel<T + 1, F::kSub, F::kZ == 0>(p, x, xs, terms, ts, kc, c, cs, valid, acc) : void()), ...);
 }
 
-// The prepared activations of one token (see XLayout).
+// The prepared activations of one token: the int8 quants of every column, then per sub-block
+// {f32 d, 4 bytes}: the scale of the activation block it lies in, and −z·Σx (int32, formats
+// with kZ) or d·Σx (f32).
 template <class F>
 std::size_t int_x_bytes(std::int64_t cols) {
   return static_cast<std::size_t>(cols) + static_cast<std::size_t>(cols / F::kSub) * 8;
