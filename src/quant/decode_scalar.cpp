@@ -123,20 +123,12 @@ void q2_k(const std::uint8_t* b, float* y, std::int64_t n) {
 
 // Q3_K: hmask[32] · qs[64] · scales[12] (sixteen 6-bit scales) · d f16
 void q3_k(const std::uint8_t* b, float* y, std::int64_t n) {
-  constexpr std::uint32_t kmask1 = 0x03030303, kmask2 = 0x0f0f0f0f;
   for (std::int64_t i = 0; i < n / kQK_K; ++i, b += 110) {
     const std::uint8_t* hm = b;
     const std::uint8_t* q = b + 32;
     const float d_all = fp16_to_fp32(load_u16(b + 108));
-    std::uint32_t aux[4];
-    std::memcpy(aux, b + 96, 12);
-    const std::uint32_t tmp = aux[2];
-    aux[2] = ((aux[0] >> 4) & kmask2) | (((tmp >> 4) & kmask1) << 4);
-    aux[3] = ((aux[1] >> 4) & kmask2) | (((tmp >> 6) & kmask1) << 4);
-    aux[0] = (aux[0] & kmask2) | (((tmp >> 0) & kmask1) << 4);
-    aux[1] = (aux[1] & kmask2) | (((tmp >> 2) & kmask1) << 4);
     std::int8_t scales[16];
-    std::memcpy(scales, aux, 16);
+    quant::k3_scales(b + 96, scales);
     int is = 0;
     std::uint8_t m = 1;
     for (int half = 0; half < 2; ++half, q += 32) {

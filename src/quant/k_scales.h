@@ -1,8 +1,9 @@
-// The 6-bit scale and min j (0..7) of a Q4_K / Q5_K super-block, packed in 12 bytes:
-// shared by the decoders and the dot-product kernels.
+// The 6-bit scales of the K-quant super-blocks, packed in 12 bytes: shared by the decoders
+// and the dot-product kernels.
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 
 namespace aero::quant {
 
@@ -14,6 +15,19 @@ inline void k4_scale_min(int j, const std::uint8_t* q, std::uint8_t& d, std::uin
     d = static_cast<std::uint8_t>((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
     m = static_cast<std::uint8_t>((q[j + 4] >> 4) | ((q[j - 0] >> 6) << 4));
   }
+}
+
+// Q3_K's sixteen 6-bit scales (stored + 32): low nibbles in bytes 0..7, high bit pairs in 8..11.
+inline void k3_scales(const std::uint8_t* q, std::int8_t out[16]) {
+  constexpr std::uint32_t kmask1 = 0x03030303, kmask2 = 0x0f0f0f0f;
+  std::uint32_t aux[4];
+  std::memcpy(aux, q, 12);
+  const std::uint32_t tmp = aux[2];
+  aux[2] = ((aux[0] >> 4) & kmask2) | (((tmp >> 4) & kmask1) << 4);
+  aux[3] = ((aux[1] >> 4) & kmask2) | (((tmp >> 6) & kmask1) << 4);
+  aux[0] = (aux[0] & kmask2) | (((tmp >> 0) & kmask1) << 4);
+  aux[1] = (aux[1] & kmask2) | (((tmp >> 2) & kmask1) << 4);
+  std::memcpy(out, aux, 16);
 }
 
 }  // namespace aero::quant

@@ -73,7 +73,12 @@ TEST(Gemv, SimdPathsEqualTheScalarPath) {
                  Case{GgmlType::Q6_K, 19, 768}, Case{GgmlType::Q4_K, 2, 256}, Case{GgmlType::Q6_K, 5, 256},
                  // 512-bit kernels take Q4_0 in fours and Q8_0 in pairs of blocks: every remainder
                  Case{GgmlType::Q4_0, 9, 224}, Case{GgmlType::Q4_0, 6, 192}, Case{GgmlType::Q8_0, 5, 224},
-                 Case{GgmlType::Q5_K, 13, 768}, Case{GgmlType::Q5_K, 3, 256}}) {
+                 Case{GgmlType::Q5_K, 13, 768}, Case{GgmlType::Q5_K, 3, 256},
+                 // the generic block kernels: 256-column chunks with a short last one (legacy
+                 // formats), rows in fours and a remainder
+                 Case{GgmlType::Q4_1, 11, 352}, Case{GgmlType::Q5_0, 9, 96}, Case{GgmlType::Q5_1, 6, 288},
+                 Case{GgmlType::IQ4_NL, 7, 544}, Case{GgmlType::Q2_K, 11, 768}, Case{GgmlType::Q3_K, 9, 512},
+                 Case{GgmlType::IQ4_XS, 10, 768}, Case{GgmlType::Q2_K, 1, 256}}) {
     auto traits = *quant::type_traits(static_cast<std::uint32_t>(c.type));
     SCOPED_TRACE(std::string(traits.name) + " " + std::to_string(c.rows) + "x" + std::to_string(c.cols));
     auto w = make_weights(c.type, c.rows, c.cols, rng);
@@ -101,8 +106,6 @@ TEST(Gemv, SimdPathsEqualTheScalarPath) {
 // Shapes leave ragged rows, tokens and columns: a part panel (42 = 32 + 10 rows, 70 = 2·32 + 6),
 // token counts off the micro-kernel's width, a float column block cut short (144 = 128 + 16),
 // a legacy row ending 32 columns into a 64-column step (224, 96, 288 = 256 + 32).
-// Formats without an integer row kernel (Q4_1, Q5_*) are compared with their f32 GEMV of the
-// activations as the panels quantize them.
 TEST(Matmul, BatchEqualsScalarGemvPerToken) {
   std::mt19937 rng(13);
   ThreadPool pool(2);
@@ -119,7 +122,8 @@ TEST(Matmul, BatchEqualsScalarGemvPerToken) {
         {GgmlType::Q6_K, 768, 70, 25}, {GgmlType::Q4_0, 512, 42, 4}, {GgmlType::F16, 512, 42, 4},
         {GgmlType::F16, 160, 30, 40}, {GgmlType::F32, 144, 70, 33}, {GgmlType::Q4_1, 288, 42, 9},
         {GgmlType::Q5_0, 288, 42, 9}, {GgmlType::Q5_1, 224, 42, 9}, {GgmlType::Q5_K, 768, 42, 13},
-        {GgmlType::Q5_K, 512, 42, 4}}) {
+        {GgmlType::Q5_K, 512, 42, 4}, {GgmlType::Q2_K, 512, 42, 9}, {GgmlType::Q3_K, 768, 70, 13},
+        {GgmlType::IQ4_NL, 288, 42, 9}, {GgmlType::IQ4_XS, 512, 42, 9}, {GgmlType::Q3_K, 256, 42, 4}}) {
     auto traits = *quant::type_traits(static_cast<std::uint32_t>(type));
     SCOPED_TRACE(std::string(traits.name) + " " + std::to_string(rows) + "x" + std::to_string(cols) + ", " +
                  std::to_string(n) + " tokens");
@@ -129,20 +133,9 @@ TEST(Matmul, BatchEqualsScalarGemvPerToken) {
     for (auto& v : x) v = std::uniform_real_distribution<float>(-1, 1)(rng);
     std::vector<float> y(static_cast<std::size_t>(n * rows));
     matmul(m, x, n, y, pool);
-    // A format with no integer row kernel dots its rows in f32, but its panels (block formats,
-    // AVX-512) take activations quantized as ggml does: Q8_K for 256-column blocks, else Q8_0.
-    const bool quantized_panels = n >= kGemmMinTokens && kernels(best_isa()).gemm &&
-                                  kernels(best_isa()).gemm(type) && traits.block_elements >= 32 &&
-                                  !has_fast_dot(type, best_isa());
     for (std::int64_t t = 0; t < n; ++t) {
       std::vector<float> expected(static_cast<std::size_t>(rows));
       std::vector<float> xt(x.begin() + t * cols, x.begin() + (t + 1) * cols);
-      if (quantized_panels) {
-        const GgmlType act = traits.block_elements == 256 ? GgmlType::Q8_K : GgmlType::Q8_0;
-        std::vector<std::uint8_t> xq(*quant::row_bytes(*quant::type_traits(static_cast<std::uint32_t>(act)), cols));
-        quant::encode_from_f32(act, xt, xq);
-        quant::decode_to_f32(act, xq, xt);
-      }
       gemv(m, xt, expected, pool, Isa::Scalar);
       for (std::int64_t r = 0; r < rows; ++r)
         EXPECT_NEAR(y[t * rows + r], expected[r], 1e-4f * (1 + std::fabs(expected[r])) * std::sqrt(float(cols)))
@@ -154,15 +147,17 @@ TEST(Matmul, BatchEqualsScalarGemvPerToken) {
 TEST(Gemv, ScalarPathIsTheProductOfDecodedWeights) {
   std::mt19937 rng(11);
   ThreadPool pool(1);
-  for (GgmlType type : {GgmlType::F16, GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K}) {
+  for (GgmlType type : {GgmlType::F16, GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K,
+                        GgmlType::Q4_1, GgmlType::Q2_K, GgmlType::IQ4_NL}) {
     const std::int64_t rows = 5, cols = 512;
     auto traits = *quant::type_traits(static_cast<std::uint32_t>(type));
     auto w = make_weights(type, rows, cols, rng);
     std::vector<float> x(cols);
     for (auto& v : x) v = std::uniform_real_distribution<float>(-1, 1)(rng);
-    // Integer kernels see x as Q8_0: build the expected product from the same rounded x.
+    // Block formats see x quantized as ggml pairs them (the integer kernels' activations, and
+    // the decode-then-dot fallback's): build the expected product from the same rounded x.
     std::vector<float> xe = x;
-    if (type == GgmlType::Q4_K || type == GgmlType::Q5_K || type == GgmlType::Q6_K) {
+    if (traits.block_elements == 256) {
       std::vector<std::uint8_t> xq(cols / 256 * 292);
       quant::encode_from_f32(GgmlType::Q8_K, x, xq);
       quant::decode_to_f32(GgmlType::Q8_K, xq, xe);

@@ -54,6 +54,12 @@ struct ActivationLayout {
 ActivationLayout q8_0_with_sums_layout();
 ActivationLayout q8_k_layout();
 
+// A row kernel with the layout of the activations it reads.
+struct RowKernel {
+  DotFn dot = nullptr;
+  ActivationLayout act;
+};
+
 // A batched product for prompt processing on packed panels (gemm_avx512.cpp): y[t][r] for
 // `rows` weight rows (best a multiple of row_block) and n tokens. The activations come
 // prepared either token by token (`act`, the block formats) or as a whole batch
@@ -100,6 +106,8 @@ struct DotKernels {
   ActivationLayout act_q5_k = q8_k_layout();
   // Batched products on packed panels, per weight format (null: none, or for this format).
   const GemmKernel* (*gemm)(quant::GgmlType) = nullptr;
+  // Row kernels of the formats with no kernel above (null: none, or for this format).
+  const RowKernel* (*block_rows)(quant::GgmlType) = nullptr;
 };
 
 DotKernels scalar_kernels();
@@ -110,6 +118,7 @@ DotKernels avx512_kernels();  // built with AVX-512 F/BW/VL/VNNI
 void use_vbmi_kernels(DotKernels& k);
 bool cpu_has_avx512_vbmi();
 const GemmKernel* avx512_gemm(quant::GgmlType type);
+const RowKernel* avx512_block_rows(quant::GgmlType type);  // rows_avx512.cpp
 // Q8_0 blocks of a row, identical to the reference quantizer's (AVX-512 F machines only).
 void quantize_q8_0_avx512(const float* x, std::int64_t cols, std::uint8_t* blocks);
 const DotKernels& kernels(Isa isa);

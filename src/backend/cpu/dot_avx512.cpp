@@ -13,7 +13,7 @@ DotKernels avx512_kernels() {
   k.gemm = avx512_gemm;
   k.attend_f32 = attend<F32Load>;
   k.attend_f16 = attend<F16Load>;
-  k.q5_k = scalar_kernels().q5_k;  // no vector Q5_K kernel for this instruction set
+  k.block_rows = avx512_block_rows;  // Q5_K among them, unless VBMI's kernel takes it
   if (cpu_has_avx512_vbmi()) use_vbmi_kernels(k);
   return k;
 }

@@ -11,12 +11,11 @@
 //   12 rows × 32 tokens of sums (see "Float formats").
 // The weights stay where they lie; panels are per-thread scratch buffers.
 //
-// Block formats: a weight is s·q − m per sub-block (q the unsigned code, s its scale, m its
-// offset): Q4_0 s = d, m = 8d; Q8_0 q + 128 (sign bit flipped), m = 128d; Q6_K sub-blocks of
-// 16 with s = d·scale, m = 32s; Q4_K s = d·scale, m = dmin·min. Activations are quantized as
-// the row kernels quantize them (Q8_0, or Q8_K for the K-quants) and laid out as int8 rows
-// plus, per sub-block, the scale and the offset's share: −z·Σx as an int32 that starts the
-// integer sum when m = z·s for a constant z, else d·Σx for an f32 multiply by the panel's m.
+// Block formats (block_codes_avx512.h): a weight is s·q − m per sub-block (q the unsigned code,
+// s its scale, m its offset). Activations are quantized as the row kernels quantize them (Q8_0,
+// or Q8_K for the super-block formats) and laid out as int8 rows plus, per sub-block, the
+// scale and the offset's share: −z·Σx as an int32 that starts the integer sum when m = z·s for
+// a constant z, else d·Σx for an f32 multiply by the panel's m.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
@@ -26,17 +25,14 @@
 #include <vector>
 
 #include "aero/quant/types.h"
+#include "backend/cpu/block_codes_avx512.h"
 #include "backend/cpu/dot.h"
-#include "quant/half.h"
-#include "quant/k_scales.h"
 
 namespace aero::backend::cpu {
 namespace {
 
 using quant::GgmlType;
-
-// F16C's conversion (the portable one branches).
-inline float half(const std::uint8_t* p) { return _cvtsh_ss(quant::load_u16(p)); }
+using namespace codes;
 
 constexpr int kRows = kGemmRows;  // rows of a panel: two 16-lane registers
 
@@ -231,145 +227,6 @@ struct Panel {
   float* m;
 };
 
-// Each format's traits: block size (kBlockCols columns in kBlockBytes), sub-block length kSub,
-// constant code offset kZ (0: per-row offsets m in the panel), whether its activations are Q8_K
-// (else Q8_0), and two unpackers. `codes(row, k0, blocks)` gives one row's 64 unsigned codes
-// from column k0 in a register (built in a buffer and reloaded whole, they stalled on store
-// forwarding); blocks is 2, or 1 at the end of a legacy-format row, whose upper half is never
-// read. `scales(row, k0, kc, s, m)` writes the row's sub-block scales and offsets for columns
-// k0..k0+kc, kRows apart.
-//
-// The legacy formats: the sub-block is the 32-column block and its f16 scale d leads it; the
-// offset is m = z·d for a constant code offset z (Q4_0 8, Q5_0 16, Q8_0 128 once its sign bit
-// is flipped), or the block's own f16 minimum at byte 2 (Q4_1, Q5_1: weight = d·q + min).
-template <int kBytes, int kZero>
-struct LegacyFmt {
-  static constexpr int kBlockCols = 32, kBlockBytes = kBytes;
-  static constexpr bool kQ8K = false;
-  static constexpr int kSub = 32, kZ = kZero;
-  static void scales(const std::uint8_t* row, std::int64_t k0, std::int64_t kc, float* s, float* m) {
-    for (std::int64_t b = 0; b < kc / 32; ++b) {
-      const std::uint8_t* block = row + (k0 / 32 + b) * kBlockBytes;
-      const float d = half(block);
-      s[b * kRows] = d;
-      m[b * kRows] = kZ != 0 ? kZ * d : -half(block + 2);
-    }
-  }
-};
-
-// A nibble block's 32 codes in column order: low nibbles of its 16 bytes, then the high ones.
-inline __m256i nibble_codes(const std::uint8_t* qs) {
-  const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs)), m4 = _mm_set1_epi8(0x0F);
-  return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), m4), _mm_and_si128(q, m4));
-}
-
-// Q4_0 (18-byte blocks), Q4_1 (20), Q5_0 (22), Q5_1 (24): nibbles at kQs; the 5-bit formats'
-// fifth bits (16) in the little-endian word at kQh, bit j for column j.
-template <int kBytes, int kZero, int kQs, int kQh = -1>
-struct NibbleFmt : LegacyFmt<kBytes, kZero> {
-  static __m256i block(const std::uint8_t* b) {
-    __m256i codes = nibble_codes(b + kQs);
-    if constexpr (kQh >= 0) {
-      std::uint32_t qh;
-      std::memcpy(&qh, b + kQh, 4);
-      codes = _mm256_or_si256(codes, _mm256_maskz_mov_epi8(qh, _mm256_set1_epi8(16)));
-    }
-    return codes;
-  }
-  static __m512i codes(const std::uint8_t* row, std::int64_t k0, int blocks) {
-    const std::uint8_t* b = row + (k0 / 32) * kBytes;
-    return _mm512_inserti64x4(_mm512_castsi256_si512(block(b)), blocks > 1 ? block(b + kBytes) : _mm256_setzero_si256(), 1);
-  }
-};
-using Q4_0Fmt = NibbleFmt<18, 8, 2>;
-using Q4_1Fmt = NibbleFmt<20, 0, 4>;
-using Q5_0Fmt = NibbleFmt<22, 16, 6, 2>;
-using Q5_1Fmt = NibbleFmt<24, 0, 8, 4>;
-
-struct Q8_0Fmt : LegacyFmt<34, 128> {
-  static __m512i codes(const std::uint8_t* row, std::int64_t k0, int blocks) {
-    const std::uint8_t* b = row + (k0 / 32) * 34 + 2;
-    const __m256i q0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b));
-    const __m256i q1 = blocks > 1 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 34)) : _mm256_setzero_si256();
-    return _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(q0), q1, 1), _mm512_set1_epi8(-128));
-  }
-};
-
-// Q4_K (144-byte super-blocks) and Q5_K (176): d, dmin (f16), 12 bytes of 6-bit scales and mins
-// (weight = d·scale·q − dmin·min per 32 columns), then Q5_K's 32 bytes of fifth bits, then 128
-// bytes of nibbles: bytes 32c..32c+31 hold columns 64c.. in their low nibbles and 64c+32.. in
-// their high nibbles; Q5_K's fifth bits of those columns are bits 2c and 2c+1 of qh[0..31].
-template <int kBytes, bool kFifthBit>
-struct KNibbleFmt {
-  static constexpr int kBlockCols = 256, kBlockBytes = kBytes;
-  static constexpr bool kQ8K = true;
-  static constexpr int kSub = 32, kZ = 0;
-  static __m512i codes(const std::uint8_t* row, std::int64_t k0, int) {
-    const std::uint8_t* b = row + (k0 / 256) * kBytes;
-    const int c = static_cast<int>((k0 % 256) / 64);
-    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + kBytes - 128 + 32 * c));
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
-    __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-    if constexpr (kFifthBit) {
-      const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 16)), sixteen = _mm256_set1_epi8(16);
-      const __m256i bit_lo = _mm256_set1_epi8(static_cast<char>(1 << (2 * c))), bit_hi = _mm256_set1_epi8(static_cast<char>(2 << (2 * c)));
-      lo = _mm256_or_si256(lo, _mm256_maskz_mov_epi8(_mm256_test_epi8_mask(qh, bit_lo), sixteen));
-      hi = _mm256_or_si256(hi, _mm256_maskz_mov_epi8(_mm256_test_epi8_mask(qh, bit_hi), sixteen));
-    }
-    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-  }
-  static void scales(const std::uint8_t* row, std::int64_t k0, std::int64_t kc, float* s, float* m) {
-    for (std::int64_t sb = 0; sb < kc / 256; ++sb) {
-      const std::uint8_t* b = row + (k0 / 256 + sb) * kBytes;
-      const float d = half(b), dmin = half(b + 2);
-      for (int j = 0; j < 8; ++j) {
-        std::uint8_t sc, mn;
-        quant::k4_scale_min(j, b + 4, sc, mn);
-        s[(8 * sb + j) * kRows] = d * sc;
-        m[(8 * sb + j) * kRows] = dmin * mn;
-      }
-    }
-  }
-};
-using Q4_KFmt = KNibbleFmt<144, false>;
-using Q5_KFmt = KNibbleFmt<176, true>;
-
-struct Q6_KFmt {
-  static constexpr int kBlockCols = 256, kBlockBytes = 210;
-  static constexpr bool kQ8K = true;
-  static constexpr int kSub = 16, kZ = 32;
-  // Super-block: ql[128] low nibbles, qh[64] high bit pairs, 16 int8 scales, f16 d. Columns
-  // 128h + 32i + l (i < 4, l < 32) take ql[64h + l + 32(i&1)] (low nibble for i < 2) and bits
-  // 2i..2i+1 of qh[32h + l].
-  static __m512i codes(const std::uint8_t* row, std::int64_t k0, int) {
-    const std::uint8_t* b = row + (k0 / 256) * kBlockBytes;
-    const int h = static_cast<int>((k0 % 256) / 128), i0 = static_cast<int>((k0 % 128) / 32);  // i0 is 0 or 2
-    const __m256i ql = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 64 * h));
-    const __m256i ql2 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 64 * h + 32));
-    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 128 + 32 * h));
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
-    __m256i part[2];
-    for (int j = 0; j < 2; ++j) {
-      const int i = i0 + j;
-      const __m256i low = (i & 1) ? ql2 : ql;
-      const __m256i nib = i < 2 ? _mm256_and_si256(low, m4) : _mm256_and_si256(_mm256_srli_epi16(low, 4), m4);
-      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * i), m3);
-      part[j] = _mm256_or_si256(nib, _mm256_slli_epi16(hi, 4));
-    }
-    return _mm512_inserti64x4(_mm512_castsi256_si512(part[0]), part[1], 1);
-  }
-  static void scales(const std::uint8_t* row, std::int64_t k0, std::int64_t kc, float* s, float* m) {
-    for (std::int64_t sb = 0; sb < kc / 256; ++sb) {
-      const std::uint8_t* b = row + (k0 / 256 + sb) * kBlockBytes;
-      const float d = half(b + 208);
-      for (int j = 0; j < 16; ++j) {
-        const float sc = d * static_cast<std::int8_t>(b[192 + j]);
-        s[(16 * sb + j) * kRows] = sc;
-        m[(16 * sb + j) * kRows] = 32 * sc;
-      }
-    }
-  }
-};
 
 template <class F>
 void pack_int(const std::uint8_t* w, std::size_t stride, int valid, std::int64_t k0, std::int64_t kc, const Panel& p) {
@@ -385,7 +242,7 @@ void pack_int(const std::uint8_t* w, std::size_t stride, int valid, std::int64_t
     std::memset(p.s, 0, static_cast<std::size_t>(kc / F::kSub) * kRows * sizeof(float));
     std::memset(p.m, 0, static_cast<std::size_t>(kc / F::kSub) * kRows * sizeof(float));
   }
-  for (int r = 0; r < valid; ++r) F::scales(w + r * stride, k0, kc, p.s + r, p.m + r);
+  for (int r = 0; r < valid; ++r) F::scales(w + r * stride, k0, kc, p.s + r, p.m + r, kRows);
 }
 
 // c[t][0..31] (+)= Σ over the panel's sub-blocks of (s·Σ q·x)·dx − (m·dx·Σx) for T tokens;
@@ -554,7 +411,9 @@ const GemmKernel* avx512_gemm(GgmlType type) {
       bf16{{}, float_batch_bytes, float_batch_prepare, kFloatTokens, kFloatRowGroup, gemm_float<Bf16Src>};
   static const GemmKernel q4_0 = int_gemm<Q4_0Fmt>(), q4_1 = int_gemm<Q4_1Fmt>(), q5_0 = int_gemm<Q5_0Fmt>(),
                           q5_1 = int_gemm<Q5_1Fmt>(), q8_0 = int_gemm<Q8_0Fmt>(), q4_k = int_gemm<Q4_KFmt>(),
-                          q5_k = int_gemm<Q5_KFmt>(), q6_k = int_gemm<Q6_KFmt>();
+                          q5_k = int_gemm<Q5_KFmt>(), q6_k = int_gemm<Q6_KFmt>(),
+                          q2_k = int_gemm<Q2_KFmt>(), q3_k = int_gemm<Q3_KFmt>(), iq4_nl = int_gemm<IQ4_NLFmt>(),
+                          iq4_xs = int_gemm<IQ4_XSFmt>();
   switch (type) {
     case GgmlType::F32: return &f32;
     case GgmlType::F16: return &f16;
@@ -567,6 +426,10 @@ const GemmKernel* avx512_gemm(GgmlType type) {
     case GgmlType::Q4_K: return &q4_k;
     case GgmlType::Q5_K: return &q5_k;
     case GgmlType::Q6_K: return &q6_k;
+    case GgmlType::Q2_K: return &q2_k;
+    case GgmlType::Q3_K: return &q3_k;
+    case GgmlType::IQ4_NL: return &iq4_nl;
+    case GgmlType::IQ4_XS: return &iq4_xs;
     default: return nullptr;
   }
 }

@@ -13,7 +13,7 @@ namespace {
 
 using quant::GgmlType;
 
-DotFn dot_for(GgmlType type, const DotKernels& k) {
+DotFn dot_field(GgmlType type, const DotKernels& k) {
   switch (type) {
     case GgmlType::F32: return k.f32;
     case GgmlType::F16: return k.f16;
@@ -25,6 +25,24 @@ DotFn dot_for(GgmlType type, const DotKernels& k) {
     case GgmlType::Q6_K: return k.q6_k;
     default: return nullptr;
   }
+}
+
+ActivationLayout layout_field(GgmlType type, const DotKernels& k) {
+  switch (type) {
+    case GgmlType::Q8_0: return k.act_q8_0;
+    case GgmlType::Q4_0: return k.act_q4_0;
+    case GgmlType::Q4_K: return k.act_q4_k;
+    case GgmlType::Q5_K: return k.act_q5_k;
+    case GgmlType::Q6_K: return k.act_q6_k;
+    default: return {};
+  }
+}
+
+// The kernel set's row kernel for a format: its own field, else its generic block kernels.
+RowKernel row_kernel(GgmlType type, const DotKernels& k) {
+  if (DotFn dot = dot_field(type, k)) return {dot, layout_field(type, k)};
+  if (const RowKernel* generic = k.block_rows ? k.block_rows(type) : nullptr) return *generic;
+  return {};
 }
 
 TileFn tile_for(GgmlType type, const DotKernels& k) {
@@ -40,15 +58,23 @@ TileFn tile_for(GgmlType type, const DotKernels& k) {
   }
 }
 
-ActivationLayout layout_for(GgmlType type, const DotKernels& k) {
-  switch (type) {
-    case GgmlType::Q8_0: return k.act_q8_0;
-    case GgmlType::Q4_0: return k.act_q4_0;
-    case GgmlType::Q4_K: return k.act_q4_k;
-    case GgmlType::Q5_K: return k.act_q5_k;
-    case GgmlType::Q6_K: return k.act_q6_k;
-    default: return {};
-  }
+// The decode-then-dot fallback sees a block format's activations as an integer kernel would:
+// quantized as ggml pairs the format (Q8_K for 256-column blocks, else Q8_0) and decoded back
+// to f32, so that every path computes the same product of a format.
+template <GgmlType kAct>
+void prepare_dequantized(const float* x, std::int64_t cols, std::uint8_t* out) {
+  thread_local std::vector<std::uint8_t> blocks;
+  blocks.resize(*quant::row_bytes(*quant::type_traits(static_cast<std::uint32_t>(kAct)), static_cast<std::uint64_t>(cols)));
+  quant::encode_from_f32(kAct, {x, static_cast<std::size_t>(cols)}, blocks);
+  quant::decode_to_f32(kAct, blocks, {reinterpret_cast<float*>(out), static_cast<std::size_t>(cols)});
+}
+
+std::size_t f32_bytes(std::int64_t cols) { return static_cast<std::size_t>(cols) * sizeof(float); }
+
+ActivationLayout fallback_layout(const quant::TypeTraits& traits) {
+  if (traits.block_elements == 256) return {f32_bytes, prepare_dequantized<GgmlType::Q8_K>};
+  if (traits.block_elements == 32) return {f32_bytes, prepare_dequantized<GgmlType::Q8_0>};
+  return {};  // float formats: as they are
 }
 
 // Rows per task: enough that a task streams a few hundred KiB of weights, few enough that
@@ -101,7 +127,7 @@ std::string_view isa_name(Isa isa) {
   return "?";
 }
 
-bool has_fast_dot(GgmlType type, Isa isa) { return dot_for(type, kernels(isa)) != nullptr; }
+bool has_fast_dot(GgmlType type, Isa isa) { return row_kernel(type, kernels(isa)).dot != nullptr; }
 
 namespace {
 
@@ -146,9 +172,10 @@ void matmul(const quant::Matrix& w, std::span<const float> x, std::int64_t n, st
   // Enough tokens to pay for unpacking each panel once: the packed-panel product; else row
   // kernels (and their 4 × 4 tiles).
   const GemmKernel* gemm = n >= kGemmMinTokens && ks.gemm ? ks.gemm(w.type) : nullptr;
-  const DotFn dot = dot_for(w.type, ks);
+  const RowKernel row = row_kernel(w.type, ks);
+  const DotFn dot = row.dot;
   const TileFn tile = tile_for(w.type, ks);
-  const ActivationLayout layout = gemm ? gemm->act : dot ? layout_for(w.type, ks) : ActivationLayout{};
+  const ActivationLayout layout = gemm ? gemm->act : dot ? row.act : fallback_layout(*traits);
   const std::size_t xq_stride = layout.bytes ? layout.bytes(w.cols) : 0;
   // Kept per calling thread: generation makes hundreds of these calls per token. Named
   // through a plain reference, because a lambda naming a thread_local directly would reach
@@ -206,9 +233,12 @@ void matmul(const quant::Matrix& w, std::span<const float> x, std::int64_t n, st
     std::vector<float> decoded(static_cast<std::size_t>(w.cols));  // fallback: decode a row, dot in f32
     for (std::int64_t r = begin; r < end; ++r) {
       traits->decode(w.data + static_cast<std::size_t>(r) * w.row_bytes, decoded.data(), w.cols);
-      for (std::int64_t t = 0; t < n; ++t)
-        f32_dot(reinterpret_cast<const std::uint8_t*>(decoded.data()), 0, 1, x.data() + t * w.cols, nullptr, w.cols,
+      for (std::int64_t t = 0; t < n; ++t) {
+        const float* xt = xq_stride ? reinterpret_cast<const float*>(xq.data() + static_cast<std::size_t>(t) * xq_stride)
+                                    : x.data() + t * w.cols;
+        f32_dot(reinterpret_cast<const std::uint8_t*>(decoded.data()), 0, 1, xt, nullptr, w.cols,
                 y.data() + t * w.rows + r);
+      }
     }
   });
 }

@@ -1,5 +1,8 @@
 #include "aero/backend/memory_bandwidth.h"
 
+// GCC 12 flags its own _mm512_undefined_* placeholders inside the intrinsics headers.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
 #include <algorithm>

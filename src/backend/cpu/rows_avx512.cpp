@@ -1,0 +1,141 @@
+// Row kernels (token generation) for the block formats that have no hand-tuned kernel, on any
+// AVX-512 VNNI machine: Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, IQ4_NL, IQ4_XS (and Q5_K without VBMI).
+// They read each format through the same traits as the packed panels (block_codes_avx512.h):
+// 64 unsigned codes per step meet the row's int8 activations in one VNNI dot, whose 16 lanes
+// hold partial sums of two (32-column) or four (16-column) sub-blocks; one permute spreads
+// those sub-blocks' scales s·dx over their lanes for a fused multiply-add. The offsets m of a
+// whole 256-column chunk meet the activation sums d·Σx in one more multiply-add, so per 256
+// columns a row costs the format's scale unpacking plus four steps of a few instructions.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "aero/quant/types.h"
+#include "backend/cpu/block_codes_avx512.h"
+#include "backend/cpu/dot.h"
+
+namespace aero::backend::cpu {
+namespace {
+
+using quant::GgmlType;
+using namespace codes;
+
+constexpr std::int64_t kChunk = 256;  // columns whose scales are unpacked at once (16 lanes' worth)
+
+std::size_t quant_bytes(std::int64_t cols) { return static_cast<std::size_t>((cols + 63) / 64 * 64); }
+
+// Prepared activations: the int8 quants of every column (zero up to a multiple of 64), then per
+// sub-block the scale dx of the activation block it lies in, then dx·Σx over the sub-block.
+template <class F>
+std::size_t row_x_bytes(std::int64_t cols) {
+  return quant_bytes(cols) + 2 * sizeof(float) * static_cast<std::size_t>(cols / F::kSub);
+}
+
+// Quantized as ggml pairs the format (Q8_K for the super-block formats, else Q8_0).
+template <class F>
+void row_x_prepare(const float* x, std::int64_t cols, std::uint8_t* out) {
+  constexpr int kBlock = F::kQ8K ? 256 : 32, kBlockBytes = F::kQ8K ? 292 : 34, kQuants = F::kQ8K ? 4 : 2;
+  thread_local std::vector<std::uint8_t> blocks;
+  blocks.resize(static_cast<std::size_t>(cols / kBlock) * kBlockBytes);
+  if constexpr (F::kQ8K) quant::encode_from_f32(GgmlType::Q8_K, {x, static_cast<std::size_t>(cols)}, blocks);
+  else quantize_q8_0_avx512(x, cols, blocks.data());
+  std::memset(out + cols, 0, quant_bytes(cols) - static_cast<std::size_t>(cols));
+  const std::int64_t subs = cols / F::kSub;
+  auto* dx = reinterpret_cast<float*>(out + quant_bytes(cols));
+  float* dsum = dx + subs;
+  for (std::int64_t b = 0; b < cols / kBlock; ++b) {
+    const std::uint8_t* blk = blocks.data() + b * kBlockBytes;
+    const auto* q = reinterpret_cast<const std::int8_t*>(blk + kQuants);
+    std::memcpy(out + kBlock * b, q, kBlock);
+    float d;
+    if constexpr (F::kQ8K) std::memcpy(&d, blk, 4);
+    else d = half(blk);
+    for (int part = 0; part < kBlock / F::kSub; ++part) {
+      std::int32_t sum = 0;
+      for (int j = 0; j < F::kSub; ++j) sum += q[part * F::kSub + j];
+      const std::int64_t sub = b * (kBlock / F::kSub) + part;
+      dx[sub] = d;
+      dsum[sub] = d * static_cast<float>(sum);
+    }
+  }
+}
+
+template <class F, int R>
+void block_rows(const std::uint8_t* w, std::size_t stride, const std::uint8_t* xq, std::int64_t cols, float* out) {
+  constexpr int kSubsPerStep = 64 / F::kSub;
+  const auto* dx = reinterpret_cast<const float*>(xq + quant_bytes(cols));
+  const float* dsum = dx + cols / F::kSub;
+  // Lane l of a step's VNNI sums covers columns 4l..4l+3: sub-block l / (kSub / 4) of the step.
+  const __m512i lane_sub = _mm512_srli_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                             F::kSub == 32 ? 3 : 2);
+  __m512 acc[R], offsets[R];
+  for (int r = 0; r < R; ++r) acc[r] = offsets[r] = _mm512_setzero_ps();
+  for (std::int64_t k0 = 0; k0 < cols; k0 += kChunk) {
+    const std::int64_t kc = std::min(kChunk, cols - k0);
+    const auto mask = static_cast<__mmask16>((1u << (kc / F::kSub)) - 1);
+    const __m512 chunk_dx = _mm512_maskz_loadu_ps(mask, dx + k0 / F::kSub);
+    const __m512 chunk_dsum = _mm512_maskz_loadu_ps(mask, dsum + k0 / F::kSub);
+    __m512 sd[R];
+    for (int r = 0; r < R; ++r) {
+      alignas(64) float s[16], m[16];
+      F::scales(w + r * stride, k0, kc, s, m, 1);
+      sd[r] = _mm512_mul_ps(_mm512_maskz_load_ps(mask, s), chunk_dx);
+      offsets[r] = _mm512_fmadd_ps(_mm512_maskz_load_ps(mask, m), chunk_dsum, offsets[r]);
+    }
+    __m512i sub = lane_sub;
+    for (std::int64_t k = 0; k < kc; k += 64) {
+      const __m512i xv = _mm512_loadu_si512(xq + k0 + k);
+      const std::size_t at = static_cast<std::size_t>((k0 + k) / F::kBlockCols * F::kBlockBytes +
+                                                      (k0 + k) % F::kBlockCols * F::kBlockBytes / F::kBlockCols);
+      for (int r = 0; r < R; ++r) {
+        prefetch_next_rows(w + r * stride + at, stride, R);
+        const __m512i c = F::codes(w + r * stride, k0 + k, kc - k >= 64 ? 2 : 1);
+        const __m512i isum = _mm512_dpbusd_epi32(_mm512_setzero_si512(), c, xv);
+        acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_permutexvar_ps(sub, sd[r]), acc[r]);
+      }
+      sub = _mm512_add_epi32(sub, _mm512_set1_epi32(kSubsPerStep));
+    }
+  }
+  for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(acc[r]) - _mm512_reduce_add_ps(offsets[r]);
+}
+
+template <class F>
+void block_dot(const std::uint8_t* w, std::size_t stride, int rows, const float*, const std::uint8_t* xq,
+               std::int64_t cols, float* out) {
+  switch (rows) {
+    case 4: return block_rows<F, 4>(w, stride, xq, cols, out);
+    case 3: return block_rows<F, 3>(w, stride, xq, cols, out);
+    case 2: return block_rows<F, 2>(w, stride, xq, cols, out);
+    default: return block_rows<F, 1>(w, stride, xq, cols, out);
+  }
+}
+
+template <class F>
+constexpr RowKernel row_kernel() {
+  return {block_dot<F>, {row_x_bytes<F>, row_x_prepare<F>}};
+}
+
+}  // namespace
+
+const RowKernel* avx512_block_rows(GgmlType type) {
+  static constexpr RowKernel q4_1 = row_kernel<Q4_1Fmt>(), q5_0 = row_kernel<Q5_0Fmt>(), q5_1 = row_kernel<Q5_1Fmt>(),
+                             q5_k = row_kernel<Q5_KFmt>(), q2_k = row_kernel<Q2_KFmt>(), q3_k = row_kernel<Q3_KFmt>(),
+                             iq4_nl = row_kernel<IQ4_NLFmt>(), iq4_xs = row_kernel<IQ4_XSFmt>();
+  switch (type) {
+    case GgmlType::Q4_1: return &q4_1;
+    case GgmlType::Q5_0: return &q5_0;
+    case GgmlType::Q5_1: return &q5_1;
+    case GgmlType::Q5_K: return &q5_k;
+    case GgmlType::Q2_K: return &q2_k;
+    case GgmlType::Q3_K: return &q3_k;
+    case GgmlType::IQ4_NL: return &iq4_nl;
+    case GgmlType::IQ4_XS: return &iq4_xs;
+    default: return nullptr;
+  }
+}
+
+}  // namespace aero::backend::cpu
