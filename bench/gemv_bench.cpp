@@ -67,6 +67,11 @@ std::vector<std::uint8_t> make_matrix(GgmlType type, std::int64_t rows, std::int
   return m;
 }
 
+// Every format with a kernel (the third argument picks some by name).
+constexpr GgmlType kFormats[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16, GgmlType::Q8_0,   GgmlType::Q4_0,
+                                 GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::IQ4_NL, GgmlType::Q2_K,
+                                 GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K,   GgmlType::IQ4_XS};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -85,8 +90,7 @@ int main(int argc, char** argv) {
   std::printf("| kernel | 1 thread GB/s | of bandwidth | 2 threads GB/s | of bandwidth |\n|---|---|---|---|---|\n");
   std::printf("| read-bandwidth probe | %.1f | 100%% | %.1f | 100%% |\n", bw1, bw2);
 
-  for (GgmlType type : {GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1,
-                        GgmlType::Q4_K, GgmlType::Q6_K}) {
+  for (GgmlType type : kFormats) {
     auto traits = *quant::type_traits(static_cast<std::uint32_t>(type));
     if (!only.empty() && only.find("," + std::string(traits.name) + ",") == std::string::npos) continue;
     const std::size_t row_bytes = *quant::row_bytes(traits, cols);
@@ -108,8 +112,7 @@ int main(int argc, char** argv) {
   const std::int64_t gemm_rows = 5632, gemm_cols = 2048, tokens = 128;
   std::printf("\n| GEMM %lld x %lld, %lld tokens | 1 thread GFLOP/s | 2 threads GFLOP/s |\n|---|---|---|\n",
               static_cast<long long>(gemm_rows), static_cast<long long>(gemm_cols), static_cast<long long>(tokens));
-  for (GgmlType type : {GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_K,
-                        GgmlType::Q6_K}) {
+  for (GgmlType type : kFormats) {
     auto traits = *quant::type_traits(static_cast<std::uint32_t>(type));
     if (!only.empty() && only.find("," + std::string(traits.name) + ",") == std::string::npos) continue;
     auto w = make_matrix(type, gemm_rows, gemm_cols);
