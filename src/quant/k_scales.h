@@ -17,6 +17,18 @@ inline void k4_scale_min(int j, const std::uint8_t* q, std::uint8_t& d, std::uin
   }
 }
 
+// All eight of them at once, one per byte of `scales` and `mins` (j in byte j), from 32-bit
+// words as ggml unpacks them.
+inline void k4_scales_mins(const std::uint8_t* q, std::uint64_t& scales, std::uint64_t& mins) {
+  constexpr std::uint32_t kLow6 = 0x3f3f3f3f, kLow4 = 0x0f0f0f0f, kLow2 = 0x03030303;
+  std::uint32_t u[3];
+  std::memcpy(u, q, 12);
+  const std::uint32_t scales_hi = (u[2] & kLow4) | (((u[0] >> 6) & kLow2) << 4);
+  const std::uint32_t mins_hi = ((u[2] >> 4) & kLow4) | (((u[1] >> 6) & kLow2) << 4);
+  scales = (u[0] & kLow6) | static_cast<std::uint64_t>(scales_hi) << 32;
+  mins = (u[1] & kLow6) | static_cast<std::uint64_t>(mins_hi) << 32;
+}
+
 // Q3_K's sixteen 6-bit scales (stored + 32): low nibbles in bytes 0..7, high bit pairs in 8..11.
 inline void k3_scales(const std::uint8_t* q, std::int8_t out[16]) {
   constexpr std::uint32_t kmask1 = 0x03030303, kmask2 = 0x0f0f0f0f;

@@ -12,8 +12,10 @@
 // it with Q8_K activations (else Q8_0), and two unpackers. `codes(row, k0, blocks)` gives one
 // row's 64 unsigned codes from column k0 (a multiple of 64) in column order in a register
 // (built in a buffer and reloaded whole, they stalled on store forwarding); blocks is 2, or 1
-// at the end of a legacy-format row, whose upper half is then zero. `scales(row, k0, kc, s, m,
-// stride)` writes the row's sub-block scales and offsets for columns k0..k0+kc, `stride` apart.
+// at the end of a legacy-format row, whose upper half is then zero. `scales(row, k0, kc)` gives
+// the scales s and offsets m of the row's sub-blocks in columns k0..k0+kc (k0 a multiple of
+// 256, kc ≤ 256), one per lane in column order, lanes past the last sub-block zero: unpacked in
+// registers, because scalar stores reloaded as a vector stall on store forwarding.
 #pragma once
 
 #include <immintrin.h>
@@ -28,8 +30,20 @@
 
 namespace aero::backend::cpu::codes {
 
+struct Scales {
+  __m512 s, m;
+};
+
 // F16C's conversion (the portable one branches).
 inline float half(const std::uint8_t* p) { return _cvtsh_ss(quant::load_u16(p)); }
+
+// d times each of 16 unsigned bytes, as f32 lanes; the 8-byte form leaves lanes 8..15 zero.
+inline __m512 byte_lanes(__m128i bytes, float d) {
+  return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(bytes)), _mm512_set1_ps(d));
+}
+inline __m512 byte_lanes(std::uint64_t bytes, float d) {
+  return byte_lanes(_mm_cvtsi64_si128(static_cast<long long>(bytes)), d);
+}
 
 // The legacy formats: the sub-block is the 32-column block and its f16 scale d leads it; the
 // offset is m = z·d for a constant code offset z (Q4_0 8, Q5_0 16, Q8_0 128 once its sign bit
@@ -40,14 +54,15 @@ struct LegacyFmt {
   static constexpr int kBlockCols = 32, kBlockBytes = kBytes;
   static constexpr bool kQ8K = false;
   static constexpr int kSub = 32, kZ = kZero;
-  static void scales(const std::uint8_t* row, std::int64_t k0, std::int64_t kc, float* s, float* m,
-                     std::size_t stride) {
-    for (std::int64_t b = 0; b < kc / 32; ++b) {
-      const std::uint8_t* block = row + (k0 / 32 + b) * kBlockBytes;
-      const float d = half(block);
-      s[b * stride] = d;
-      m[b * stride] = kZ != 0 ? kZ * d : -half(block + 2);
-    }
+  // One gather reads the first word of each block: d, and the min after it.
+  static Scales scales(const std::uint8_t* row, std::int64_t k0, std::int64_t kc) {
+    const __m256i at = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(kBytes));
+    const auto valid = static_cast<__mmask8>((1u << (kc / 32)) - 1);
+    const __m256i words = _mm256_mmask_i32gather_epi32(_mm256_setzero_si256(), valid, at, row + (k0 / 32) * kBytes, 1);
+    const __m512 d = _mm512_zextps256_ps512(_mm256_cvtph_ps(_mm256_cvtepi32_epi16(words)));
+    if constexpr (kZ != 0) return {d, _mm512_mul_ps(d, _mm512_set1_ps(kZ))};
+    const __m512 min = _mm512_zextps256_ps512(_mm256_cvtph_ps(_mm256_cvtepi32_epi16(_mm256_srli_epi32(words, 16))));
+    return {d, _mm512_sub_ps(_mm512_setzero_ps(), min)};
   }
 };
 
@@ -131,18 +146,11 @@ struct KNibbleFmt : SuperFmt<kBytes, 32, 0> {
     }
     return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
   }
-  static void scales(const std::uint8_t* row, std::int64_t k0, std::int64_t kc, float* s, float* m,
-                     std::size_t stride) {
-    for (std::int64_t sb = 0; sb < kc / 256; ++sb) {
-      const std::uint8_t* b = row + (k0 / 256 + sb) * kBytes;
-      const float d = half(b), dmin = half(b + 2);
-      for (int j = 0; j < 8; ++j) {
-        std::uint8_t sc, mn;
-        quant::k4_scale_min(j, b + 4, sc, mn);
-        s[(8 * sb + j) * stride] = d * sc;
-        m[(8 * sb + j) * stride] = dmin * mn;
-      }
-    }
+  static Scales scales(const std::uint8_t* row, std::int64_t k0, std::int64_t) {
+    const std::uint8_t* b = KNibbleFmt::block(row, k0);
+    std::uint64_t sc, mn;
+    quant::k4_scales_mins(b + 4, sc, mn);
+    return {byte_lanes(sc, half(b)), byte_lanes(mn, half(b + 2))};
   }
 };
 using Q4_KFmt = KNibbleFmt<144, false>;
@@ -162,16 +170,11 @@ inline __m512i two_bit_codes(const std::uint8_t* qs, std::int64_t k0) {
 
 struct Q2_KFmt : SuperFmt<84, 16, 0> {
   static __m512i codes(const std::uint8_t* row, std::int64_t k0, int) { return two_bit_codes(block(row, k0) + 16, k0); }
-  static void scales(const std::uint8_t* row, std::int64_t k0, std::int64_t kc, float* s, float* m,
-                     std::size_t stride) {
-    for (std::int64_t sb = 0; sb < kc / 256; ++sb) {
-      const std::uint8_t* b = row + (k0 / 256 + sb) * kBlockBytes;
-      const float d = half(b + 80), dmin = half(b + 82);
-      for (int j = 0; j < 16; ++j) {
-        s[(16 * sb + j) * stride] = d * static_cast<float>(b[j] & 0xF);
-        m[(16 * sb + j) * stride] = dmin * static_cast<float>(b[j] >> 4);
-      }
-    }
+  static Scales scales(const std::uint8_t* row, std::int64_t k0, std::int64_t) {
+    const std::uint8_t* b = block(row, k0);
+    const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b)), m4 = _mm_set1_epi8(0x0F);
+    return {byte_lanes(_mm_and_si128(packed, m4), half(b + 80)),
+            byte_lanes(_mm_and_si128(_mm_srli_epi16(packed, 4), m4), half(b + 82))};
   }
 };
 
@@ -185,18 +188,20 @@ struct Q3_KFmt : SuperFmt<110, 16, 4> {
         _mm256_maskz_mov_epi8(_mm256_test_epi8_mask(hm, _mm256_set1_epi8(static_cast<char>(2 << (4 * h + j0)))), four), 1);
     return _mm512_or_si512(two_bit_codes(b + 32, k0), third);
   }
-  static void scales(const std::uint8_t* row, std::int64_t k0, std::int64_t kc, float* s, float* m,
-                     std::size_t stride) {
-    for (std::int64_t sb = 0; sb < kc / 256; ++sb) {
-      const std::uint8_t* b = row + (k0 / 256 + sb) * kBlockBytes;
-      const float d = half(b + 108);
-      std::int8_t sc[16];
-      quant::k3_scales(b + 96, sc);
-      for (int j = 0; j < 16; ++j) {
-        s[(16 * sb + j) * stride] = d * static_cast<float>(sc[j] - 32);
-        m[(16 * sb + j) * stride] = 4 * s[(16 * sb + j) * stride];
-      }
-    }
+  // Scale j: the nibble j % 8 of byte j % 8 (high nibbles for j ≥ 8), and bits 2(j / 4).. of
+  // byte 8 + j % 4 above it; shifts per 16-bit lane, as a lane's two bytes share theirs.
+  static Scales scales(const std::uint8_t* row, std::int64_t k0, std::int64_t) {
+    const std::uint8_t* b = block(row, k0);
+    const __m128i packed = _mm_maskz_loadu_epi8(0x0FFF, b + 96);
+    const __m128i low = _mm_and_si128(_mm_srlv_epi16(_mm_shuffle_epi8(packed, _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7)),
+                                                     _mm_setr_epi16(0, 0, 0, 0, 4, 4, 4, 4)),
+                                      _mm_set1_epi8(0x0F));
+    const __m128i high = _mm_and_si128(_mm_srlv_epi16(_mm_shuffle_epi8(packed, _mm_setr_epi8(8, 9, 10, 11, 8, 9, 10, 11, 8, 9, 10, 11, 8, 9, 10, 11)),
+                                                      _mm_setr_epi16(0, 0, 2, 2, 4, 4, 6, 6)),
+                                       _mm_set1_epi8(3));
+    const __m128i biased = _mm_sub_epi8(_mm_or_si128(low, _mm_slli_epi16(high, 4)), _mm_set1_epi8(32));
+    const __m512 s = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(biased)), _mm512_set1_ps(half(b + 108)));
+    return {s, _mm512_mul_ps(s, _mm512_set1_ps(4))};
   }
 };
 
@@ -210,18 +215,16 @@ struct IQ4_XSFmt : SuperFmt<136, 32, 128> {
     return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_shuffle_epi8(book, nibble_codes(qs))),
                               _mm256_shuffle_epi8(book, nibble_codes(qs + 16)), 1);
   }
-  static void scales(const std::uint8_t* row, std::int64_t k0, std::int64_t kc, float* s, float* m,
-                     std::size_t stride) {
-    for (std::int64_t sb = 0; sb < kc / 256; ++sb) {
-      const std::uint8_t* b = row + (k0 / 256 + sb) * kBlockBytes;
-      const float d = half(b);
-      const std::uint16_t high = quant::load_u16(b + 2);
-      for (int ib = 0; ib < 8; ++ib) {
-        const int ls = ((b[4 + ib / 2] >> 4 * (ib % 2)) & 0xF) | (((high >> 2 * ib) & 3) << 4);
-        s[(8 * sb + ib) * stride] = d * static_cast<float>(ls - 32);
-        m[(8 * sb + ib) * stride] = 128 * s[(8 * sb + ib) * stride];
-      }
-    }
+  // ls of sub-block ib: nibble ib of scales_l (4 bytes) and bit pair ib of scales_h, spread
+  // one per byte by bit deposits.
+  static Scales scales(const std::uint8_t* row, std::int64_t k0, std::int64_t) {
+    const std::uint8_t* b = block(row, k0);
+    std::uint32_t low;
+    std::memcpy(&low, b + 4, 4);
+    const std::uint64_t ls = _pdep_u64(low, 0x0F0F0F0F0F0F0F0Full) | _pdep_u64(quant::load_u16(b + 2), 0x3030303030303030ull);
+    const __m128i biased = _mm_sub_epi8(_mm_cvtsi64_si128(static_cast<long long>(ls)), _mm_set1_epi8(32));
+    const __m512 s = _mm512_maskz_mul_ps(0x00FF, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(biased)), _mm512_set1_ps(half(b)));
+    return {s, _mm512_mul_ps(s, _mm512_set1_ps(128))};
   }
 };
 
@@ -246,17 +249,11 @@ struct Q6_KFmt : SuperFmt<210, 16, 32> {
     }
     return _mm512_inserti64x4(_mm512_castsi256_si512(part[0]), part[1], 1);
   }
-  static void scales(const std::uint8_t* row, std::int64_t k0, std::int64_t kc, float* s, float* m,
-                     std::size_t stride) {
-    for (std::int64_t sb = 0; sb < kc / 256; ++sb) {
-      const std::uint8_t* b = row + (k0 / 256 + sb) * kBlockBytes;
-      const float d = half(b + 208);
-      for (int j = 0; j < 16; ++j) {
-        const float sc = d * static_cast<std::int8_t>(b[192 + j]);
-        s[(16 * sb + j) * stride] = sc;
-        m[(16 * sb + j) * stride] = 32 * sc;
-      }
-    }
+  static Scales scales(const std::uint8_t* row, std::int64_t k0, std::int64_t) {
+    const std::uint8_t* b = block(row, k0);
+    const __m512 s = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 192)))),
+                                   _mm512_set1_ps(half(b + 208)));
+    return {s, _mm512_mul_ps(s, _mm512_set1_ps(32))};
   }
 };
 

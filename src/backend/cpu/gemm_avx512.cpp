@@ -64,10 +64,12 @@ __attribute__((always_inline)) inline void transpose16(__m512i r[16]) {
   }
 }
 
-// Writes 16 rows' 16 lanes each (in[row]) to panel entries [lane][row0 + row], 32 rows apart.
-__attribute__((always_inline)) inline void store_transposed(__m512i in[16], std::uint8_t* panel, int row0) {
+// Writes 16 rows' first `lanes` 32-bit lanes each (in[row]) to panel entries [lane][row0 + row],
+// 32 rows apart.
+__attribute__((always_inline)) inline void store_transposed(__m512i in[16], std::uint8_t* panel, int row0,
+                                                            int lanes = 16) {
   transpose16(in);
-  for (int j = 0; j < 16; ++j) _mm512_storeu_si512(panel + (j * kRows + row0) * 4, in[j]);
+  for (int j = 0; j < lanes; ++j) _mm512_storeu_si512(panel + (j * kRows + row0) * 4, in[j]);
 }
 
 // c[t][r] (+)= acc[t][r / 16] lane r % 16 for the panel's first `valid` rows.
@@ -238,11 +240,18 @@ void pack_int(const std::uint8_t* w, std::size_t stride, int valid, std::int64_t
                                      : _mm512_setzero_si512();
       store_transposed(v, p.q + k * kRows, 16 * half);
     }
-  if (valid < kRows) {
-    std::memset(p.s, 0, static_cast<std::size_t>(kc / F::kSub) * kRows * sizeof(float));
-    std::memset(p.m, 0, static_cast<std::size_t>(kc / F::kSub) * kRows * sizeof(float));
+  for (int half = 0; half < 2; ++half) {
+    __m512i s[16], m[16];
+    for (int r = 0; r < 16; ++r) {
+      const Scales sm = 16 * half + r < valid ? F::scales(w + (16 * half + r) * stride, k0, kc)
+                                              : Scales{_mm512_setzero_ps(), _mm512_setzero_ps()};
+      s[r] = _mm512_castps_si512(sm.s);
+      m[r] = _mm512_castps_si512(sm.m);
+    }
+    const int subs = static_cast<int>(kc / F::kSub);
+    store_transposed(s, reinterpret_cast<std::uint8_t*>(p.s), 16 * half, subs);
+    store_transposed(m, reinterpret_cast<std::uint8_t*>(p.m), 16 * half, subs);
   }
-  for (int r = 0; r < valid; ++r) F::scales(w + r * stride, k0, kc, p.s + r, p.m + r, kRows);
 }
 
 // c[t][0..31] (+)= Σ over the panel's sub-blocks of (s·Σ q·x)·dx − (m·dx·Σx) for T tokens;

@@ -111,7 +111,8 @@ Isa best_isa() {
     const bool ymm_state = (xcr0_lo & 0x6) == 0x6, zmm_state = (xcr0_lo & 0xe6) == 0xe6;
     if (!ymm_state || !__get_cpuid_count(7, 0, &a, &b, &c, &d)) return Isa::Scalar;
     const bool avx2 = b & (1u << 5);
-    const bool avx512 = (b & (1u << 16)) && (b & (1u << 30)) && (b & (1u << 31)) && (c & (1u << 11));  // F BW VL VNNI
+    // F BW VL VNNI, and BMI2 (every such CPU has it; the AVX-512 kernels use its bit deposits)
+    const bool avx512 = (b & (1u << 16)) && (b & (1u << 30)) && (b & (1u << 31)) && (c & (1u << 11)) && (b & (1u << 8));
     if (avx512 && zmm_state && avx2) return Isa::Avx512;
     return avx2 ? Isa::Avx2 : Isa::Scalar;
   }();

@@ -81,10 +81,9 @@ void block_rows(const std::uint8_t* w, std::size_t stride, const std::uint8_t* x
     const __m512 chunk_dsum = _mm512_maskz_loadu_ps(mask, dsum + k0 / F::kSub);
     __m512 sd[R];
     for (int r = 0; r < R; ++r) {
-      alignas(64) float s[16], m[16];
-      F::scales(w + r * stride, k0, kc, s, m, 1);
-      sd[r] = _mm512_mul_ps(_mm512_maskz_load_ps(mask, s), chunk_dx);
-      offsets[r] = _mm512_fmadd_ps(_mm512_maskz_load_ps(mask, m), chunk_dsum, offsets[r]);
+      const Scales sm = F::scales(w + r * stride, k0, kc);
+      sd[r] = _mm512_mul_ps(sm.s, chunk_dx);
+      offsets[r] = _mm512_fmadd_ps(sm.m, chunk_dsum, offsets[r]);
     }
     __m512i sub = lane_sub;
     for (std::int64_t k = 0; k < kc; k += 64) {
