@@ -174,6 +174,7 @@ struct Groups {
       const Activations a(xq + g * kGroupBytes);
       __mmask64 first, second;
       masks(g, blocks, first, second);
+      #pragma GCC unroll 4
       for (int r = 0; r < R; ++r) {
         const std::uint8_t* wg = w + r * stride + g * kGroupWeightBytes;
         prefetch_next_rows(wg, stride, R, 2);
@@ -329,6 +330,7 @@ void qk_rows(const std::uint8_t* w, std::size_t stride, const std::uint8_t* xq, 
   for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
   for (std::int64_t b = 0; b < n / 256; ++b) {
     const std::uint8_t* xb = xq + b * kQ4kBlock;
+    #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
       const std::uint8_t* wb = w + r * stride + b * kBlockBytes;
       prefetch_next_rows(wb, stride, R, kFifth ? 4 : 3);
@@ -404,6 +406,7 @@ void q6_k_rows(const std::uint8_t* w, std::size_t stride, const std::uint8_t* xq
     const __m512i xs[4] = {_mm512_loadu_si512(xb + 4), _mm512_loadu_si512(xb + 68), _mm512_loadu_si512(xb + 132),
                            _mm512_loadu_si512(xb + 196)};
     const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb + 260));
+    #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
       const std::uint8_t* wb = w + r * stride + b * 210;
       prefetch_next_rows(wb, stride, R, 4);

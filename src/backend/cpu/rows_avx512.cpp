@@ -80,6 +80,7 @@ void block_rows(const std::uint8_t* w, std::size_t stride, const std::uint8_t* x
     const __m512 chunk_dx = _mm512_maskz_loadu_ps(mask, dx + k0 / F::kSub);
     const __m512 chunk_dsum = _mm512_maskz_loadu_ps(mask, dsum + k0 / F::kSub);
     __m512 sd[R];
+    #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
       const Scales sm = F::scales(w + r * stride, k0, kc);
       sd[r] = _mm512_mul_ps(sm.s, chunk_dx);
@@ -90,6 +91,7 @@ void block_rows(const std::uint8_t* w, std::size_t stride, const std::uint8_t* x
       const __m512i xv = _mm512_loadu_si512(xq + k0 + k);
       const std::size_t at = static_cast<std::size_t>((k0 + k) / F::kBlockCols * F::kBlockBytes +
                                                       (k0 + k) % F::kBlockCols * F::kBlockBytes / F::kBlockCols);
+      #pragma GCC unroll 4
       for (int r = 0; r < R; ++r) {
         prefetch_next_rows(w + r * stride + at, stride, R);
         const __m512i c = F::codes(w + r * stride, k0 + k, kc - k >= 64 ? 2 : 1);
