@@ -9,12 +9,13 @@
 //
 // Each format's traits: block size (kBlockCols columns in kBlockBytes), sub-block length kSub,
 // constant code offset kZ (m = kZ·s; 0: the format stores its own offsets), whether ggml pairs
-// it with Q8_K activations (else Q8_0), and two unpackers. `codes(row, k0, blocks)` gives one
-// row's 64 unsigned codes from column k0 (a multiple of 64) in column order in a register
-// (built in a buffer and reloaded whole, they stalled on store forwarding); blocks is 2, or 1
-// at the end of a legacy-format row, whose upper half is then zero. `scales(row, k0, kc)` gives
-// the scales s and offsets m of the row's sub-blocks in columns k0..k0+kc (k0 a multiple of
-// 256, kc ≤ 256), one per lane in column order, lanes past the last sub-block zero: unpacked in
+// it with Q8_K activations (else Q8_0), and two unpackers, both reading a chunk of 256 columns
+// of a row from `chunk`, its first byte. `codes(chunk, k, blocks)` gives the 64 unsigned codes
+// of columns k..k+63 of the chunk (k = 0, 64, 128, 192) in column order in a register; blocks
+// is 2, or 1 at the end of a legacy-format row, whose upper half is then zero. Each is built
+// from broadcast loads and per-lane shifts on the whole register (no 256-bit halves to join).
+// `scales(chunk, kc)` gives the scales s and offsets m of the chunk's sub-blocks in its first
+// kc columns, one per lane in column order, lanes past the last sub-block zero: unpacked in
 // registers, because scalar stores reloaded as a vector stall on store forwarding.
 #pragma once
 
@@ -55,10 +56,10 @@ struct LegacyFmt {
   static constexpr bool kQ8K = false;
   static constexpr int kSub = 32, kZ = kZero;
   // One gather reads the first word of each block: d, and the min after it.
-  static Scales scales(const std::uint8_t* row, std::int64_t k0, std::int64_t kc) {
+  static Scales scales(const std::uint8_t* chunk, std::int64_t kc) {
     const __m256i at = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(kBytes));
     const auto valid = static_cast<__mmask8>((1u << (kc / 32)) - 1);
-    const __m256i words = _mm256_mmask_i32gather_epi32(_mm256_setzero_si256(), valid, at, row + (k0 / 32) * kBytes, 1);
+    const __m256i words = _mm256_mmask_i32gather_epi32(_mm256_setzero_si256(), valid, at, chunk, 1);
     const __m512 d = _mm512_zextps256_ps512(_mm256_cvtph_ps(_mm256_cvtepi32_epi16(words)));
     if constexpr (kZ != 0) return {d, _mm512_mul_ps(d, _mm512_set1_ps(kZ))};
     const __m512 min = _mm512_zextps256_ps512(_mm256_cvtph_ps(_mm256_cvtepi32_epi16(_mm256_srli_epi32(words, 16))));
@@ -66,20 +67,32 @@ struct LegacyFmt {
   }
 };
 
-// A nibble block's 32 codes in column order: low nibbles of its 16 bytes, then the high ones.
-inline __m256i nibble_codes(const std::uint8_t* qs) {
-  const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs)), m4 = _mm_set1_epi8(0x0F);
-  return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), m4), _mm_and_si128(q, m4));
+// Shift counts for the 16-bit lanes of 128-bit lane l: a0, a1, a2, a3.
+inline __m512i lane_shifts(int a0, int a1, int a2, int a3) {
+  auto pair = [](int a) { return a | a << 16; };
+  return _mm512_set_epi32(pair(a3), pair(a3), pair(a3), pair(a3), pair(a2), pair(a2), pair(a2), pair(a2), pair(a1),
+                          pair(a1), pair(a1), pair(a1), pair(a0), pair(a0), pair(a0), pair(a0));
 }
 
-// IQ4_NL / IQ4_XS's code book + 128 (unsigned), in both 128-bit lanes for a byte shuffle.
-inline __m256i iq4_codebook() {
-  alignas(32) static constexpr auto kTable = [] {
-    std::array<std::uint8_t, 32> t{};
-    for (int i = 0; i < 32; ++i) t[i] = static_cast<std::uint8_t>(quant::decode::kIq4nlValues[i % 16] + 128);
+// Two 16-byte nibble runs A and B (32 columns each: low nibbles the first 16) in column order:
+// loaded as lanes [A, A, B, B], the second and fourth shifted by 4.
+inline __m512i nibble_codes(__m512i aabb) {
+  return _mm512_and_si512(_mm512_srlv_epi16(aabb, lane_shifts(0, 4, 0, 4)), _mm512_set1_epi8(0x0F));
+}
+
+// 32 bytes in both 256-bit halves.
+inline __m512i twice(const std::uint8_t* p) {
+  return _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+
+// IQ4_NL / IQ4_XS's code book + 128 (unsigned), in every 128-bit lane for a byte shuffle.
+inline __m512i iq4_codebook() {
+  alignas(16) static constexpr auto kTable = [] {
+    std::array<std::uint8_t, 16> t{};
+    for (int i = 0; i < 16; ++i) t[i] = static_cast<std::uint8_t>(quant::decode::kIq4nlValues[i] + 128);
     return t;
   }();
-  return _mm256_load_si256(reinterpret_cast<const __m256i*>(kTable.data()));
+  return _mm512_broadcast_i32x4(_mm_load_si128(reinterpret_cast<const __m128i*>(kTable.data())));
 }
 
 // Q4_0 (18-byte blocks), Q4_1 (20), Q5_0 (22), Q5_1 (24), IQ4_NL (18): nibbles at kQs; the
@@ -87,19 +100,20 @@ inline __m256i iq4_codebook() {
 // nibbles index its code book.
 template <int kBytes, int kZero, int kQs, int kQh = -1, bool kCodeBook = false>
 struct NibbleFmt : LegacyFmt<kBytes, kZero> {
-  static __m256i block(const std::uint8_t* b) {
-    __m256i codes = nibble_codes(b + kQs);
+  static __m512i codes(const std::uint8_t* chunk, int k, int blocks) {
+    const std::uint8_t* a = chunk + (k / 32) * kBytes;
+    const __m512i aa = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a + kQs)));
+    const __m512i aabb = blocks > 1 ? _mm512_mask_broadcast_i32x4(aa, 0xFF00, _mm_loadu_si128(reinterpret_cast<const __m128i*>(a + kBytes + kQs)))
+                                    : _mm512_maskz_mov_epi32(0x00FF, aa);
+    __m512i codes = nibble_codes(aabb);
     if constexpr (kQh >= 0) {
-      std::uint32_t qh;
-      std::memcpy(&qh, b + kQh, 4);
-      codes = _mm256_or_si256(codes, _mm256_maskz_mov_epi8(qh, _mm256_set1_epi8(16)));
+      std::uint32_t qa, qb = 0;
+      std::memcpy(&qa, a + kQh, 4);
+      if (blocks > 1) std::memcpy(&qb, a + kBytes + kQh, 4);
+      codes = _mm512_mask_add_epi8(codes, qa | static_cast<std::uint64_t>(qb) << 32, codes, _mm512_set1_epi8(16));
     }
-    if constexpr (kCodeBook) codes = _mm256_shuffle_epi8(iq4_codebook(), codes);
+    if constexpr (kCodeBook) codes = _mm512_shuffle_epi8(iq4_codebook(), codes);
     return codes;
-  }
-  static __m512i codes(const std::uint8_t* row, std::int64_t k0, int blocks) {
-    const std::uint8_t* b = row + (k0 / 32) * kBytes;
-    return _mm512_inserti64x4(_mm512_castsi256_si512(block(b)), blocks > 1 ? block(b + kBytes) : _mm256_setzero_si256(), 1);
   }
 };
 using Q4_0Fmt = NibbleFmt<18, 8, 2>;
@@ -109,22 +123,27 @@ using Q5_1Fmt = NibbleFmt<24, 0, 8, 4>;
 using IQ4_NLFmt = NibbleFmt<18, 128, 2, -1, true>;
 
 struct Q8_0Fmt : LegacyFmt<34, 128> {
-  static __m512i codes(const std::uint8_t* row, std::int64_t k0, int blocks) {
-    const std::uint8_t* b = row + (k0 / 32) * 34 + 2;
+  static __m512i codes(const std::uint8_t* chunk, int k, int blocks) {
+    const std::uint8_t* b = chunk + (k / 32) * 34 + 2;
     const __m256i q0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b));
     const __m256i q1 = blocks > 1 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 34)) : _mm256_setzero_si256();
     return _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(q0), q1, 1), _mm512_set1_epi8(-128));
   }
 };
 
-// The 256-column super-block formats.
+// The 256-column super-block formats (a chunk is one super-block).
 template <int kBytes, int kSubCols, int kZero>
 struct SuperFmt {
   static constexpr int kBlockCols = 256, kBlockBytes = kBytes;
   static constexpr bool kQ8K = true;
   static constexpr int kSub = kSubCols, kZ = kZero;
-  static const std::uint8_t* block(const std::uint8_t* row, std::int64_t k0) { return row + (k0 / 256) * kBytes; }
 };
+
+// Bytes with bit `lo` set in the lower 256-bit half, bit `hi` in the upper: a test against
+// them picks the columns whose extra bit is set.
+inline __m512i half_bits(int lo, int hi) {
+  return _mm512_inserti64x4(_mm512_set1_epi8(static_cast<char>(1 << lo)), _mm256_set1_epi8(static_cast<char>(1 << hi)), 1);
+}
 
 // Q4_K (144-byte super-blocks) and Q5_K (176): d, dmin (f16), 12 bytes of 6-bit scales and mins
 // (weight = d·scale·q − dmin·min per 32 columns), then Q5_K's 32 bytes of fifth bits, then 128
@@ -132,25 +151,19 @@ struct SuperFmt {
 // their high nibbles; Q5_K's fifth bits of those columns are bits 2c and 2c+1 of qh[0..31].
 template <int kBytes, bool kFifthBit>
 struct KNibbleFmt : SuperFmt<kBytes, 32, 0> {
-  static __m512i codes(const std::uint8_t* row, std::int64_t k0, int) {
-    const std::uint8_t* b = KNibbleFmt::block(row, k0);
-    const int c = static_cast<int>((k0 % 256) / 64);
-    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + kBytes - 128 + 32 * c));
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
-    __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-    if constexpr (kFifthBit) {
-      const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 16)), sixteen = _mm256_set1_epi8(16);
-      const __m256i bit_lo = _mm256_set1_epi8(static_cast<char>(1 << (2 * c))), bit_hi = _mm256_set1_epi8(static_cast<char>(2 << (2 * c)));
-      lo = _mm256_or_si256(lo, _mm256_maskz_mov_epi8(_mm256_test_epi8_mask(qh, bit_lo), sixteen));
-      hi = _mm256_or_si256(hi, _mm256_maskz_mov_epi8(_mm256_test_epi8_mask(qh, bit_hi), sixteen));
-    }
-    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+  static __m512i codes(const std::uint8_t* chunk, int k, int) {
+    const int c = k / 64;
+    __m512i codes = _mm512_and_si512(_mm512_srlv_epi16(twice(chunk + kBytes - 128 + 32 * c), lane_shifts(0, 0, 4, 4)),
+                                     _mm512_set1_epi8(0x0F));
+    if constexpr (kFifthBit)
+      codes = _mm512_mask_add_epi8(codes, _mm512_test_epi8_mask(twice(chunk + 16), half_bits(2 * c, 2 * c + 1)), codes,
+                                   _mm512_set1_epi8(16));
+    return codes;
   }
-  static Scales scales(const std::uint8_t* row, std::int64_t k0, std::int64_t) {
-    const std::uint8_t* b = KNibbleFmt::block(row, k0);
+  static Scales scales(const std::uint8_t* chunk, std::int64_t) {
     std::uint64_t sc, mn;
-    quant::k4_scales_mins(b + 4, sc, mn);
-    return {byte_lanes(sc, half(b)), byte_lanes(mn, half(b + 2))};
+    quant::k4_scales_mins(chunk + 4, sc, mn);
+    return {byte_lanes(sc, half(chunk)), byte_lanes(mn, half(chunk + 2))};
   }
 };
 using Q4_KFmt = KNibbleFmt<144, false>;
@@ -161,37 +174,30 @@ using Q5_KFmt = KNibbleFmt<176, true>;
 // 4-bit scale | 4-bit min first, qs at 16, then f16 d and dmin (weight = d·sc·q − dmin·min).
 // Q3_K: hmask[32] first, qs at 32, 12 bytes of sixteen 6-bit scales, f16 d; the third bit of
 // column 128h + 32j + l is bit 4h + j of hmask[l], and weight = d·(scale − 32)·(code − 4).
-inline __m512i two_bit_codes(const std::uint8_t* qs, std::int64_t k0) {
-  const int h = static_cast<int>((k0 % 256) / 128), j0 = static_cast<int>((k0 % 128) / 32);  // j0 is 0 or 2
-  const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * h)), m2 = _mm256_set1_epi8(3);
-  const __m256i a = _mm256_and_si256(_mm256_srli_epi16(q, 2 * j0), m2), b = _mm256_and_si256(_mm256_srli_epi16(q, 2 * j0 + 2), m2);
-  return _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
+inline __m512i two_bit_codes(const std::uint8_t* qs, int k) {
+  const int h = k / 128, j0 = (k % 128) / 32;  // j0 is 0 or 2
+  return _mm512_and_si512(_mm512_srlv_epi16(twice(qs + 32 * h), lane_shifts(2 * j0, 2 * j0, 2 * j0 + 2, 2 * j0 + 2)),
+                          _mm512_set1_epi8(3));
 }
 
 struct Q2_KFmt : SuperFmt<84, 16, 0> {
-  static __m512i codes(const std::uint8_t* row, std::int64_t k0, int) { return two_bit_codes(block(row, k0) + 16, k0); }
-  static Scales scales(const std::uint8_t* row, std::int64_t k0, std::int64_t) {
-    const std::uint8_t* b = block(row, k0);
-    const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b)), m4 = _mm_set1_epi8(0x0F);
-    return {byte_lanes(_mm_and_si128(packed, m4), half(b + 80)),
-            byte_lanes(_mm_and_si128(_mm_srli_epi16(packed, 4), m4), half(b + 82))};
+  static __m512i codes(const std::uint8_t* chunk, int k, int) { return two_bit_codes(chunk + 16, k); }
+  static Scales scales(const std::uint8_t* chunk, std::int64_t) {
+    const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(chunk)), m4 = _mm_set1_epi8(0x0F);
+    return {byte_lanes(_mm_and_si128(packed, m4), half(chunk + 80)),
+            byte_lanes(_mm_and_si128(_mm_srli_epi16(packed, 4), m4), half(chunk + 82))};
   }
 };
 
 struct Q3_KFmt : SuperFmt<110, 16, 4> {
-  static __m512i codes(const std::uint8_t* row, std::int64_t k0, int) {
-    const std::uint8_t* b = block(row, k0);
-    const int h = static_cast<int>((k0 % 256) / 128), j0 = static_cast<int>((k0 % 128) / 32);
-    const __m256i hm = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b)), four = _mm256_set1_epi8(4);
-    const __m512i third = _mm512_inserti64x4(
-        _mm512_castsi256_si512(_mm256_maskz_mov_epi8(_mm256_test_epi8_mask(hm, _mm256_set1_epi8(static_cast<char>(1 << (4 * h + j0)))), four)),
-        _mm256_maskz_mov_epi8(_mm256_test_epi8_mask(hm, _mm256_set1_epi8(static_cast<char>(2 << (4 * h + j0)))), four), 1);
-    return _mm512_or_si512(two_bit_codes(b + 32, k0), third);
+  static __m512i codes(const std::uint8_t* chunk, int k, int) {
+    const int bit = 4 * (k / 128) + (k % 128) / 32;
+    const __m512i low = two_bit_codes(chunk + 32, k);
+    return _mm512_mask_add_epi8(low, _mm512_test_epi8_mask(twice(chunk), half_bits(bit, bit + 1)), low, _mm512_set1_epi8(4));
   }
   // Scale j: the nibble j % 8 of byte j % 8 (high nibbles for j ≥ 8), and bits 2(j / 4).. of
   // byte 8 + j % 4 above it; shifts per 16-bit lane, as a lane's two bytes share theirs.
-  static Scales scales(const std::uint8_t* row, std::int64_t k0, std::int64_t) {
-    const std::uint8_t* b = block(row, k0);
+  static Scales scales(const std::uint8_t* b, std::int64_t) {
     const __m128i packed = _mm_maskz_loadu_epi8(0x0FFF, b + 96);
     const __m128i low = _mm_and_si128(_mm_srlv_epi16(_mm_shuffle_epi8(packed, _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7)),
                                                      _mm_setr_epi16(0, 0, 0, 0, 4, 4, 4, 4)),
@@ -209,16 +215,13 @@ struct Q3_KFmt : SuperFmt<110, 16, 4> {
 // 32-column sub-block ib (low nibbles its first 16 columns) indexing the IQ4 code book; the
 // sub-block's scale is d·(ls − 32), ls = 4 bits of scales_l and 2 of scales_h.
 struct IQ4_XSFmt : SuperFmt<136, 32, 128> {
-  static __m512i codes(const std::uint8_t* row, std::int64_t k0, int) {
-    const std::uint8_t* qs = block(row, k0) + 8 + 16 * ((k0 % 256) / 32);
-    const __m256i book = iq4_codebook();
-    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_shuffle_epi8(book, nibble_codes(qs))),
-                              _mm256_shuffle_epi8(book, nibble_codes(qs + 16)), 1);
+  static __m512i codes(const std::uint8_t* chunk, int k, int) {
+    const __m512i ab = _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(chunk + 8 + 16 * (k / 32))));
+    return _mm512_shuffle_epi8(iq4_codebook(), nibble_codes(_mm512_shuffle_i64x2(ab, ab, _MM_SHUFFLE(1, 1, 0, 0))));
   }
   // ls of sub-block ib: nibble ib of scales_l (4 bytes) and bit pair ib of scales_h, spread
   // one per byte by bit deposits.
-  static Scales scales(const std::uint8_t* row, std::int64_t k0, std::int64_t) {
-    const std::uint8_t* b = block(row, k0);
+  static Scales scales(const std::uint8_t* b, std::int64_t) {
     std::uint32_t low;
     std::memcpy(&low, b + 4, 4);
     const std::uint64_t ls = _pdep_u64(low, 0x0F0F0F0F0F0F0F0Full) | _pdep_u64(quant::load_u16(b + 2), 0x3030303030303030ull);
@@ -232,25 +235,15 @@ struct IQ4_XSFmt : SuperFmt<136, 32, 128> {
 // are stored as q + 32. Columns 128h + 32i + l (i < 4, l < 32) take ql[64h + l + 32(i&1)]
 // (low nibble for i < 2) and bits 2i..2i+1 of qh[32h + l].
 struct Q6_KFmt : SuperFmt<210, 16, 32> {
-  static __m512i codes(const std::uint8_t* row, std::int64_t k0, int) {
-    const std::uint8_t* b = block(row, k0);
-    const int h = static_cast<int>((k0 % 256) / 128), i0 = static_cast<int>((k0 % 128) / 32);  // i0 is 0 or 2
-    const __m256i ql = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 64 * h));
-    const __m256i ql2 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 64 * h + 32));
-    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 128 + 32 * h));
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
-    __m256i part[2];
-    for (int j = 0; j < 2; ++j) {
-      const int i = i0 + j;
-      const __m256i low = (i & 1) ? ql2 : ql;
-      const __m256i nib = i < 2 ? _mm256_and_si256(low, m4) : _mm256_and_si256(_mm256_srli_epi16(low, 4), m4);
-      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * i), m3);
-      part[j] = _mm256_or_si256(nib, _mm256_slli_epi16(hi, 4));
-    }
-    return _mm512_inserti64x4(_mm512_castsi256_si512(part[0]), part[1], 1);
+  static __m512i codes(const std::uint8_t* chunk, int k, int) {
+    const int h = k / 128, i0 = (k % 128) / 32;  // i0 is 0 or 2: low nibbles, or high
+    __m512i nibbles = _mm512_loadu_si512(chunk + 64 * h);
+    if (i0) nibbles = _mm512_srli_epi16(nibbles, 4);
+    const __m512i high = _mm512_srlv_epi16(twice(chunk + 128 + 32 * h), lane_shifts(2 * i0, 2 * i0, 2 * i0 + 2, 2 * i0 + 2));
+    return _mm512_or_si512(_mm512_and_si512(nibbles, _mm512_set1_epi8(0x0F)),
+                           _mm512_slli_epi16(_mm512_and_si512(high, _mm512_set1_epi8(3)), 4));
   }
-  static Scales scales(const std::uint8_t* row, std::int64_t k0, std::int64_t) {
-    const std::uint8_t* b = block(row, k0);
+  static Scales scales(const std::uint8_t* b, std::int64_t) {
     const __m512 s = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 192)))),
                                    _mm512_set1_ps(half(b + 208)));
     return {s, _mm512_mul_ps(s, _mm512_set1_ps(32))};

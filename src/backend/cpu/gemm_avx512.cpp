@@ -232,18 +232,19 @@ struct Panel {
 
 template <class F>
 void pack_int(const std::uint8_t* w, std::size_t stride, int valid, std::int64_t k0, std::int64_t kc, const Panel& p) {
+  const std::uint8_t* chunk = w + k0 / F::kBlockCols * F::kBlockBytes;
   for (std::int64_t k = 0; k < kc; k += 64)
     for (int half = 0; half < 2; ++half) {
       __m512i v[16];
       for (int r = 0; r < 16; ++r)  // rows past `valid` (a last panel's) get zero codes
-        v[r] = 16 * half + r < valid ? F::codes(w + (16 * half + r) * stride, k0 + k, k + 64 <= kc ? 2 : 1)
+        v[r] = 16 * half + r < valid ? F::codes(chunk + (16 * half + r) * stride, static_cast<int>(k), k + 64 <= kc ? 2 : 1)
                                      : _mm512_setzero_si512();
       store_transposed(v, p.q + k * kRows, 16 * half);
     }
   for (int half = 0; half < 2; ++half) {
     __m512i s[16], m[16];
     for (int r = 0; r < 16; ++r) {
-      const Scales sm = 16 * half + r < valid ? F::scales(w + (16 * half + r) * stride, k0, kc)
+      const Scales sm = 16 * half + r < valid ? F::scales(chunk + (16 * half + r) * stride, kc)
                                               : Scales{_mm512_setzero_ps(), _mm512_setzero_ps()};
       s[r] = _mm512_castps_si512(sm.s);
       m[r] = _mm512_castps_si512(sm.m);

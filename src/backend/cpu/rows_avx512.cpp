@@ -24,7 +24,7 @@ namespace {
 using quant::GgmlType;
 using namespace codes;
 
-constexpr std::int64_t kChunk = 256;  // columns whose scales are unpacked at once (16 lanes' worth)
+constexpr int kChunk = 256;  // columns whose scales are unpacked at once (16 lanes' worth)
 
 std::size_t quant_bytes(std::int64_t cols) { return static_cast<std::size_t>((cols + 63) / 64 * 64); }
 
@@ -66,39 +66,42 @@ void row_x_prepare(const float* x, std::int64_t cols, std::uint8_t* out) {
 
 template <class F, int R>
 void block_rows(const std::uint8_t* w, std::size_t stride, const std::uint8_t* xq, std::int64_t cols, float* out) {
-  constexpr int kSubsPerStep = 64 / F::kSub;
   const auto* dx = reinterpret_cast<const float*>(xq + quant_bytes(cols));
   const float* dsum = dx + cols / F::kSub;
   // Lane l of a step's VNNI sums covers columns 4l..4l+3: sub-block l / (kSub / 4) of the step.
   const __m512i lane_sub = _mm512_srli_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
                                              F::kSub == 32 ? 3 : 2);
+  constexpr std::size_t kChunkBytes = kChunk / F::kBlockCols * F::kBlockBytes;
   __m512 acc[R], offsets[R];
   for (int r = 0; r < R; ++r) acc[r] = offsets[r] = _mm512_setzero_ps();
   for (std::int64_t k0 = 0; k0 < cols; k0 += kChunk) {
-    const std::int64_t kc = std::min(kChunk, cols - k0);
+    const std::int64_t kc = std::min<std::int64_t>(kChunk, cols - k0);
+    const std::uint8_t* chunk = w + k0 / F::kBlockCols * F::kBlockBytes;
     const auto mask = static_cast<__mmask16>((1u << (kc / F::kSub)) - 1);
     const __m512 chunk_dx = _mm512_maskz_loadu_ps(mask, dx + k0 / F::kSub);
     const __m512 chunk_dsum = _mm512_maskz_loadu_ps(mask, dsum + k0 / F::kSub);
     __m512 sd[R];
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
-      const Scales sm = F::scales(w + r * stride, k0, kc);
+      prefetch_next_rows(chunk + r * stride, stride, R, kChunkBytes / 64 + 1);
+      const Scales sm = F::scales(chunk + r * stride, kc);
       sd[r] = _mm512_mul_ps(sm.s, chunk_dx);
       offsets[r] = _mm512_fmadd_ps(sm.m, chunk_dsum, offsets[r]);
     }
-    __m512i sub = lane_sub;
-    for (std::int64_t k = 0; k < kc; k += 64) {
+    auto step = [&](int k, int blocks) __attribute__((always_inline)) {
       const __m512i xv = _mm512_loadu_si512(xq + k0 + k);
-      const std::size_t at = static_cast<std::size_t>((k0 + k) / F::kBlockCols * F::kBlockBytes +
-                                                      (k0 + k) % F::kBlockCols * F::kBlockBytes / F::kBlockCols);
-      #pragma GCC unroll 4
+      const __m512i sub = _mm512_add_epi32(lane_sub, _mm512_set1_epi32(k / F::kSub));
+#pragma GCC unroll 4
       for (int r = 0; r < R; ++r) {
-        prefetch_next_rows(w + r * stride + at, stride, R);
-        const __m512i c = F::codes(w + r * stride, k0 + k, kc - k >= 64 ? 2 : 1);
-        const __m512i isum = _mm512_dpbusd_epi32(_mm512_setzero_si512(), c, xv);
+        const __m512i isum = _mm512_dpbusd_epi32(_mm512_setzero_si512(), F::codes(chunk + r * stride, k, blocks), xv);
         acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_permutexvar_ps(sub, sd[r]), acc[r]);
       }
-      sub = _mm512_add_epi32(sub, _mm512_set1_epi32(kSubsPerStep));
+    };
+    if (kc == kChunk) {
+#pragma GCC unroll 4
+      for (int k = 0; k < kChunk; k += 64) step(k, 2);
+    } else {  // a legacy-format row's last columns
+      for (int k = 0; k < kc; k += 64) step(k, kc - k >= 64 ? 2 : 1);
     }
   }
   for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(acc[r]) - _mm512_reduce_add_ps(offsets[r]);
