@@ -82,9 +82,9 @@ void Session::forward(std::span<const std::int32_t> tokens, bool all_logits, flo
 
     // Attention block: x += Wo · attention(rope(Wq·xb), rope(Wk·xb), Wv·xb), xb = norm(x).
     b.rms_norm(x_, w.attn_norm.data(), s.hidden, n, s.norm_eps, xb_);
-    b.matmul(w.q, xb_, n, q_);
-    b.matmul(w.k, xb_, n, k_);
-    b.matmul(w.v, xb_, n, v_);
+    const quant::Matrix* qkv[] = {&w.q, &w.k, &w.v};
+    float* qkv_out[] = {q_, k_, v_};
+    b.matmul(qkv, xb_, n, qkv_out);
     if (!w.q_bias.empty()) b.add_bias(q_, w.q_bias, n);
     if (!w.k_bias.empty()) b.add_bias(k_, w.k_bias, n);
     if (!w.v_bias.empty()) b.add_bias(v_, w.v_bias, n);
@@ -98,8 +98,9 @@ void Session::forward(std::span<const std::int32_t> tokens, bool all_logits, flo
 
     // Feed-forward block: x += Wdown · (silu(Wgate·xb) ⊙ Wup·xb), xb = norm(x).
     b.rms_norm(x_, w.ffn_norm.data(), s.hidden, n, s.norm_eps, xb_);
-    b.matmul(w.gate, xb_, n, gate_);
-    b.matmul(w.up, xb_, n, up_);
+    const quant::Matrix* gate_up[] = {&w.gate, &w.up};
+    float* gate_up_out[] = {gate_, up_};
+    b.matmul(gate_up, xb_, n, gate_up_out);
     b.silu_mul(gate_, up_, n * s.ffn, gate_);
     b.matmul(w.down, gate_, n, xb_);
     b.add(x_, xb_, n * s.hidden);

@@ -144,6 +144,50 @@ TEST(Matmul, BatchEqualsScalarGemvPerToken) {
   }
 }
 
+// A group product (one input, several matrices: q, k and v of mixed formats) equals each
+// matrix's own product, for one token (row kernels), four (tiles) and nine (panels): shared
+// prepared activations go only to matrices that read them in the same layout.
+TEST(Matmul, GroupEqualsEachMatrixAlone) {
+  std::mt19937 rng(17);
+  ThreadPool pool(2);
+  const std::int64_t cols = 512;
+  const GgmlType types[] = {GgmlType::Q4_K, GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::F16, GgmlType::Q8_0,
+                            GgmlType::Q4_1, GgmlType::IQ4_NL};
+  const std::int64_t rows[] = {70, 36, 36, 42, 33, 40, 8};
+  std::vector<std::vector<std::uint8_t>> storage;
+  std::vector<quant::Matrix> matrices;
+  for (std::size_t i = 0; i < std::size(types); ++i) {
+    auto traits = *quant::type_traits(static_cast<std::uint32_t>(types[i]));
+    storage.push_back(make_weights(types[i], rows[i], cols, rng));
+    matrices.push_back({types[i], storage.back().data(), rows[i], cols, *quant::row_bytes(traits, cols)});
+  }
+  for (std::int64_t n : {1, 4, 9}) {
+    SCOPED_TRACE(std::to_string(n) + " tokens");
+    std::vector<float> x(static_cast<std::size_t>(n * cols));
+    for (auto& v : x) v = std::uniform_real_distribution<float>(-1, 1)(rng);
+    std::vector<std::vector<float>> group_out, alone_out;
+    std::vector<const quant::Matrix*> ws;
+    std::vector<float*> ys;
+    for (const auto& m : matrices) {
+      group_out.emplace_back(static_cast<std::size_t>(n * m.rows), -1.0f);
+      alone_out.emplace_back(static_cast<std::size_t>(n * m.rows));
+      ws.push_back(&m);
+      ys.push_back(group_out.back().data());
+      matmul(m, x, n, alone_out.back(), pool);
+    }
+    matmul(ws, x, n, ys, pool);
+    for (std::size_t i = 0; i < matrices.size(); ++i)
+      for (std::size_t j = 0; j < group_out[i].size(); ++j)
+        ASSERT_EQ(group_out[i][j], alone_out[i][j]) << "matrix " << i << " output " << j;
+  }
+  std::vector<float> x(cols), y(100);
+  quant::Matrix narrow = matrices[0];
+  narrow.cols = 256;
+  const quant::Matrix* mixed[] = {&matrices[0], &narrow};
+  float* outs[] = {y.data(), y.data()};
+  EXPECT_THROW(matmul(mixed, x, 1, outs, pool), Error);
+}
+
 TEST(Gemv, ScalarPathIsTheProductOfDecodedWeights) {
   std::mt19937 rng(11);
   ThreadPool pool(1);

@@ -40,8 +40,15 @@ class Backend {
 
   // out[t] = row ids[t] of `table`, as f32.
   virtual void embed(const quant::Matrix& table, std::span<const std::int32_t> ids, float* out) = 0;
-  // y[t] = W · x[t] for n rows (x: n × W.cols, y: n × W.rows).
-  virtual void matmul(const quant::Matrix& w, const float* x, std::int64_t n, float* y) = 0;
+  // y_i[t] = W_i · x[t] for n rows and each matrix of a group sharing the input (x: n × cols,
+  // y_i: n × W_i.rows): q, k and v, or gate and up, go as one call.
+  virtual void matmul(std::span<const quant::Matrix* const> ws, const float* x, std::int64_t n,
+                      std::span<float* const> ys) = 0;
+  void matmul(const quant::Matrix& w, const float* x, std::int64_t n, float* y) {
+    const quant::Matrix* ws[] = {&w};
+    float* ys[] = {y};
+    matmul(ws, x, n, ys);
+  }
   // y = x / rms(x) · weight, per row of `width` (rows may be heads); y may be x.
   virtual void rms_norm(const float* x, const float* weight, std::int64_t width, std::int64_t rows, double eps,
                         float* y) = 0;

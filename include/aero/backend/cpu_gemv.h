@@ -24,6 +24,12 @@ std::string_view isa_name(Isa isa);
 void matmul(const quant::Matrix& w, std::span<const float> x, std::int64_t n, std::span<float> y, ThreadPool& pool,
             Isa isa = best_isa());
 
+// The products of several matrices with one input (q, k and v; gate and up): y_i[t] = W_i · x[t],
+// each y_i n × W_i.rows. The activations are prepared once per layout and every matrix's rows
+// spread over the pool in one call.
+void matmul(std::span<const quant::Matrix* const> ws, std::span<const float> x, std::int64_t n,
+            std::span<float* const> ys, ThreadPool& pool, Isa isa = best_isa());
+
 // y[rows] = W · x[cols]. Rows are spread over the pool. Throws for a type with no decoder.
 void gemv(const quant::Matrix& w, std::span<const float> x, std::span<float> y, ThreadPool& pool,
           Isa isa = best_isa());

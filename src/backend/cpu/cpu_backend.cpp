@@ -83,8 +83,10 @@ class CpuBackend final : public Backend {
     }
   }
 
-  void matmul(const quant::Matrix& w, const float* x, std::int64_t n, float* y) override {
-    cpu::matmul(w, {x, static_cast<std::size_t>(n * w.cols)}, n, {y, static_cast<std::size_t>(n * w.rows)}, pool_, isa_);
+  using Backend::matmul;
+  void matmul(std::span<const quant::Matrix* const> ws, const float* x, std::int64_t n,
+              std::span<float* const> ys) override {
+    cpu::matmul(ws, {x, static_cast<std::size_t>(n * ws[0]->cols)}, n, ys, pool_, isa_);
   }
 
   void rms_norm(const float* x, const float* weight, std::int64_t width, std::int64_t rows, double eps,

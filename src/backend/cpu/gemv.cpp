@@ -160,88 +160,163 @@ bool cpu_has_avx512_vbmi() {
   return __get_cpuid_count(7, 0, &a, &b, &c, &d) && (c & (1u << 1));
 }
 
-void matmul(const quant::Matrix& w, std::span<const float> x, std::int64_t n, std::span<float> y, ThreadPool& pool,
-            Isa isa) {
-  if (n < 1 || static_cast<std::int64_t>(x.size()) != n * w.cols || static_cast<std::int64_t>(y.size()) != n * w.rows)
-    fail("matmul: shapes disagree ({}x{} matrix, {} inputs, {} outputs for {} rows)", w.rows, w.cols, x.size(),
-         y.size(), n);
-  if (isa > best_isa()) fail("matmul: this CPU cannot run {} kernels", isa_name(isa));
-  auto traits = quant::type_traits(static_cast<std::uint32_t>(w.type));
-  if (!traits || !traits->decode) fail("matmul: no kernel or decoder for type {}", traits ? traits->name : "?");
+namespace {
 
-  const DotKernels& ks = kernels(isa);
-  // Enough tokens to pay for unpacking each panel once: the packed-panel product; else row
-  // kernels (and their 4 × 4 tiles).
-  const GemmKernel* gemm = n >= kGemmMinTokens && ks.gemm ? ks.gemm(w.type) : nullptr;
-  const RowKernel row = row_kernel(w.type, ks);
-  const DotFn dot = row.dot;
-  const TileFn tile = tile_for(w.type, ks);
-  const ActivationLayout layout = gemm ? gemm->act : dot ? row.act : fallback_layout(*traits);
-  const std::size_t xq_stride = layout.bytes ? layout.bytes(w.cols) : 0;
-  // Kept per calling thread: generation makes hundreds of these calls per token. Named
-  // through a plain reference, because a lambda naming a thread_local directly would reach
-  // each worker's own (empty) instance.
-  thread_local std::vector<std::uint8_t> caller_buffer;
-  std::vector<std::uint8_t>& xq = caller_buffer;
-  xq.resize(xq_stride * static_cast<std::size_t>(n));
-  if (xq_stride) {
-    auto prepare = [&](std::size_t t) { layout.prepare(x.data() + t * w.cols, w.cols, xq.data() + t * xq_stride); };
-    if (n == 1) prepare(0);
-    else pool.run(static_cast<std::size_t>(n), prepare);
-  }
-  // Tiles and panels read prepared blocks for the integer formats, the f32 rows themselves
-  // for floats.
-  const std::uint8_t* tile_in = xq_stride ? xq.data() : reinterpret_cast<const std::uint8_t*>(x.data());
-  const std::size_t tile_stride = xq_stride ? xq_stride : static_cast<std::size_t>(w.cols) * sizeof(float);
-  if (gemm && gemm->batch_bytes) {  // the panels' own packing of the whole batch
-    xq.resize(gemm->batch_bytes(n, w.cols));
-    pool.run(static_cast<std::size_t>((n + gemm->batch_tokens - 1) / gemm->batch_tokens),
-             [&](std::size_t b) { gemm->batch_prepare(x.data(), n, w.cols, xq.data(), static_cast<std::int64_t>(b)); });
-    tile_in = xq.data();
-  }
+// One matrix of a group product: its kernels, where its prepared activations lie and how its
+// rows are split into tasks.
+struct Plan {
+  const quant::Matrix* w = nullptr;
+  float* y = nullptr;
+  quant::TypeTraits traits{};
+  const GemmKernel* gemm = nullptr;  // packed panels, else the row kernels (and their tiles)
+  DotFn dot = nullptr;               // null: decode a row, dot in f32
+  TileFn tile = nullptr;
+  ActivationLayout layout;
+  std::size_t xq_stride = 0;
+  const std::uint8_t* xq = nullptr;       // prepared activations, xq_stride bytes per token
+  const std::uint8_t* tile_in = nullptr;  // what tiles and panels read
+  std::size_t tile_stride = 0;
+  std::int64_t chunk = 0;  // rows per task
+  std::size_t tasks = 0;
+
+  void run(std::size_t task, const float* x, std::int64_t n, DotFn f32_dot) const;
+};
+
+void Plan::run(std::size_t task, const float* x, std::int64_t n, DotFn f32_dot) const {
+  const std::int64_t begin = static_cast<std::int64_t>(task) * chunk, end = std::min(w->rows, begin + chunk);
   if (gemm) {
-    const std::int64_t chunk = (rows_per_task(w, pool.size()) + gemm->row_block - 1) / gemm->row_block * gemm->row_block;
-    const auto tasks = static_cast<std::size_t>((w.rows + chunk - 1) / chunk);
-    pool.run(tasks, [&](std::size_t task) {
-      const std::int64_t begin = static_cast<std::int64_t>(task) * chunk, end = std::min(w.rows, begin + chunk);
-      gemm->run(w.data + static_cast<std::size_t>(begin) * w.row_bytes, w.row_bytes, end - begin, w.cols, tile_in,
-                tile_stride, n, y.data() + begin, static_cast<std::size_t>(w.rows));
-    });
+    gemm->run(w->data + static_cast<std::size_t>(begin) * w->row_bytes, w->row_bytes, end - begin, w->cols, tile_in,
+              tile_stride, n, y + begin, static_cast<std::size_t>(w->rows));
     return;
   }
-  const std::int64_t chunk = rows_per_task(w, pool.size());
-  const auto tasks = static_cast<std::size_t>((w.rows + chunk - 1) / chunk);
-  const DotFn f32_dot = kernels(isa).f32;
-  pool.run(tasks, [&](std::size_t task) {
-    const std::int64_t begin = static_cast<std::int64_t>(task) * chunk, end = std::min(w.rows, begin + chunk);
-    if (dot) {
-      // A few weight rows at a time against every activation row: the rows stay in L1 while
-      // the activations stream past, so a batch reads the weights from memory once.
-      for (std::int64_t r = begin; r < end; r += kMaxRows) {
-        const int n_rows = static_cast<int>(std::min<std::int64_t>(kMaxRows, end - r));
-        const std::uint8_t* rows = w.data + static_cast<std::size_t>(r) * w.row_bytes;
-        std::int64_t t = 0;
-        if (tile && n_rows == kTileRows)
-          for (; t + kTileTokens <= n; t += kTileTokens)
-            tile(rows, w.row_bytes, tile_in + static_cast<std::size_t>(t) * tile_stride, tile_stride, w.cols,
-                 y.data() + t * w.rows + r, static_cast<std::size_t>(w.rows));
-        for (; t < n; ++t)
-          dot(rows, w.row_bytes, n_rows, x.data() + t * w.cols, xq.data() + static_cast<std::size_t>(t) * xq_stride,
-              w.cols, y.data() + t * w.rows + r);
-      }
-      return;
+  if (dot) {
+    // A few weight rows at a time against every activation row: the rows stay in L1 while
+    // the activations stream past, so a batch reads the weights from memory once.
+    for (std::int64_t r = begin; r < end; r += kMaxRows) {
+      const int n_rows = static_cast<int>(std::min<std::int64_t>(kMaxRows, end - r));
+      const std::uint8_t* rows = w->data + static_cast<std::size_t>(r) * w->row_bytes;
+      std::int64_t t = 0;
+      if (tile && n_rows == kTileRows)
+        for (; t + kTileTokens <= n; t += kTileTokens)
+          tile(rows, w->row_bytes, tile_in + static_cast<std::size_t>(t) * tile_stride, tile_stride, w->cols,
+               y + t * w->rows + r, static_cast<std::size_t>(w->rows));
+      for (; t < n; ++t)
+        dot(rows, w->row_bytes, n_rows, x + t * w->cols, xq + static_cast<std::size_t>(t) * xq_stride, w->cols,
+            y + t * w->rows + r);
     }
-    std::vector<float> decoded(static_cast<std::size_t>(w.cols));  // fallback: decode a row, dot in f32
-    for (std::int64_t r = begin; r < end; ++r) {
-      traits->decode(w.data + static_cast<std::size_t>(r) * w.row_bytes, decoded.data(), w.cols);
-      for (std::int64_t t = 0; t < n; ++t) {
-        const float* xt = xq_stride ? reinterpret_cast<const float*>(xq.data() + static_cast<std::size_t>(t) * xq_stride)
-                                    : x.data() + t * w.cols;
-        f32_dot(reinterpret_cast<const std::uint8_t*>(decoded.data()), 0, 1, xt, nullptr, w.cols,
-                y.data() + t * w.rows + r);
-      }
+    return;
+  }
+  std::vector<float> decoded(static_cast<std::size_t>(w->cols));  // fallback: decode a row, dot in f32
+  for (std::int64_t r = begin; r < end; ++r) {
+    traits.decode(w->data + static_cast<std::size_t>(r) * w->row_bytes, decoded.data(), w->cols);
+    for (std::int64_t t = 0; t < n; ++t) {
+      const float* xt = xq_stride ? reinterpret_cast<const float*>(xq + static_cast<std::size_t>(t) * xq_stride)
+                                  : x + t * w->cols;
+      f32_dot(reinterpret_cast<const std::uint8_t*>(decoded.data()), 0, 1, xt, nullptr, w->cols, y + t * w->rows + r);
+    }
+  }
+}
+
+Plan make_plan(const quant::Matrix& w, float* y, std::int64_t n, const DotKernels& ks, unsigned threads) {
+  Plan p;
+  p.w = &w;
+  p.y = y;
+  p.traits = *quant::type_traits(static_cast<std::uint32_t>(w.type));
+  // Enough tokens to pay for unpacking each panel once: the packed-panel product; else row
+  // kernels (and their 4 × 4 tiles).
+  p.gemm = n >= kGemmMinTokens && ks.gemm ? ks.gemm(w.type) : nullptr;
+  const RowKernel row = row_kernel(w.type, ks);
+  p.dot = row.dot;
+  p.tile = tile_for(w.type, ks);
+  p.layout = p.gemm ? p.gemm->act : p.dot ? row.act : fallback_layout(p.traits);
+  p.xq_stride = p.layout.bytes ? p.layout.bytes(w.cols) : 0;
+  const std::int64_t block = p.gemm ? p.gemm->row_block : 1;
+  p.chunk = (rows_per_task(w, threads) + block - 1) / block * block;
+  p.tasks = static_cast<std::size_t>((w.rows + p.chunk - 1) / p.chunk);
+  return p;
+}
+
+}  // namespace
+
+void matmul(std::span<const quant::Matrix* const> ws, std::span<const float> x, std::int64_t n,
+            std::span<float* const> ys, ThreadPool& pool, Isa isa) {
+  if (ws.empty() || ws.size() != ys.size()) fail("matmul: {} matrices, {} outputs", ws.size(), ys.size());
+  const std::int64_t cols = ws[0]->cols;
+  if (n < 1 || static_cast<std::int64_t>(x.size()) != n * cols)
+    fail("matmul: shapes disagree ({} columns, {} inputs for {} rows)", cols, x.size(), n);
+  for (const quant::Matrix* w : ws) {
+    if (w->cols != cols) fail("matmul: matrices of one input differ in width ({} and {})", cols, w->cols);
+    auto traits = quant::type_traits(static_cast<std::uint32_t>(w->type));
+    if (!traits || !traits->decode) fail("matmul: no kernel or decoder for type {}", traits ? traits->name : "?");
+  }
+  if (isa > best_isa()) fail("matmul: this CPU cannot run {} kernels", isa_name(isa));
+
+  const DotKernels& ks = kernels(isa);
+  std::vector<Plan> plans;
+  plans.reserve(ws.size());
+  for (std::size_t i = 0; i < ws.size(); ++i) plans.push_back(make_plan(*ws[i], ys[i], n, ks, pool.size()));
+
+  // Activations prepared once per layout (q, k and v of one format share theirs). Kept per
+  // calling thread: generation makes hundreds of these calls per token. Named through a plain
+  // reference, because a lambda naming a thread_local directly would reach each worker's own
+  // (empty) instance.
+  thread_local std::vector<std::vector<std::uint8_t>> caller_buffers;
+  std::vector<std::vector<std::uint8_t>>& buffers = caller_buffers;
+  if (buffers.size() < plans.size()) buffers.resize(plans.size());
+  for (std::size_t i = 0; i < plans.size(); ++i) {
+    Plan& p = plans[i];
+    // Tiles and panels read prepared blocks for the integer formats, the f32 rows themselves
+    // for floats.
+    p.tile_in = reinterpret_cast<const std::uint8_t*>(x.data());
+    p.tile_stride = static_cast<std::size_t>(cols) * sizeof(float);
+    const auto key = [](const Plan& q) { return std::pair{q.layout.prepare, q.gemm ? q.gemm->batch_prepare : nullptr}; };
+    if (key(p) == key(Plan{})) continue;  // nothing to prepare: float rows read x itself
+    const auto same = std::find_if(plans.begin(), plans.begin() + static_cast<std::ptrdiff_t>(i),
+                                   [&](const Plan& q) { return key(q) == key(p); });
+    if (same != plans.begin() + static_cast<std::ptrdiff_t>(i)) {
+      p.xq = same->xq;
+      p.tile_in = same->tile_in;
+      p.tile_stride = same->tile_stride;
+      continue;
+    }
+    std::vector<std::uint8_t>& xq = buffers[i];
+    xq.resize(p.xq_stride * static_cast<std::size_t>(n));
+    if (p.xq_stride) {
+      auto prepare = [&](std::size_t t) { p.layout.prepare(x.data() + t * cols, cols, xq.data() + t * p.xq_stride); };
+      if (n == 1) prepare(0);
+      else pool.run(static_cast<std::size_t>(n), prepare);
+      p.tile_in = xq.data();
+      p.tile_stride = p.xq_stride;
+    }
+    if (p.gemm && p.gemm->batch_bytes) {  // the panels' own packing of the whole batch
+      xq.resize(p.gemm->batch_bytes(n, cols));
+      pool.run(static_cast<std::size_t>((n + p.gemm->batch_tokens - 1) / p.gemm->batch_tokens), [&](std::size_t b) {
+        p.gemm->batch_prepare(x.data(), n, cols, xq.data(), static_cast<std::int64_t>(b));
+      });
+      p.tile_in = xq.data();
+    }
+    p.xq = xq.data();
+  }
+
+  // Every matrix's tasks in one call: one wait for the slowest task of the group, not one each.
+  std::size_t total = 0;
+  for (const Plan& p : plans) total += p.tasks;
+  const DotFn f32_dot = ks.f32;
+  pool.run(total, [&](std::size_t task) {
+    for (const Plan& p : plans) {
+      if (task < p.tasks) return p.run(task, x.data(), n, f32_dot);
+      task -= p.tasks;
     }
   });
+}
+
+void matmul(const quant::Matrix& w, std::span<const float> x, std::int64_t n, std::span<float> y, ThreadPool& pool,
+            Isa isa) {
+  if (static_cast<std::int64_t>(y.size()) != n * w.rows)
+    fail("matmul: shapes disagree ({}x{} matrix, {} outputs for {} rows)", w.rows, w.cols, y.size(), n);
+  const quant::Matrix* ws[] = {&w};
+  float* ys[] = {y.data()};
+  matmul(ws, x, n, ys, pool, isa);
 }
 
 void gemv(const quant::Matrix& w, std::span<const float> x, std::span<float> y, ThreadPool& pool, Isa isa) {
