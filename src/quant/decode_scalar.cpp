@@ -128,7 +128,8 @@ void q3_k(const std::uint8_t* b, float* y, std::int64_t n) {
     const std::uint8_t* q = b + 32;
     const float d_all = fp16_to_fp32(load_u16(b + 108));
     std::int8_t scales[16];
-    quant::k3_scales(b + 96, scales);
+    const auto words = quant::k3_scale_words(b + 96);
+    std::memcpy(scales, words.data(), 16);
     int is = 0;
     std::uint8_t m = 1;
     for (int half = 0; half < 2; ++half, q += 32) {

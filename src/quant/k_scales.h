@@ -2,6 +2,7 @@
 // and the dot-product kernels.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <cstring>
 
@@ -29,17 +30,14 @@ inline void k4_scales_mins(const std::uint8_t* q, std::uint64_t& scales, std::ui
   mins = (u[1] & kLow6) | static_cast<std::uint64_t>(mins_hi) << 32;
 }
 
-// Q3_K's sixteen 6-bit scales (stored + 32): low nibbles in bytes 0..7, high bit pairs in 8..11.
-inline void k3_scales(const std::uint8_t* q, std::int8_t out[16]) {
+// Q3_K's sixteen 6-bit scales (stored + 32) as four little-endian words of four scale bytes:
+// low nibbles in bytes 0..7, high bit pairs in 8..11.
+inline std::array<std::uint32_t, 4> k3_scale_words(const std::uint8_t* q) {
   constexpr std::uint32_t kmask1 = 0x03030303, kmask2 = 0x0f0f0f0f;
-  std::uint32_t aux[4];
-  std::memcpy(aux, q, 12);
-  const std::uint32_t tmp = aux[2];
-  aux[2] = ((aux[0] >> 4) & kmask2) | (((tmp >> 4) & kmask1) << 4);
-  aux[3] = ((aux[1] >> 4) & kmask2) | (((tmp >> 6) & kmask1) << 4);
-  aux[0] = (aux[0] & kmask2) | (((tmp >> 0) & kmask1) << 4);
-  aux[1] = (aux[1] & kmask2) | (((tmp >> 2) & kmask1) << 4);
-  std::memcpy(out, aux, 16);
+  std::uint32_t u[3];
+  std::memcpy(u, q, 12);
+  return {(u[0] & kmask2) | (((u[2] >> 0) & kmask1) << 4), (u[1] & kmask2) | (((u[2] >> 2) & kmask1) << 4),
+          ((u[0] >> 4) & kmask2) | (((u[2] >> 4) & kmask1) << 4), ((u[1] >> 4) & kmask2) | (((u[2] >> 6) & kmask1) << 4)};
 }
 
 }  // namespace aero::quant

@@ -195,17 +195,11 @@ struct Q3_KFmt : SuperFmt<110, 16, 4> {
     const __m512i low = two_bit_codes(chunk + 32, k);
     return _mm512_mask_add_epi8(low, _mm512_test_epi8_mask(twice(chunk), half_bits(bit, bit + 1)), low, _mm512_set1_epi8(4));
   }
-  // Scale j: the nibble j % 8 of byte j % 8 (high nibbles for j ≥ 8), and bits 2(j / 4).. of
-  // byte 8 + j % 4 above it; shifts per 16-bit lane, as a lane's two bytes share theirs.
   static Scales scales(const std::uint8_t* b, std::int64_t) {
-    const __m128i packed = _mm_maskz_loadu_epi8(0x0FFF, b + 96);
-    const __m128i low = _mm_and_si128(_mm_srlv_epi16(_mm_shuffle_epi8(packed, _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7)),
-                                                     _mm_setr_epi16(0, 0, 0, 0, 4, 4, 4, 4)),
-                                      _mm_set1_epi8(0x0F));
-    const __m128i high = _mm_and_si128(_mm_srlv_epi16(_mm_shuffle_epi8(packed, _mm_setr_epi8(8, 9, 10, 11, 8, 9, 10, 11, 8, 9, 10, 11, 8, 9, 10, 11)),
-                                                      _mm_setr_epi16(0, 0, 2, 2, 4, 4, 6, 6)),
-                                       _mm_set1_epi8(3));
-    const __m128i biased = _mm_sub_epi8(_mm_or_si128(low, _mm_slli_epi16(high, 4)), _mm_set1_epi8(32));
+    const auto w = quant::k3_scale_words(b + 96);
+    const __m128i biased = _mm_sub_epi8(
+        _mm_setr_epi32(static_cast<int>(w[0]), static_cast<int>(w[1]), static_cast<int>(w[2]), static_cast<int>(w[3])),
+        _mm_set1_epi8(32));
     const __m512 s = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(biased)), _mm512_set1_ps(half(b + 108)));
     return {s, _mm512_mul_ps(s, _mm512_set1_ps(4))};
   }
@@ -219,14 +213,17 @@ struct IQ4_XSFmt : SuperFmt<136, 32, 128> {
     const __m512i ab = _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(chunk + 8 + 16 * (k / 32))));
     return _mm512_shuffle_epi8(iq4_codebook(), nibble_codes(_mm512_shuffle_i64x2(ab, ab, _MM_SHUFFLE(1, 1, 0, 0))));
   }
-  // ls of sub-block ib: nibble ib of scales_l (4 bytes) and bit pair ib of scales_h, spread
-  // one per byte by bit deposits.
+  // ls of sub-block ib: nibble ib of scales_l (4 bytes) and bit pair ib of scales_h (u16).
   static Scales scales(const std::uint8_t* b, std::int64_t) {
     std::uint32_t low;
     std::memcpy(&low, b + 4, 4);
-    const std::uint64_t ls = _pdep_u64(low, 0x0F0F0F0F0F0F0F0Full) | _pdep_u64(quant::load_u16(b + 2), 0x3030303030303030ull);
-    const __m128i biased = _mm_sub_epi8(_mm_cvtsi64_si128(static_cast<long long>(ls)), _mm_set1_epi8(32));
-    const __m512 s = _mm512_maskz_mul_ps(0x00FF, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(biased)), _mm512_set1_ps(half(b)));
+    const __m512i ib = _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 7, 6, 5, 4, 3, 2, 1, 0);
+    const __m512i nibble = _mm512_and_si512(_mm512_srlv_epi32(_mm512_set1_epi32(static_cast<int>(low)), _mm512_slli_epi32(ib, 2)),
+                                            _mm512_set1_epi32(0x0F));
+    const __m512i pair = _mm512_and_si512(_mm512_srlv_epi32(_mm512_set1_epi32(quant::load_u16(b + 2)), _mm512_slli_epi32(ib, 1)),
+                                          _mm512_set1_epi32(3));
+    const __m512i ls = _mm512_sub_epi32(_mm512_or_si512(nibble, _mm512_slli_epi32(pair, 4)), _mm512_set1_epi32(32));
+    const __m512 s = _mm512_maskz_mul_ps(0x00FF, _mm512_cvtepi32_ps(ls), _mm512_set1_ps(half(b)));
     return {s, _mm512_mul_ps(s, _mm512_set1_ps(128))};
   }
 };

@@ -54,6 +54,13 @@ struct ActivationLayout {
 ActivationLayout q8_0_with_sums_layout();
 ActivationLayout q8_k_layout();
 
+// The generic block kernels' activations (rows_avx512.cpp, rows_avx2.cpp): the int8 quants of
+// every column (Q8_K when `q8k`, else Q8_0, as ggml pairs the format; zero up to a multiple of
+// 64), then per `sub`-column sub-block the scale dx of the activation block it lies in, then
+// dx·Σx over the sub-block (sub is 16 or 32).
+ActivationLayout sub_block_layout(bool q8k, int sub);
+inline std::size_t sub_block_quant_bytes(std::int64_t cols) { return static_cast<std::size_t>((cols + 63) / 64 * 64); }
+
 // A row kernel with the layout of the activations it reads.
 struct RowKernel {
   DotFn dot = nullptr;
@@ -119,6 +126,7 @@ void use_vbmi_kernels(DotKernels& k);
 bool cpu_has_avx512_vbmi();
 const GemmKernel* avx512_gemm(quant::GgmlType type);
 const RowKernel* avx512_block_rows(quant::GgmlType type);  // rows_avx512.cpp
+const RowKernel* avx2_block_rows(quant::GgmlType type);    // rows_avx2.cpp
 // Q8_0 blocks of a row, identical to the reference quantizer's (AVX-512 F machines only).
 void quantize_q8_0_avx512(const float* x, std::int64_t cols, std::uint8_t* blocks);
 const DotKernels& kernels(Isa isa);

@@ -6,7 +6,7 @@ DotKernels avx2_kernels() {
                float_tile<F32Load>, float_tile<F16Load>, float_tile<Bf16Load>};
   k.attend_f32 = attend<F32Load>;
   k.attend_f16 = attend<F16Load>;
-  k.q5_k = scalar_kernels().q5_k;  // no vector Q5_K kernel for this instruction set
+  k.block_rows = avx2_block_rows;
   return k;
 }
 }  // namespace aero::backend::cpu

@@ -7,6 +7,7 @@
 #include "aero/backend/cpu_gemv.h"
 #include "aero/error.h"
 #include "backend/cpu/dot.h"
+#include "quant/half.h"
 
 namespace aero::backend::cpu {
 namespace {
@@ -111,8 +112,7 @@ Isa best_isa() {
     const bool ymm_state = (xcr0_lo & 0x6) == 0x6, zmm_state = (xcr0_lo & 0xe6) == 0xe6;
     if (!ymm_state || !__get_cpuid_count(7, 0, &a, &b, &c, &d)) return Isa::Scalar;
     const bool avx2 = b & (1u << 5);
-    // F BW VL VNNI, and BMI2 (every such CPU has it; the AVX-512 kernels use its bit deposits)
-    const bool avx512 = (b & (1u << 16)) && (b & (1u << 30)) && (b & (1u << 31)) && (c & (1u << 11)) && (b & (1u << 8));
+    const bool avx512 = (b & (1u << 16)) && (b & (1u << 30)) && (b & (1u << 31)) && (c & (1u << 11));  // F BW VL VNNI
     if (avx512 && zmm_state && avx2) return Isa::Avx512;
     return avx2 ? Isa::Avx2 : Isa::Scalar;
   }();
@@ -150,7 +150,46 @@ void prepare_q8_k(const float* x, std::int64_t cols, std::uint8_t* xq) {
   quant::encode_from_f32(GgmlType::Q8_K, {x, static_cast<std::size_t>(cols)}, {xq, q8_k_bytes(cols)});
 }
 
+template <bool kQ8K, int kSub>
+std::size_t sub_block_bytes(std::int64_t cols) {
+  return sub_block_quant_bytes(cols) + 2 * sizeof(float) * static_cast<std::size_t>(cols / kSub);
+}
+
+template <bool kQ8K, int kSub>
+void prepare_sub_blocks(const float* x, std::int64_t cols, std::uint8_t* out) {
+  constexpr int kBlock = kQ8K ? 256 : 32, kBlockBytes = kQ8K ? 292 : 34, kQuants = kQ8K ? 4 : 2;
+  thread_local std::vector<std::uint8_t> blocks;
+  blocks.resize(static_cast<std::size_t>(cols / kBlock) * kBlockBytes);
+  if (!kQ8K && best_isa() == Isa::Avx512) quantize_q8_0_avx512(x, cols, blocks.data());
+  else quant::encode_from_f32(kQ8K ? GgmlType::Q8_K : GgmlType::Q8_0, {x, static_cast<std::size_t>(cols)}, blocks);
+  std::memset(out + cols, 0, sub_block_quant_bytes(cols) - static_cast<std::size_t>(cols));
+  const std::int64_t subs = cols / kSub;
+  auto* dx = reinterpret_cast<float*>(out + sub_block_quant_bytes(cols));
+  float* dsum = dx + subs;
+  for (std::int64_t b = 0; b < cols / kBlock; ++b) {
+    const std::uint8_t* blk = blocks.data() + b * kBlockBytes;
+    const auto* q = reinterpret_cast<const std::int8_t*>(blk + kQuants);
+    std::memcpy(out + kBlock * b, q, kBlock);
+    float d;
+    if constexpr (kQ8K) std::memcpy(&d, blk, 4);
+    else d = quant::fp16_to_fp32(quant::load_u16(blk));
+    for (int part = 0; part < kBlock / kSub; ++part) {
+      std::int32_t sum = 0;
+      for (int j = 0; j < kSub; ++j) sum += q[part * kSub + j];
+      const std::int64_t sub = b * (kBlock / kSub) + part;
+      dx[sub] = d;
+      dsum[sub] = d * static_cast<float>(sum);
+    }
+  }
+}
+
 }  // namespace
+
+ActivationLayout sub_block_layout(bool q8k, int sub) {
+  if (!q8k) return {sub_block_bytes<false, 32>, prepare_sub_blocks<false, 32>};
+  if (sub == 16) return {sub_block_bytes<true, 16>, prepare_sub_blocks<true, 16>};
+  return {sub_block_bytes<true, 32>, prepare_sub_blocks<true, 32>};
+}
 
 ActivationLayout q8_0_with_sums_layout() { return {q8_0_with_sums_bytes, prepare_q8_0_with_sums}; }
 ActivationLayout q8_k_layout() { return {q8_k_bytes, prepare_q8_k}; }

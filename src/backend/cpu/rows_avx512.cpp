@@ -11,8 +11,6 @@
 #include <immintrin.h>
 
 #include <algorithm>
-#include <cstring>
-#include <vector>
 
 #include "aero/quant/types.h"
 #include "backend/cpu/block_codes_avx512.h"
@@ -26,47 +24,9 @@ using namespace codes;
 
 constexpr int kChunk = 256;  // columns whose scales are unpacked at once (16 lanes' worth)
 
-std::size_t quant_bytes(std::int64_t cols) { return static_cast<std::size_t>((cols + 63) / 64 * 64); }
-
-// Prepared activations: the int8 quants of every column (zero up to a multiple of 64), then per
-// sub-block the scale dx of the activation block it lies in, then dx·Σx over the sub-block.
-template <class F>
-std::size_t row_x_bytes(std::int64_t cols) {
-  return quant_bytes(cols) + 2 * sizeof(float) * static_cast<std::size_t>(cols / F::kSub);
-}
-
-// Quantized as ggml pairs the format (Q8_K for the super-block formats, else Q8_0).
-template <class F>
-void row_x_prepare(const float* x, std::int64_t cols, std::uint8_t* out) {
-  constexpr int kBlock = F::kQ8K ? 256 : 32, kBlockBytes = F::kQ8K ? 292 : 34, kQuants = F::kQ8K ? 4 : 2;
-  thread_local std::vector<std::uint8_t> blocks;
-  blocks.resize(static_cast<std::size_t>(cols / kBlock) * kBlockBytes);
-  if constexpr (F::kQ8K) quant::encode_from_f32(GgmlType::Q8_K, {x, static_cast<std::size_t>(cols)}, blocks);
-  else quantize_q8_0_avx512(x, cols, blocks.data());
-  std::memset(out + cols, 0, quant_bytes(cols) - static_cast<std::size_t>(cols));
-  const std::int64_t subs = cols / F::kSub;
-  auto* dx = reinterpret_cast<float*>(out + quant_bytes(cols));
-  float* dsum = dx + subs;
-  for (std::int64_t b = 0; b < cols / kBlock; ++b) {
-    const std::uint8_t* blk = blocks.data() + b * kBlockBytes;
-    const auto* q = reinterpret_cast<const std::int8_t*>(blk + kQuants);
-    std::memcpy(out + kBlock * b, q, kBlock);
-    float d;
-    if constexpr (F::kQ8K) std::memcpy(&d, blk, 4);
-    else d = half(blk);
-    for (int part = 0; part < kBlock / F::kSub; ++part) {
-      std::int32_t sum = 0;
-      for (int j = 0; j < F::kSub; ++j) sum += q[part * F::kSub + j];
-      const std::int64_t sub = b * (kBlock / F::kSub) + part;
-      dx[sub] = d;
-      dsum[sub] = d * static_cast<float>(sum);
-    }
-  }
-}
-
 template <class F, int R>
 void block_rows(const std::uint8_t* w, std::size_t stride, const std::uint8_t* xq, std::int64_t cols, float* out) {
-  const auto* dx = reinterpret_cast<const float*>(xq + quant_bytes(cols));
+  const auto* dx = reinterpret_cast<const float*>(xq + sub_block_quant_bytes(cols));
   const float* dsum = dx + cols / F::kSub;
   // Lane l of a step's VNNI sums covers columns 4l..4l+3: sub-block l / (kSub / 4) of the step.
   const __m512i lane_sub = _mm512_srli_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
@@ -119,14 +79,14 @@ void block_dot(const std::uint8_t* w, std::size_t stride, int rows, const float*
 }
 
 template <class F>
-constexpr RowKernel row_kernel() {
-  return {block_dot<F>, {row_x_bytes<F>, row_x_prepare<F>}};
+RowKernel row_kernel() {
+  return {block_dot<F>, sub_block_layout(F::kQ8K, F::kSub)};
 }
 
 }  // namespace
 
 const RowKernel* avx512_block_rows(GgmlType type) {
-  static constexpr RowKernel q4_1 = row_kernel<Q4_1Fmt>(), q5_0 = row_kernel<Q5_0Fmt>(), q5_1 = row_kernel<Q5_1Fmt>(),
+  static const RowKernel q4_1 = row_kernel<Q4_1Fmt>(), q5_0 = row_kernel<Q5_0Fmt>(), q5_1 = row_kernel<Q5_1Fmt>(),
                              q5_k = row_kernel<Q5_KFmt>(), q2_k = row_kernel<Q2_KFmt>(), q3_k = row_kernel<Q3_KFmt>(),
                              iq4_nl = row_kernel<IQ4_NLFmt>(), iq4_xs = row_kernel<IQ4_XSFmt>();
   switch (type) {
