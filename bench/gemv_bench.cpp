@@ -1,7 +1,9 @@
 // GEMV throughput per weight format, in GB/s of weights read, against this machine's measured
 // read bandwidth (issue: quantized tensors). Prints a markdown table.
 //   aero_gemv_bench [GiB of weights per matrix = 1] [runs = 7] [formats, e.g. Q4_0,Q4_K = all]
-// Matrices are larger than the last-level cache, so every run streams from DRAM.
+//                   [kernels: scalar, avx2 or avx512 = the best this CPU runs]
+// Matrices of 1 GiB are larger than the last-level cache, so every run streams from DRAM; one
+// of a few MiB (0.008) measures the kernels' own speed from the cache.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -77,11 +79,16 @@ constexpr GgmlType kFormats[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16,
 int main(int argc, char** argv) {
   const double gib = argc > 1 ? std::atof(argv[1]) : 1.0;
   const int runs = argc > 2 ? std::atoi(argv[2]) : 7;
-  const std::string only = argc > 3 ? "," + std::string(argv[3]) + "," : "";
+  const std::string only = argc > 3 && std::string(argv[3]) != "all" ? "," + std::string(argv[3]) + "," : "";
+  const std::string isa_arg = argc > 4 ? argv[4] : "";
+  const backend::cpu::Isa isa = isa_arg == "scalar" ? backend::cpu::Isa::Scalar
+                                : isa_arg == "avx2" ? backend::cpu::Isa::Avx2
+                                : isa_arg == "avx512" ? backend::cpu::Isa::Avx512
+                                                      : backend::cpu::best_isa();
   const std::int64_t cols = 4096;
   ThreadPool one(1), two(2);
   std::printf("CPU kernels: %s; weights per matrix: %.2f GiB; %lld columns; median of %d runs\n\n",
-              std::string(backend::cpu::isa_name(backend::cpu::best_isa())).c_str(), gib,
+              std::string(backend::cpu::isa_name(isa)).c_str(), gib,
               static_cast<long long>(cols), runs);
 
   const auto probe_bytes = static_cast<std::size_t>(gib * (1ull << 30));
@@ -101,9 +108,9 @@ int main(int argc, char** argv) {
     double gb[2];
     ThreadPool* pools[2] = {&one, &two};
     for (int t = 0; t < 2; ++t)
-      gb[t] = static_cast<double>(w.size()) / median_seconds(runs, [&] { backend::cpu::gemv(m, x, y, *pools[t]); }) / 1e9;
+      gb[t] = static_cast<double>(w.size()) / median_seconds(runs, [&] { backend::cpu::gemv(m, x, y, *pools[t], isa); }) / 1e9;
     std::printf("| %s%s | %.1f | %.0f%% | %.1f | %.0f%% |\n", std::string(traits.name).c_str(),
-                backend::cpu::has_fast_dot(type, backend::cpu::best_isa()) ? "" : " (decode + f32 dot)", gb[0],
+                backend::cpu::has_fast_dot(type, isa) ? "" : " (decode + f32 dot)", gb[0],
                 100 * gb[0] / bw1, gb[1], 100 * gb[1] / bw2);
   }
 
