@@ -237,6 +237,24 @@ TEST(Gemv, VectorActivationQuantizerEqualsTheReference) {
   EXPECT_EQ(got, expected);
 }
 
+// And Q8_K's: the first element of largest magnitude (with its sign) sets the scale, quants
+// round half to even and stop at 127.
+TEST(Gemv, VectorQ8KQuantizerEqualsTheReference) {
+  if (best_isa() < Isa::Avx512) GTEST_SKIP() << "no AVX-512 on this machine";
+  std::mt19937 rng(6);
+  std::vector<float> x(256 * 8);
+  for (auto& v : x) v = std::normal_distribution<float>(0.0f, 2.0f)(rng);
+  for (int j = 0; j < 256; ++j) x[256 + j] = 0.0f;  // an all-zero block
+  x[512 + 7] = 3.0f;                                  // two of equal magnitude, the first positive:
+  x[512 + 9] = -3.0f;                                 // iscale = -127 / 3
+  x[768] = -1.0f;  // max −1, iscale 127: x = ±(k + 0.5) / 127 scale to ties
+  for (int j = 1; j < 256; ++j) x[768 + j] = (static_cast<float>(j % 100) + 0.5f) / 127.0f * (j % 2 ? 1.0f : -1.0f);
+  std::vector<std::uint8_t> expected(8 * 292), got(8 * 292);
+  quant::encode_from_f32(GgmlType::Q8_K, x, expected);
+  quantize_q8_k_avx512(x.data(), static_cast<std::int64_t>(x.size()), got.data());
+  EXPECT_EQ(got, expected);
+}
+
 TEST(Gemv, RefusesMismatchedShapes) {
   ThreadPool pool(1);
   std::vector<std::uint8_t> w(34);

@@ -224,7 +224,7 @@ std::size_t q4_k_bytes(std::int64_t cols) { return static_cast<std::size_t>(cols
 void prepare_q4_k(const float* x, std::int64_t cols, std::uint8_t* out) {
   thread_local std::vector<std::uint8_t> q8k;
   q8k.resize(static_cast<std::size_t>(cols / 256) * 292);
-  quant::encode_from_f32(quant::GgmlType::Q8_K, {x, static_cast<std::size_t>(cols)}, q8k);
+  quantize_activations(true, x, cols, q8k.data());
   static constexpr int kOrder[8] = {0, 2, 1, 3, 4, 6, 5, 7};  // sub-block in each 32-byte slot
   for (std::int64_t b = 0; b < cols / 256; ++b) {
     const std::uint8_t* src = q8k.data() + b * 292;

@@ -342,8 +342,7 @@ void int_x_prepare(const float* x, std::int64_t cols, std::uint8_t* out) {
   constexpr int kBlock = F::kQ8K ? 256 : 32, kBlockBytes = F::kQ8K ? 292 : 34, kQuants = F::kQ8K ? 4 : 2;
   thread_local std::vector<std::uint8_t> blocks;
   blocks.resize(static_cast<std::size_t>(cols / kBlock) * kBlockBytes);
-  if constexpr (F::kQ8K) quant::encode_from_f32(GgmlType::Q8_K, {x, static_cast<std::size_t>(cols)}, blocks);
-  else quantize_q8_0_avx512(x, cols, blocks.data());
+  quantize_activations(F::kQ8K, x, cols, blocks.data());
   std::uint8_t* terms = out + cols;
   for (std::int64_t b = 0; b < cols / kBlock; ++b) {
     const std::uint8_t* blk = blocks.data() + b * kBlockBytes;
@@ -412,6 +411,38 @@ void quantize_q8_0_avx512(const float* x, std::int64_t cols, std::uint8_t* block
       const __m512 r = _mm512_mask_add_ps(t, up, t, away);
       _mm_storeu_si128(reinterpret_cast<__m128i*>(blocks + 2 + 16 * h), _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(r)));
     }
+  }
+}
+
+// As the reference: the block's largest magnitude (its first occurrence, with its sign) sets
+// iscale = −127 / max; quants round half to even (nearbyint) and stay ≤ 127; sums per 16.
+void quantize_q8_k_avx512(const float* x, std::int64_t cols, std::uint8_t* blocks) {
+  for (std::int64_t b = 0; b < cols / 256; ++b, x += 256, blocks += 292) {
+    __m512 amax_v = _mm512_setzero_ps();
+    for (int i = 0; i < 16; ++i) amax_v = _mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(x + 16 * i)), amax_v);  // NaN: kept out
+    const float amax = _mm512_reduce_max_ps(amax_v);
+    std::memset(blocks, 0, 292);
+    if (amax == 0.0f) continue;
+    float max = 0.0f;
+    for (int i = 0; i < 16; ++i) {
+      const __mmask16 at = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_loadu_ps(x + 16 * i)), _mm512_set1_ps(amax), _CMP_EQ_OQ);
+      if (at) {
+        max = x[16 * i + __builtin_ctz(at)];
+        break;
+      }
+    }
+    const float iscale = -127.0f / max;
+    const __m512 scale = _mm512_set1_ps(iscale);
+    for (int i = 0; i < 16; ++i) {
+      const __m512 v = _mm512_roundscale_ps(_mm512_mul_ps(_mm512_loadu_ps(x + 16 * i), scale),
+                                            _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      const __m512i q = _mm512_min_epi32(_mm512_cvtps_epi32(v), _mm512_set1_epi32(127));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(blocks + 4 + 16 * i), _mm512_cvtepi32_epi8(q));
+      const auto sum = static_cast<std::int16_t>(_mm512_reduce_add_epi32(q));
+      std::memcpy(blocks + 260 + 2 * i, &sum, 2);
+    }
+    const float d = 1 / iscale;
+    std::memcpy(blocks, &d, 4);
   }
 }
 

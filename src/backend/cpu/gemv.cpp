@@ -130,13 +130,19 @@ std::string_view isa_name(Isa isa) {
 
 bool has_fast_dot(GgmlType type, Isa isa) { return row_kernel(type, kernels(isa)).dot != nullptr; }
 
+void quantize_activations(bool q8k, const float* x, std::int64_t cols, std::uint8_t* blocks) {
+  if (best_isa() == Isa::Avx512) return q8k ? quantize_q8_k_avx512(x, cols, blocks) : quantize_q8_0_avx512(x, cols, blocks);
+  const auto n = static_cast<std::size_t>(cols);
+  quant::encode_from_f32(q8k ? GgmlType::Q8_K : GgmlType::Q8_0, {x, n}, {blocks, n / (q8k ? 256 : 32) * (q8k ? 292 : 34)});
+}
+
 namespace {
 
 std::size_t q8_0_with_sums_bytes(std::int64_t cols) { return static_cast<std::size_t>(cols / 32) * (34 + 4); }
 
 void prepare_q8_0_with_sums(const float* x, std::int64_t cols, std::uint8_t* xq) {
   const auto blocks = static_cast<std::size_t>(cols / 32);
-  quant::encode_from_f32(GgmlType::Q8_0, {x, static_cast<std::size_t>(cols)}, {xq, blocks * 34});
+  quantize_activations(false, x, cols, xq);
   for (std::size_t b = 0; b < blocks; ++b) {
     std::int32_t sum = 0;
     for (int j = 0; j < 32; ++j) sum += static_cast<std::int8_t>(xq[b * 34 + 2 + j]);
@@ -147,7 +153,7 @@ void prepare_q8_0_with_sums(const float* x, std::int64_t cols, std::uint8_t* xq)
 std::size_t q8_k_bytes(std::int64_t cols) { return static_cast<std::size_t>(cols / 256) * 292; }
 
 void prepare_q8_k(const float* x, std::int64_t cols, std::uint8_t* xq) {
-  quant::encode_from_f32(GgmlType::Q8_K, {x, static_cast<std::size_t>(cols)}, {xq, q8_k_bytes(cols)});
+  quantize_activations(true, x, cols, xq);
 }
 
 template <bool kQ8K, int kSub>
@@ -160,8 +166,7 @@ void prepare_sub_blocks(const float* x, std::int64_t cols, std::uint8_t* out) {
   constexpr int kBlock = kQ8K ? 256 : 32, kBlockBytes = kQ8K ? 292 : 34, kQuants = kQ8K ? 4 : 2;
   thread_local std::vector<std::uint8_t> blocks;
   blocks.resize(static_cast<std::size_t>(cols / kBlock) * kBlockBytes);
-  if (!kQ8K && best_isa() == Isa::Avx512) quantize_q8_0_avx512(x, cols, blocks.data());
-  else quant::encode_from_f32(kQ8K ? GgmlType::Q8_K : GgmlType::Q8_0, {x, static_cast<std::size_t>(cols)}, blocks);
+  quantize_activations(kQ8K, x, cols, blocks.data());
   std::memset(out + cols, 0, sub_block_quant_bytes(cols) - static_cast<std::size_t>(cols));
   const std::int64_t subs = cols / kSub;
   auto* dx = reinterpret_cast<float*>(out + sub_block_quant_bytes(cols));
