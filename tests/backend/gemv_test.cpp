@@ -245,8 +245,9 @@ TEST(Gemv, VectorQ8KQuantizerEqualsTheReference) {
   std::vector<float> x(256 * 8);
   for (auto& v : x) v = std::normal_distribution<float>(0.0f, 2.0f)(rng);
   for (int j = 0; j < 256; ++j) x[256 + j] = 0.0f;  // an all-zero block
-  x[512 + 7] = 3.0f;                                  // two of equal magnitude, the first positive:
-  x[512 + 9] = -3.0f;                                 // iscale = -127 / 3
+  for (int j = 0; j < 256; ++j) x[512 + j] *= 0.1f;  // below 3, then two of magnitude 3, the first
+  x[512 + 7] = 3.0f;                                  // positive: iscale = -127 / 3
+  x[512 + 9] = -3.0f;
   x[768] = -1.0f;  // max −1, iscale 127: x = ±(k + 0.5) / 127 scale to ties
   for (int j = 1; j < 256; ++j) x[768 + j] = (static_cast<float>(j % 100) + 0.5f) / 127.0f * (j % 2 ? 1.0f : -1.0f);
   std::vector<std::uint8_t> expected(8 * 292), got(8 * 292);
