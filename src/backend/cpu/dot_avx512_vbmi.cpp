@@ -1,8 +1,8 @@
-// Q8_0, Q4_0, Q4_K and Q6_K dot products on 512-bit registers, reading the blocks where they
-// lie (no repacking at load).
+// Q4_0, Q4_K, Q5_K and Q6_K dot products on 512-bit registers, reading the blocks where they
+// lie (no repacking at load). (Q8_0 and the other block formats take rows_avx512.cpp's generic
+// kernels, which measured as fast or faster for them.)
 //
-// A block's quants sit between its scales (18-byte Q4_0 blocks, 34-byte Q8_0 blocks), so
-// 16-byte or 32-byte loads per block leave most of a 512-bit register idle and cost a scalar
+// A block's quants sit between its scales (18-byte Q4_0 blocks), so 16-byte loads per block leave most of a 512-bit register idle and cost a scalar
 // scale conversion and broadcast per block: that per-block work, not memory, bounded the
 // 256-bit kernels. Here VBMI byte permutes gather the quants and scales of several blocks per
 // instruction, so that one conversion, multiply and fused add serve them all; the K-quants'
@@ -27,13 +27,11 @@
 namespace aero::backend::cpu {
 namespace {
 
-// Quantizes a row to Q8_0 blocks, bit for bit as the reference quantizer does (amax / 127,
-// its reciprocal, products rounded half away from zero), but 32 values per two instructions:
-// with the scalar reference, preparing the activations took longer than a small GEMV itself.
+// The row as Q8_0 blocks, in a per-thread buffer.
 const std::uint8_t* q8_0_row(const float* x, std::int64_t cols) {
   thread_local std::vector<std::uint8_t> buf;
   buf.resize(static_cast<std::size_t>(cols / 32) * 34);
-  quantize_q8_0_avx512(x, cols, buf.data());
+  quantize_activations(false, x, cols, buf.data());
   return buf.data();
 }
 
@@ -46,17 +44,16 @@ int block_sum(const std::uint8_t* q8_block) {
   return sum;
 }
 
-// ---- Q4_0 and Q8_0: groups of blocks gathered into one register -----------------------------
+// ---- Q4_0: groups of blocks gathered into one register ----------------------------------------
 //
-// A group is four Q4_0 blocks (72 bytes, 128 columns) or two Q8_0 blocks (68 bytes, 64
-// columns). Two loads cover it; one two-source byte permute packs its quants (block i's at
+// A group is four Q4_0 blocks (72 bytes, 128 columns). Two loads cover it; one two-source byte permute packs its quants (block i's at
 // bytes 64/kBlocks·i onwards), a one-source permute spreads its f16 scales (all within the
 // first 64 bytes) over the int32 lanes holding each block's partial sums.
 //
 // Prepared group: the int8 activation quants in `kXRegs` registers lined up with the unpacked
 // weight quants, then int32 lanes with kOffset·Σx of block i in block i's first lane (Q4_0
-// stores q + 8, Q8_0 quants get 128 added by flipping the sign bit, so that both go through the
-// unsigned side of VNNI's multiply), then d_x of block i in all of block i's lanes. A short
+// stores q + 8, so that it goes through the unsigned side of VNNI's multiply), then d_x of
+// block i in all of block i's lanes. A short
 // last group is padded with zero blocks.
 struct Q4_0Group {
   static constexpr int kBlocks = 4, kBlockBytes = 18, kXRegs = 2, kOffset = -8;
@@ -68,12 +65,6 @@ struct Q4_0Group {
     v[0] = _mm512_and_si512(q, m4);
     v[1] = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
   }
-};
-
-struct Q8_0Group {
-  static constexpr int kBlocks = 2, kBlockBytes = 34, kXRegs = 1, kOffset = -128;
-  static int x_byte(int i, int j) { return 32 * i + j; }
-  static void unpack(__m512i q, __m512i* v) { v[0] = _mm512_xor_si512(q, _mm512_set1_epi8(static_cast<char>(0x80))); }
 };
 
 template <class F>
@@ -451,13 +442,9 @@ void by_rows(const std::uint8_t* w, std::size_t stride, int rows, const float*, 
 
 void use_vbmi_kernels(DotKernels& k) {
   using Q4 = Groups<Q4_0Group>;
-  using Q8 = Groups<Q8_0Group>;
   k.q4_0 = by_rows<Q4::rows<1>, Q4::rows<2>, Q4::rows<3>, Q4::rows<4>>;
-  k.q8_0 = by_rows<Q8::rows<1>, Q8::rows<2>, Q8::rows<3>, Q8::rows<4>>;
   k.tile_q4_0 = Q4::tile;
-  k.tile_q8_0 = Q8::tile;
   k.act_q4_0 = {Q4::bytes, Q4::prepare};
-  k.act_q8_0 = {Q8::bytes, Q8::prepare};
   k.q4_k = by_rows<qk_rows<false, 1>, qk_rows<false, 2>, qk_rows<false, 3>, qk_rows<false, 4>>;
   k.tile_q4_k = qk_tile<false>;
   k.act_q4_k = {q4_k_bytes, prepare_q4_k};

@@ -1,5 +1,5 @@
 // Row kernels (token generation) for the block formats that have no hand-tuned kernel, on any
-// AVX-512 VNNI machine: Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, IQ4_NL, IQ4_XS (and Q5_K without VBMI).
+// AVX-512 VNNI machine: Q8_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, IQ4_NL, IQ4_XS (and Q5_K without VBMI).
 // They read each format through the same traits as the packed panels (block_codes_avx512.h):
 // 64 unsigned codes per step meet the row's int8 activations in one VNNI dot, whose 16 lanes
 // hold partial sums of two (32-column) or four (16-column) sub-blocks; one permute spreads
@@ -86,10 +86,11 @@ RowKernel row_kernel() {
 }  // namespace
 
 const RowKernel* avx512_block_rows(GgmlType type) {
-  static const RowKernel q4_1 = row_kernel<Q4_1Fmt>(), q5_0 = row_kernel<Q5_0Fmt>(), q5_1 = row_kernel<Q5_1Fmt>(),
-                             q5_k = row_kernel<Q5_KFmt>(), q2_k = row_kernel<Q2_KFmt>(), q3_k = row_kernel<Q3_KFmt>(),
-                             iq4_nl = row_kernel<IQ4_NLFmt>(), iq4_xs = row_kernel<IQ4_XSFmt>();
+  static const RowKernel q8_0 = row_kernel<Q8_0Fmt>(), q4_1 = row_kernel<Q4_1Fmt>(), q5_0 = row_kernel<Q5_0Fmt>(),
+                         q5_1 = row_kernel<Q5_1Fmt>(), q5_k = row_kernel<Q5_KFmt>(), q2_k = row_kernel<Q2_KFmt>(),
+                         q3_k = row_kernel<Q3_KFmt>(), iq4_nl = row_kernel<IQ4_NLFmt>(), iq4_xs = row_kernel<IQ4_XSFmt>();
   switch (type) {
+    case GgmlType::Q8_0: return &q8_0;
     case GgmlType::Q4_1: return &q4_1;
     case GgmlType::Q5_0: return &q5_0;
     case GgmlType::Q5_1: return &q5_1;
