@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <utility>
 
 #include "aero/backend/cpu_gemv.h"
 
@@ -84,6 +85,14 @@ struct GemmKernel {
   void (*run)(const std::uint8_t* w, std::size_t stride, std::int64_t rows, std::int64_t cols, const std::uint8_t* x,
               std::size_t x_stride, std::int64_t n, float* y, std::size_t y_stride) = nullptr;
 };
+
+// The entry of `type` in a table of (format, kernel) pairs, or null.
+template <class K, std::size_t N>
+const K* find_kernel(const std::pair<quant::GgmlType, K> (&table)[N], quant::GgmlType type) {
+  for (const auto& [format, kernel] : table)
+    if (format == type) return &kernel;
+  return nullptr;
+}
 
 struct DotKernels {
   DotFn f32 = nullptr;

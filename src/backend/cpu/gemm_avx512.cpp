@@ -447,32 +447,17 @@ void quantize_q8_k_avx512(const float* x, std::int64_t cols, std::uint8_t* block
 }
 
 const GemmKernel* avx512_gemm(GgmlType type) {
-  static const GemmKernel f32{{}, float_batch_bytes, float_batch_prepare, kFloatTokens, kFloatRowGroup, gemm_float<F32Src>},
-      f16{{}, float_batch_bytes, float_batch_prepare, kFloatTokens, kFloatRowGroup, gemm_float<F16Src>},
-      bf16{{}, float_batch_bytes, float_batch_prepare, kFloatTokens, kFloatRowGroup, gemm_float<Bf16Src>};
-  static const GemmKernel q4_0 = int_gemm<Q4_0Fmt>(), q4_1 = int_gemm<Q4_1Fmt>(), q5_0 = int_gemm<Q5_0Fmt>(),
-                          q5_1 = int_gemm<Q5_1Fmt>(), q8_0 = int_gemm<Q8_0Fmt>(), q4_k = int_gemm<Q4_KFmt>(),
-                          q5_k = int_gemm<Q5_KFmt>(), q6_k = int_gemm<Q6_KFmt>(),
-                          q2_k = int_gemm<Q2_KFmt>(), q3_k = int_gemm<Q3_KFmt>(), iq4_nl = int_gemm<IQ4_NLFmt>(),
-                          iq4_xs = int_gemm<IQ4_XSFmt>();
-  switch (type) {
-    case GgmlType::F32: return &f32;
-    case GgmlType::F16: return &f16;
-    case GgmlType::BF16: return &bf16;
-    case GgmlType::Q4_0: return &q4_0;
-    case GgmlType::Q4_1: return &q4_1;
-    case GgmlType::Q5_0: return &q5_0;
-    case GgmlType::Q5_1: return &q5_1;
-    case GgmlType::Q8_0: return &q8_0;
-    case GgmlType::Q4_K: return &q4_k;
-    case GgmlType::Q5_K: return &q5_k;
-    case GgmlType::Q6_K: return &q6_k;
-    case GgmlType::Q2_K: return &q2_k;
-    case GgmlType::Q3_K: return &q3_k;
-    case GgmlType::IQ4_NL: return &iq4_nl;
-    case GgmlType::IQ4_XS: return &iq4_xs;
-    default: return nullptr;
-  }
+  static const std::pair<GgmlType, GemmKernel> table[] = {
+      {GgmlType::F32, {{}, float_batch_bytes, float_batch_prepare, kFloatTokens, kFloatRowGroup, gemm_float<F32Src>}},
+      {GgmlType::F16, {{}, float_batch_bytes, float_batch_prepare, kFloatTokens, kFloatRowGroup, gemm_float<F16Src>}},
+      {GgmlType::BF16, {{}, float_batch_bytes, float_batch_prepare, kFloatTokens, kFloatRowGroup, gemm_float<Bf16Src>}},
+      {GgmlType::Q4_0, int_gemm<Q4_0Fmt>()},     {GgmlType::Q4_1, int_gemm<Q4_1Fmt>()},
+      {GgmlType::Q5_0, int_gemm<Q5_0Fmt>()},     {GgmlType::Q5_1, int_gemm<Q5_1Fmt>()},
+      {GgmlType::Q8_0, int_gemm<Q8_0Fmt>()},     {GgmlType::IQ4_NL, int_gemm<IQ4_NLFmt>()},
+      {GgmlType::Q2_K, int_gemm<Q2_KFmt>()},     {GgmlType::Q3_K, int_gemm<Q3_KFmt>()},
+      {GgmlType::Q4_K, int_gemm<Q4_KFmt>()},     {GgmlType::Q5_K, int_gemm<Q5_KFmt>()},
+      {GgmlType::Q6_K, int_gemm<Q6_KFmt>()},     {GgmlType::IQ4_XS, int_gemm<IQ4_XSFmt>()}};
+  return find_kernel(table, type);
 }
 
 }  // namespace aero::backend::cpu

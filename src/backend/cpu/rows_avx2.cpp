@@ -260,20 +260,11 @@ RowKernel row_kernel() {
 }  // namespace
 
 const RowKernel* avx2_block_rows(GgmlType type) {
-  static const RowKernel q4_1 = row_kernel<Q4_1>(), q5_0 = row_kernel<Q5_0>(), q5_1 = row_kernel<Q5_1>(),
-                         q5_k = row_kernel<Q5_K>(), q2_k = row_kernel<Q2_K>(), q3_k = row_kernel<Q3_K>(),
-                         iq4_nl = row_kernel<IQ4_NL>(), iq4_xs = row_kernel<IQ4_XS>();
-  switch (type) {
-    case GgmlType::Q4_1: return &q4_1;
-    case GgmlType::Q5_0: return &q5_0;
-    case GgmlType::Q5_1: return &q5_1;
-    case GgmlType::Q5_K: return &q5_k;
-    case GgmlType::Q2_K: return &q2_k;
-    case GgmlType::Q3_K: return &q3_k;
-    case GgmlType::IQ4_NL: return &iq4_nl;
-    case GgmlType::IQ4_XS: return &iq4_xs;
-    default: return nullptr;
-  }
+  static const std::pair<GgmlType, RowKernel> table[] = {
+      {GgmlType::Q4_1, row_kernel<Q4_1>()}, {GgmlType::Q5_0, row_kernel<Q5_0>()},     {GgmlType::Q5_1, row_kernel<Q5_1>()},
+      {GgmlType::Q5_K, row_kernel<Q5_K>()}, {GgmlType::Q2_K, row_kernel<Q2_K>()},     {GgmlType::Q3_K, row_kernel<Q3_K>()},
+      {GgmlType::IQ4_NL, row_kernel<IQ4_NL>()}, {GgmlType::IQ4_XS, row_kernel<IQ4_XS>()}};
+  return find_kernel(table, type);
 }
 
 }  // namespace aero::backend::cpu

@@ -86,21 +86,13 @@ RowKernel row_kernel() {
 }  // namespace
 
 const RowKernel* avx512_block_rows(GgmlType type) {
-  static const RowKernel q8_0 = row_kernel<Q8_0Fmt>(), q4_1 = row_kernel<Q4_1Fmt>(), q5_0 = row_kernel<Q5_0Fmt>(),
-                         q5_1 = row_kernel<Q5_1Fmt>(), q5_k = row_kernel<Q5_KFmt>(), q2_k = row_kernel<Q2_KFmt>(),
-                         q3_k = row_kernel<Q3_KFmt>(), iq4_nl = row_kernel<IQ4_NLFmt>(), iq4_xs = row_kernel<IQ4_XSFmt>();
-  switch (type) {
-    case GgmlType::Q8_0: return &q8_0;
-    case GgmlType::Q4_1: return &q4_1;
-    case GgmlType::Q5_0: return &q5_0;
-    case GgmlType::Q5_1: return &q5_1;
-    case GgmlType::Q5_K: return &q5_k;
-    case GgmlType::Q2_K: return &q2_k;
-    case GgmlType::Q3_K: return &q3_k;
-    case GgmlType::IQ4_NL: return &iq4_nl;
-    case GgmlType::IQ4_XS: return &iq4_xs;
-    default: return nullptr;
-  }
+  static const std::pair<GgmlType, RowKernel> table[] = {
+      {GgmlType::Q8_0, row_kernel<Q8_0Fmt>()},     {GgmlType::Q4_1, row_kernel<Q4_1Fmt>()},
+      {GgmlType::Q5_0, row_kernel<Q5_0Fmt>()},     {GgmlType::Q5_1, row_kernel<Q5_1Fmt>()},
+      {GgmlType::Q5_K, row_kernel<Q5_KFmt>()},     {GgmlType::Q2_K, row_kernel<Q2_KFmt>()},
+      {GgmlType::Q3_K, row_kernel<Q3_KFmt>()},     {GgmlType::IQ4_NL, row_kernel<IQ4_NLFmt>()},
+      {GgmlType::IQ4_XS, row_kernel<IQ4_XSFmt>()}};
+  return find_kernel(table, type);
 }
 
 }  // namespace aero::backend::cpu
