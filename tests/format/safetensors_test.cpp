@@ -1,4 +1,5 @@
 // safetensors reading: the fixture, sharded folders, and refusal of malformed headers.
+#include <algorithm>
 #include <cstring>
 
 #include "aero/error.h"
@@ -12,11 +13,10 @@ namespace {
 using test::ScratchDir;
 
 std::vector<std::uint8_t> make_file(const std::string& header, std::size_t data_bytes) {
-  std::vector<std::uint8_t> b(8);
-  std::uint64_t n = header.size();
+  std::vector<std::uint8_t> b(8 + header.size() + data_bytes, 0x42);
+  const std::uint64_t n = header.size();
   std::memcpy(b.data(), &n, 8);
-  b.insert(b.end(), header.begin(), header.end());
-  b.resize(b.size() + data_bytes, 0x42);
+  std::copy(header.begin(), header.end(), b.begin() + 8);
   return b;
 }
 

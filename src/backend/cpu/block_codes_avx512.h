@@ -19,12 +19,11 @@
 // registers, because scalar stores reloaded as a vector stall on store forwarding.
 #pragma once
 
-#include <immintrin.h>
-
 #include <array>
 #include <cstdint>
 #include <cstring>
 
+#include "backend/cpu/avx512_intrinsics.h"
 #include "quant/decode.h"
 #include "quant/half.h"
 #include "quant/k_scales.h"

@@ -1,9 +1,7 @@
 // The AVX2 kernels recompiled for AVX-512 machines: VNNI's single-instruction u8·s8 dot
 // replaces maddubs + madd, and the compiler may use the wider register file.
 #define AERO_DPBUSD 1
-// GCC 12 flags its own _mm512_undefined_* placeholders inside the intrinsics headers.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include "backend/cpu/avx512_intrinsics.h"
 #include "backend/cpu/dot_simd.inc"
 
 namespace aero::backend::cpu {

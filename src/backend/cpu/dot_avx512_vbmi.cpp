@@ -11,10 +11,7 @@
 // Each format's activations are prepared once per row in the order its kernel reads them
 // (ActivationLayout): int8 quants lined up with the weight quants, the constant offsets of the
 // unsigned weight codes folded in as sums, and each block's scale repeated over its lanes.
-// GCC 12 flags its own _mm512_undefined_* placeholders inside the intrinsics headers.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
+#include "backend/cpu/avx512_intrinsics.h"
 
 #include <cstring>
 #include <vector>

@@ -16,9 +16,7 @@
 // or Q8_K for the super-block formats) and laid out as int8 rows plus, per sub-block, the
 // scale and the offset's share: −z·Σx as an int32 that starts the integer sum when m = z·s for
 // a constant z, else d·Σx for an f32 multiply by the panel's m.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
+#include "backend/cpu/avx512_intrinsics.h"
 
 #include <algorithm>
 #include <cstring>

@@ -1,10 +1,5 @@
 #include "aero/backend/memory_bandwidth.h"
 
-// GCC 12 flags its own _mm512_undefined_* placeholders inside the intrinsics headers.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -12,6 +7,7 @@
 #include <vector>
 
 #include "aero/backend/cpu_gemv.h"
+#include "backend/cpu/avx512_intrinsics.h"
 
 namespace aero::backend {
 namespace {

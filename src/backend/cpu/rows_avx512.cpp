@@ -6,9 +6,7 @@
 // those sub-blocks' scales s·dx over their lanes for a fused multiply-add. The offsets m of a
 // whole 256-column chunk meet the activation sums d·Σx in one more multiply-add, so per 256
 // columns a row costs the format's scale unpacking plus four steps of a few instructions.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
+#include "backend/cpu/avx512_intrinsics.h"
 
 #include <algorithm>
 
