@@ -1,5 +1,7 @@
 #include "aero/model/weights.h"
 
+#include "aero/mapped_file.h"
+
 #include <fmt/format.h>
 
 #include "aero/error.h"
@@ -117,6 +119,12 @@ ResidentWeights::ResidentWeights(const format::ModelSource& source, const ModelS
       fail("layer {}: a qwen2 model needs q, k and v biases", i);
     for (const Matrix* m : {&l.q, &l.k, &l.v, &l.out, &l.gate, &l.up, &l.down}) bytes_per_token_ += m->bytes();
   }
+  // Resident means mapped in now: one call per matrix maps its pages (from the page cache or
+  // the disk) instead of a fault every few pages inside the first forward pass (as llama.cpp
+  // maps with MAP_POPULATE). A 33-token first prompt on a 1.1B Q4_0 file: 161-185 -> 174-224 t/s.
+  for (const LayerWeights& l : layers_)
+    for (const Matrix* m : {&l.q, &l.k, &l.v, &l.out, &l.gate, &l.up, &l.down}) MappedFile::populate({m->data, m->bytes()});
+  MappedFile::populate({globals_.output.data, globals_.output.bytes()});
 }
 
 }  // namespace aero::model
