@@ -104,7 +104,7 @@ TEST_P(Quantized, LogitsEqualTheDecodedModelUpToActivationRounding) {
 
 INSTANTIATE_TEST_SUITE_P(HfFixtures, Quantized,
                          ::testing::Combine(::testing::ValuesIn(hf_fixture_models()),
-                                            ::testing::Values("Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1")),
+                                            ::testing::Values("Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "IQ4_NL")),
                          [](const auto& info) {
                            std::string n = std::get<0>(info.param) + "_" + std::get<1>(info.param);
                            std::replace(n.begin(), n.end(), '-', '_');
