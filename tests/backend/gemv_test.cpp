@@ -43,6 +43,15 @@ std::vector<std::uint8_t> make_weights(GgmlType type, std::int64_t rows, std::in
           std::memcpy(p + 208, &d, 2);
         }
       }
+    } else if (type == GgmlType::TQ2_0 || type == GgmlType::MXFP4) {
+      // No quantizer: random codes, scales about 0.01 (TQ2_0's f16 d; MXFP4's E8M0 exponent, 2^-7).
+      for (std::size_t i = 0; i < row_bytes; ++i) dst[i] = static_cast<std::uint8_t>(rng());
+      for (std::size_t blk = 0; blk < row_bytes / traits.block_bytes; ++blk) {
+        std::uint8_t* p = dst + blk * traits.block_bytes;
+        const std::uint16_t d = static_cast<std::uint16_t>(0x2000 | (rng() & 0x03ff));
+        if (type == GgmlType::TQ2_0) std::memcpy(p + 64, &d, 2);
+        else p[0] = static_cast<std::uint8_t>(118 + rng() % 6);
+      }
     } else if (traits.encode) {
       quant::encode_from_f32(type, row, {dst, row_bytes});
     } else if (type == GgmlType::F32) {
@@ -78,7 +87,8 @@ TEST(Gemv, SimdPathsEqualTheScalarPath) {
                  // formats), rows in fours and a remainder
                  Case{GgmlType::Q4_1, 11, 352}, Case{GgmlType::Q5_0, 9, 96}, Case{GgmlType::Q5_1, 6, 288},
                  Case{GgmlType::IQ4_NL, 7, 544}, Case{GgmlType::Q2_K, 11, 768}, Case{GgmlType::Q3_K, 9, 512},
-                 Case{GgmlType::IQ4_XS, 10, 768}, Case{GgmlType::Q2_K, 1, 256}}) {
+                 Case{GgmlType::IQ4_XS, 10, 768}, Case{GgmlType::Q2_K, 1, 256}, Case{GgmlType::TQ2_0, 7, 512},
+                 Case{GgmlType::MXFP4, 9, 352}}) {
     auto traits = *quant::type_traits(static_cast<std::uint32_t>(c.type));
     SCOPED_TRACE(std::string(traits.name) + " " + std::to_string(c.rows) + "x" + std::to_string(c.cols));
     auto w = make_weights(c.type, c.rows, c.cols, rng);
@@ -123,7 +133,8 @@ TEST(Matmul, BatchEqualsScalarGemvPerToken) {
         {GgmlType::F16, 160, 30, 40}, {GgmlType::F32, 144, 70, 33}, {GgmlType::Q4_1, 288, 42, 9},
         {GgmlType::Q5_0, 288, 42, 9}, {GgmlType::Q5_1, 224, 42, 9}, {GgmlType::Q5_K, 768, 42, 13},
         {GgmlType::Q5_K, 512, 42, 4}, {GgmlType::Q2_K, 512, 42, 9}, {GgmlType::Q3_K, 768, 70, 13},
-        {GgmlType::IQ4_NL, 288, 42, 9}, {GgmlType::IQ4_XS, 512, 42, 9}, {GgmlType::Q3_K, 256, 42, 4}}) {
+        {GgmlType::IQ4_NL, 288, 42, 9}, {GgmlType::IQ4_XS, 512, 42, 9}, {GgmlType::Q3_K, 256, 42, 4},
+        {GgmlType::TQ2_0, 512, 42, 9}, {GgmlType::MXFP4, 288, 42, 9}}) {
     auto traits = *quant::type_traits(static_cast<std::uint32_t>(type));
     SCOPED_TRACE(std::string(traits.name) + " " + std::to_string(rows) + "x" + std::to_string(cols) + ", " +
                  std::to_string(n) + " tokens");
@@ -192,7 +203,7 @@ TEST(Gemv, ScalarPathIsTheProductOfDecodedWeights) {
   std::mt19937 rng(11);
   ThreadPool pool(1);
   for (GgmlType type : {GgmlType::F16, GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K,
-                        GgmlType::Q4_1, GgmlType::Q2_K, GgmlType::IQ4_NL}) {
+                        GgmlType::Q4_1, GgmlType::Q2_K, GgmlType::IQ4_NL, GgmlType::TQ2_0, GgmlType::MXFP4}) {
     const std::int64_t rows = 5, cols = 512;
     auto traits = *quant::type_traits(static_cast<std::uint32_t>(type));
     auto w = make_weights(type, rows, cols, rng);

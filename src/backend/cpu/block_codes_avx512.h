@@ -49,7 +49,8 @@ inline __m512 byte_lanes(std::uint64_t bytes, float d) {
 // offset is m = z·d for a constant code offset z (Q4_0 8, Q5_0 16, Q8_0 128 once its sign bit
 // is flipped, IQ4_NL 128), or the block's own f16 minimum at byte 2 (Q4_1, Q5_1: weight =
 // d·q + min).
-template <int kBytes, int kZero>
+// MXFP4's scale is one E8M0 byte (a power of two; ggml takes half of it).
+template <int kBytes, int kZero, bool kE8M0 = false>
 struct LegacyFmt {
   static constexpr int kBlockCols = 32, kBlockBytes = kBytes;
   static constexpr bool kQ8K = false;
@@ -59,6 +60,14 @@ struct LegacyFmt {
     const __m256i at = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(kBytes));
     const auto valid = static_cast<__mmask8>((1u << (kc / 32)) - 1);
     const __m256i words = _mm256_mmask_i32gather_epi32(_mm256_setzero_si256(), valid, at, chunk, 1);
+    if constexpr (kE8M0) {  // 2^(e − 128): exponent e − 1, or for e < 2 the subnormals 2^-127, 2^-126
+      const __m256i e = _mm256_and_si256(words, _mm256_set1_epi32(0xFF));
+      const __m256i bits = _mm256_mask_blend_epi32(_mm256_cmplt_epu32_mask(e, _mm256_set1_epi32(2)),
+                                                   _mm256_slli_epi32(_mm256_sub_epi32(e, _mm256_set1_epi32(1)), 23),
+                                                   _mm256_sllv_epi32(_mm256_set1_epi32(0x00200000), e));
+      const __m512 d = _mm512_zextps256_ps512(_mm256_castsi256_ps(_mm256_maskz_mov_epi32(valid, bits)));
+      return {d, _mm512_mul_ps(d, _mm512_set1_ps(kZ))};
+    }
     const __m512 d = _mm512_zextps256_ps512(_mm256_cvtph_ps(_mm256_cvtepi32_epi16(words)));
     if constexpr (kZ != 0) return {d, _mm512_mul_ps(d, _mm512_set1_ps(kZ))};
     const __m512 min = _mm512_zextps256_ps512(_mm256_cvtph_ps(_mm256_cvtepi32_epi16(_mm256_srli_epi32(words, 16))));
@@ -84,21 +93,23 @@ inline __m512i twice(const std::uint8_t* p) {
   return _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
 }
 
-// IQ4_NL / IQ4_XS's code book + 128 (unsigned), in every 128-bit lane for a byte shuffle.
-inline __m512i iq4_codebook() {
+// A code book's values + z (unsigned), in every 128-bit lane for a byte shuffle.
+template <const std::int8_t* kValues, int kZ>
+inline __m512i codebook() {
   alignas(16) static constexpr auto kTable = [] {
     std::array<std::uint8_t, 16> t{};
-    for (int i = 0; i < 16; ++i) t[i] = static_cast<std::uint8_t>(quant::decode::kIq4nlValues[i] + 128);
+    for (int i = 0; i < 16; ++i) t[i] = static_cast<std::uint8_t>(kValues[i] + kZ);
     return t;
   }();
   return _mm512_broadcast_i32x4(_mm_load_si128(reinterpret_cast<const __m128i*>(kTable.data())));
 }
+inline __m512i iq4_codebook() { return codebook<quant::decode::kIq4nlValues, 128>(); }
 
-// Q4_0 (18-byte blocks), Q4_1 (20), Q5_0 (22), Q5_1 (24), IQ4_NL (18): nibbles at kQs; the
-// 5-bit formats' fifth bits (16) in the little-endian word at kQh, bit j for column j; IQ4_NL's
-// nibbles index its code book.
-template <int kBytes, int kZero, int kQs, int kQh = -1, bool kCodeBook = false>
-struct NibbleFmt : LegacyFmt<kBytes, kZero> {
+// Q4_0 (18-byte blocks), Q4_1 (20), Q5_0 (22), Q5_1 (24), IQ4_NL (18), MXFP4 (17): nibbles at
+// kQs; the 5-bit formats' fifth bits (16) in the little-endian word at kQh, bit j for column j;
+// IQ4_NL's and MXFP4's nibbles index a code book (kValues, stored + z as codes).
+template <int kBytes, int kZero, int kQs, int kQh = -1, const std::int8_t* kValues = nullptr, bool kE8M0 = false>
+struct NibbleFmt : LegacyFmt<kBytes, kZero, kE8M0> {
   static __m512i codes(const std::uint8_t* chunk, int k, int blocks) {
     const std::uint8_t* a = chunk + (k / 32) * kBytes;
     const __m512i aa = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a + kQs)));
@@ -111,7 +122,7 @@ struct NibbleFmt : LegacyFmt<kBytes, kZero> {
       if (blocks > 1) std::memcpy(&qb, a + kBytes + kQh, 4);
       codes = _mm512_mask_add_epi8(codes, qa | static_cast<std::uint64_t>(qb) << 32, codes, _mm512_set1_epi8(16));
     }
-    if constexpr (kCodeBook) codes = _mm512_shuffle_epi8(iq4_codebook(), codes);
+    if constexpr (kValues != nullptr) codes = _mm512_shuffle_epi8(codebook<kValues, kZero>(), codes);
     return codes;
   }
 };
@@ -119,7 +130,8 @@ using Q4_0Fmt = NibbleFmt<18, 8, 2>;
 using Q4_1Fmt = NibbleFmt<20, 0, 4>;
 using Q5_0Fmt = NibbleFmt<22, 16, 6, 2>;
 using Q5_1Fmt = NibbleFmt<24, 0, 8, 4>;
-using IQ4_NLFmt = NibbleFmt<18, 128, 2, -1, true>;
+using IQ4_NLFmt = NibbleFmt<18, 128, 2, -1, quant::decode::kIq4nlValues>;
+using MXFP4Fmt = NibbleFmt<17, 12, 1, -1, quant::decode::kMxfp4Values, true>;
 
 struct Q8_0Fmt : LegacyFmt<34, 128> {
   static __m512i codes(const std::uint8_t* chunk, int k, int blocks) {
@@ -185,6 +197,15 @@ struct Q2_KFmt : SuperFmt<84, 16, 0> {
     const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(chunk)), m4 = _mm_set1_epi8(0x0F);
     return {byte_lanes(_mm_and_si128(packed, m4), half(chunk + 80)),
             byte_lanes(_mm_and_si128(_mm_srli_epi16(packed, 4), m4), half(chunk + 82))};
+  }
+};
+
+// TQ2_0 (66 bytes): qs[64] in Q2_K's 2-bit layout, codes q + 1 for −1, 0, 1; f16 d at 64.
+struct TQ2_0Fmt : SuperFmt<66, 32, 1> {
+  static __m512i codes(const std::uint8_t* chunk, int k, int) { return two_bit_codes(chunk, k); }
+  static Scales scales(const std::uint8_t* chunk, std::int64_t) {
+    const __m512 s = _mm512_maskz_mov_ps(0x00FF, _mm512_set1_ps(half(chunk + 64)));
+    return {s, s};
   }
 };
 

@@ -454,7 +454,8 @@ const GemmKernel* avx512_gemm(GgmlType type) {
       {GgmlType::Q8_0, int_gemm<Q8_0Fmt>()},     {GgmlType::IQ4_NL, int_gemm<IQ4_NLFmt>()},
       {GgmlType::Q2_K, int_gemm<Q2_KFmt>()},     {GgmlType::Q3_K, int_gemm<Q3_KFmt>()},
       {GgmlType::Q4_K, int_gemm<Q4_KFmt>()},     {GgmlType::Q5_K, int_gemm<Q5_KFmt>()},
-      {GgmlType::Q6_K, int_gemm<Q6_KFmt>()},     {GgmlType::IQ4_XS, int_gemm<IQ4_XSFmt>()}};
+      {GgmlType::Q6_K, int_gemm<Q6_KFmt>()},     {GgmlType::IQ4_XS, int_gemm<IQ4_XSFmt>()},
+      {GgmlType::TQ2_0, int_gemm<TQ2_0Fmt>()},   {GgmlType::MXFP4, int_gemm<MXFP4Fmt>()}};
   return find_kernel(table, type);
 }
 

@@ -1,5 +1,6 @@
 // Row kernels (token generation) for the block formats that have no hand-tuned kernel, on any
-// AVX-512 VNNI machine: Q8_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, IQ4_NL, IQ4_XS (and Q5_K without VBMI).
+// AVX-512 VNNI machine: Q8_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, IQ4_NL, IQ4_XS, TQ2_0, MXFP4 (and
+// Q5_K without VBMI).
 // They read each format through the same traits as the packed panels (block_codes_avx512.h):
 // 64 unsigned codes per step meet the row's int8 activations in one VNNI dot, whose 16 lanes
 // hold partial sums of two (32-column) or four (16-column) sub-blocks; one permute spreads
@@ -89,7 +90,8 @@ const RowKernel* avx512_block_rows(GgmlType type) {
       {GgmlType::Q5_0, row_kernel<Q5_0Fmt>()},     {GgmlType::Q5_1, row_kernel<Q5_1Fmt>()},
       {GgmlType::Q5_K, row_kernel<Q5_KFmt>()},     {GgmlType::Q2_K, row_kernel<Q2_KFmt>()},
       {GgmlType::Q3_K, row_kernel<Q3_KFmt>()},     {GgmlType::IQ4_NL, row_kernel<IQ4_NLFmt>()},
-      {GgmlType::IQ4_XS, row_kernel<IQ4_XSFmt>()}};
+      {GgmlType::IQ4_XS, row_kernel<IQ4_XSFmt>()}, {GgmlType::TQ2_0, row_kernel<TQ2_0Fmt>()},
+      {GgmlType::MXFP4, row_kernel<MXFP4Fmt>()}};
   return find_kernel(table, type);
 }
 
