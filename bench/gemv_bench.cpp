@@ -50,6 +50,13 @@ std::vector<std::uint8_t> make_matrix(GgmlType type, std::int64_t rows, std::int
     auto* dst = pattern.data() + r * row_bytes;
     if (traits.encode) {
       quant::encode_from_f32(type, row, {dst, row_bytes});
+    } else if (type == GgmlType::TQ2_0 || type == GgmlType::MXFP4) {  // no quantizer: random codes, sane scales
+      for (std::size_t i = 0; i < row_bytes; ++i) dst[i] = static_cast<std::uint8_t>(rng());
+      for (std::size_t b = 0; b < row_bytes; b += traits.block_bytes) {
+        const std::uint16_t d = 0x2000;  // 2^-7
+        if (type == GgmlType::TQ2_0) std::memcpy(dst + b + 64, &d, 2);
+        else dst[b] = static_cast<std::uint8_t>(118 + rng() % 6);
+      }
     } else {
       for (std::int64_t c = 0; c < cols; ++c) {
         std::uint32_t bits;
@@ -72,7 +79,8 @@ std::vector<std::uint8_t> make_matrix(GgmlType type, std::int64_t rows, std::int
 // Every format with a kernel (the third argument picks some by name).
 constexpr GgmlType kFormats[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16, GgmlType::Q8_0,   GgmlType::Q4_0,
                                  GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::IQ4_NL, GgmlType::Q2_K,
-                                 GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K,   GgmlType::IQ4_XS};
+                                 GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K,   GgmlType::IQ4_XS,
+                                 GgmlType::TQ2_0, GgmlType::MXFP4};
 
 }  // namespace
 
