@@ -89,13 +89,22 @@ std::int64_t rows_per_task(const quant::Matrix& w, unsigned threads) {
 
 }  // namespace
 
+// Each set is built on first use only, and only where the CPU runs it: building one runs code
+// compiled for its instruction set (GCC initializes the AVX-512 set with 512-bit stores).
 const DotKernels& kernels(Isa isa) {
-  static const DotKernels scalar = scalar_kernels(), avx2 = avx2_kernels(), avx512 = avx512_kernels();
+  if (isa > best_isa()) fail("this CPU cannot run {} kernels", isa_name(isa));
   switch (isa) {
-    case Isa::Avx512: return avx512;
-    case Isa::Avx2: return avx2;
-    case Isa::Scalar: return scalar;
+    case Isa::Avx512: {
+      static const DotKernels avx512 = avx512_kernels();
+      return avx512;
+    }
+    case Isa::Avx2: {
+      static const DotKernels avx2 = avx2_kernels();
+      return avx2;
+    }
+    case Isa::Scalar: break;
   }
+  static const DotKernels scalar = scalar_kernels();
   return scalar;
 }
 
