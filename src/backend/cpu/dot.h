@@ -139,8 +139,11 @@ const RowKernel* avx2_block_rows(quant::GgmlType type);    // rows_avx2.cpp
 // Q8_0 / Q8_K blocks of a row, identical to the reference quantizer's (AVX-512 F machines only).
 void quantize_q8_0_avx512(const float* x, std::int64_t cols, std::uint8_t* blocks);
 void quantize_q8_k_avx512(const float* x, std::int64_t cols, std::uint8_t* blocks);
-// A row of activations as Q8_K (`q8k`) or Q8_0 blocks: the vector quantizers where the CPU has
-// AVX-512, else the reference. Every kernel quantizes its activations through here.
+// The same on AVX2 machines (quantize_avx2.cpp).
+void quantize_q8_0_avx2(const float* x, std::int64_t cols, std::uint8_t* blocks);
+void quantize_q8_k_avx2(const float* x, std::int64_t cols, std::uint8_t* blocks);
+// A row of activations as Q8_K (`q8k`) or Q8_0 blocks: the widest vector quantizer the CPU
+// runs, else the reference. Every kernel quantizes its activations through here.
 void quantize_activations(bool q8k, const float* x, std::int64_t cols, std::uint8_t* blocks);
 const DotKernels& kernels(Isa isa);
 

@@ -141,6 +141,7 @@ bool has_fast_dot(GgmlType type, Isa isa) { return row_kernel(type, kernels(isa)
 
 void quantize_activations(bool q8k, const float* x, std::int64_t cols, std::uint8_t* blocks) {
   if (best_isa() == Isa::Avx512) return q8k ? quantize_q8_k_avx512(x, cols, blocks) : quantize_q8_0_avx512(x, cols, blocks);
+  if (best_isa() == Isa::Avx2) return q8k ? quantize_q8_k_avx2(x, cols, blocks) : quantize_q8_0_avx2(x, cols, blocks);
   const auto n = static_cast<std::size_t>(cols);
   quant::encode_from_f32(q8k ? GgmlType::Q8_K : GgmlType::Q8_0, {x, n}, {blocks, n / (q8k ? 256 : 32) * (q8k ? 292 : 34)});
 }
