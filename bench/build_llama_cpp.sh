@@ -7,8 +7,8 @@ dir="${1:-/tmp/aero-peer}"
 mkdir -p "$dir"
 cd "$dir"
 if [ ! -d llama.cpp ]; then
-  [ -f package/llama/gitRelease.bundle ] || { npm pack node-llama-cpp >/dev/null && tar xzf node-llama-cpp-*.tgz; }
-  git clone -q package/llama/gitRelease.bundle llama.cpp
+  [ -f package/llama/gitRelease.bundle ] || { npm pack --silent node-llama-cpp >/dev/null 2>&1 && tar xzf node-llama-cpp-*.tgz; }
+  git -c advice.detachedHead=false clone -q package/llama/gitRelease.bundle llama.cpp
 fi
 cmake -S llama.cpp -B llama.cpp/build -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DLLAMA_CURL=OFF \
   -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_TOOLS=ON >"$dir/build.log" 2>&1
