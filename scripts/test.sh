@@ -31,8 +31,8 @@ if [ "${SKIP_DISPATCH:-0}" != 1 ]; then
   # once killed every AVX2 machine with SIGILL). QEMU's user-mode emulator runs the Release
   # kernel and engine tests as an AVX2 CPU (Haswell) and as one with neither AVX2 nor AVX-512
   # (Nehalem: the scalar kernels).
-  # (Haswell without the two features its model names that TCG lacks, which would only warn.)
-  for cpu in Haswell-v4,-invpcid,-spec-ctrl Nehalem; do
+  # (Haswell without the features its model names that TCG lacks, which would only warn, per thread.)
+  for cpu in Haswell-v4,-invpcid,-spec-ctrl,-pcid,-x2apic,-tsc-deadline Nehalem; do
     echo "== kernel and engine tests on an emulated ${cpu%%,*} CPU"
     for t in quant_test engine_test; do
       qemu-x86_64 -cpu "$cpu" "build/tests/$t" --gtest_brief=1 || { echo "$t failed on an emulated $cpu CPU"; exit 1; }
