@@ -303,9 +303,7 @@ void matmul(std::span<const quant::Matrix* const> ws, std::span<const float> x, 
     auto traits = quant::type_traits(static_cast<std::uint32_t>(w->type));
     if (!traits || !traits->decode) fail("matmul: no kernel or decoder for type {}", traits ? traits->name : "?");
   }
-  if (isa > best_isa()) fail("matmul: this CPU cannot run {} kernels", isa_name(isa));
-
-  const DotKernels& ks = kernels(isa);
+  const DotKernels& ks = kernels(isa);  // refuses a set this CPU cannot run
   std::vector<Plan> plans;
   plans.reserve(ws.size());
   for (std::size_t i = 0; i < ws.size(); ++i) plans.push_back(make_plan(*ws[i], ys[i], n, ks, pool.size()));
