@@ -68,8 +68,8 @@ struct RowKernel {
   ActivationLayout act;
 };
 
-// A batched product for prompt processing on packed panels (gemm_avx512.cpp): y[t][r] for
-// `rows` weight rows (best a multiple of row_block) and n tokens. The activations come
+// A batched product for prompt processing on packed panels (gemm_avx512.cpp, gemm_avx2.cpp):
+// y[t][r] for `rows` weight rows (best a multiple of row_block) and n tokens. The activations come
 // prepared either token by token (`act`, the block formats) or as a whole batch
 // (`batch_bytes`/`batch_prepare`, called once per block of `batch_tokens` tokens: floats).
 inline constexpr int kGemmRows = 32;
@@ -134,6 +134,7 @@ DotKernels avx512_kernels();  // built with AVX-512 F/BW/VL/VNNI
 void use_vbmi_kernels(DotKernels& k);
 bool cpu_has_avx512_vbmi();
 const GemmKernel* avx512_gemm(quant::GgmlType type);
+const GemmKernel* avx2_gemm(quant::GgmlType type);  // gemm_avx2.cpp
 const RowKernel* avx512_block_rows(quant::GgmlType type);  // rows_avx512.cpp
 const RowKernel* avx2_block_rows(quant::GgmlType type);    // rows_avx2.cpp
 // Q8_0 / Q8_K blocks of a row, identical to the reference quantizer's (AVX-512 F machines only).

@@ -7,6 +7,7 @@ DotKernels avx2_kernels() {
   k.attend_f32 = attend<F32Load>;
   k.attend_f16 = attend<F16Load>;
   k.block_rows = avx2_block_rows;
+  k.gemm = avx2_gemm;
   return k;
 }
 }  // namespace aero::backend::cpu

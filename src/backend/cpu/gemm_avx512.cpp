@@ -25,6 +25,7 @@
 #include "aero/quant/types.h"
 #include "backend/cpu/block_codes_avx512.h"
 #include "backend/cpu/dot.h"
+#include "backend/cpu/next_panel.h"
 
 namespace aero::backend::cpu {
 namespace {
@@ -83,36 +84,6 @@ __attribute__((always_inline)) inline void store_tile(const __m512 (&acc)[T][2],
       _mm512_mask_storeu_ps(out, mask[j], v);
     }
 }
-
-// Packing is where the weights come from memory, a few lines of each of 32 rows per panel:
-// too short for the hardware prefetcher. So while a panel meets its tokens, the next panel's
-// bytes (the same rows' next column block, or the next rows' first) are asked for, a share of
-// its rows before each token block: issued all at once they would overrun the miss buffers.
-struct NextPanel {
-  const std::uint8_t* first = nullptr;  // null: this is the last panel
-  std::size_t stride = 0, bytes = 0;    // per row
-  int rows = 0;
-
-  // `offset(k)`: the byte at which column k starts in a row.
-  template <class Offset>
-  NextPanel(const std::uint8_t* w, std::size_t row_stride, std::int64_t total_rows, std::int64_t r, std::int64_t k0,
-            std::int64_t block_cols, std::int64_t cols, Offset offset)
-      : stride(row_stride) {
-    std::int64_t k = k0 + block_cols;
-    if (k >= cols) k = 0, r += kGemmRows;
-    if (r >= total_rows) return;
-    first = w + r * static_cast<std::int64_t>(stride) + offset(k);
-    bytes = static_cast<std::size_t>(offset(std::min(cols, k + block_cols)) - offset(k));
-    rows = static_cast<int>(std::min<std::int64_t>(kGemmRows, total_rows - r));
-  }
-
-  void prefetch(std::int64_t part, std::int64_t parts) const {
-    if (!first) return;
-    for (auto r = part * rows / parts; r < (part + 1) * rows / parts; ++r)
-      for (std::size_t at = 0; at < bytes; at += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(first + r * stride + at), _MM_HINT_T0);
-  }
-};
 
 // ---- Float formats ----------------------------------------------------------------------
 //
@@ -369,7 +340,7 @@ void gemm_int(const std::uint8_t* w, std::size_t stride, std::int64_t rows, std:
     for (std::int64_t k0 = 0; k0 < cols; k0 += kIntCols) {
       const std::int64_t kc = std::min(kIntCols, cols - k0);
       pack_int<F>(w + r * stride, stride, valid, k0, kc, p);
-      const NextPanel next(w, stride, rows, r, k0, kIntCols, cols,
+      const NextPanel next(w, stride, rows, kRows, r, k0, kIntCols, cols,
                            [](std::int64_t k) { return k / F::kBlockCols * F::kBlockBytes; });
       const std::int64_t blocks = (n + kIntTokens - 1) / kIntTokens;
       for (std::int64_t t = 0; t < n; t += kIntTokens) {
