@@ -6,8 +6,8 @@
 // A weight is s·q − m per sub-block (q the code, s its scale, m its offset). Each format's
 // traits: block size (kBlockCols columns in kBlockBytes), sub-block length kSub, whether ggml
 // pairs it with Q8_K activations (else Q8_0), kCodeBits (codes lie in 0 .. 2^kCodeBits − 1),
-// kZ (m = kZ·s, or 0 where the format stores its own offsets), kSigned for the code-book
-// formats, whose codes are the book's signed values (m = 0); and two unpackers reading a chunk
+// kZ (m = kZ·s, or 0 where the format stores its own offsets), kSigned for Q8_0 and the
+// code-book formats, whose codes are signed values (m = 0); and two unpackers reading a chunk
 // of 256 columns of a row from `chunk`, its first byte: codes(chunk, k) gives the 32 codes of
 // columns k..k+31 (k a multiple of 32) in column order; scales(chunk, kc) the scales s and
 // offsets m of the sub-blocks in the chunk's first kc columns, lanes past the last zero.
@@ -94,6 +94,17 @@ using Q4_1 = Legacy<20, 0, 4>;
 using Q5_0 = Legacy<22, 16, 6, 2>;
 using Q5_1 = Legacy<24, 0, 8, 4>;
 using IQ4_NL = Legacy<18, 0, 2, -1, true>;
+
+// Q8_0 (34 bytes): f16 d, 32 int8 quants, used as signed codes.
+struct Q8_0 {
+  static constexpr int kBlockCols = 32, kBlockBytes = 34, kSub = 32, kCodeBits = 8, kZ = 0;
+  static constexpr bool kQ8K = false, kSigned = true;
+  static __m256i codes(const std::uint8_t* chunk, int k) { return load32(chunk + (k / 32) * 34 + 2); }
+  static Scales scales(const std::uint8_t* chunk, std::int64_t kc) {
+    const __m256 zero = _mm256_setzero_ps();
+    return {{block_f16_lanes<34>(chunk, static_cast<int>(kc / 32)), zero}, {zero, zero}};
+  }
+};
 
 template <int kBytes, int kSubCols, int kBits, int kZero>
 struct Super {

@@ -1,20 +1,23 @@
 // Batched products for prompt processing on AVX2 (no VNNI): y[t] = W · x[t] for many tokens.
 //
 // The scheme of gemm_avx512.cpp on 256-bit registers. Weights are unpacked once per panel of
-// 8 rows × 256 columns into unsigned codes laid out [column / 4][8 rows][4] (a register holds
-// the 8 rows' codes of four columns) with per-sub-block scales; a micro-kernel meets 6 tokens at
-// a time, each token's four int8 activations of those columns broadcast into one maddubs with
-// every row at once.
+// 8 rows × 256 columns into codes laid out so that a register holds the 8 rows' codes of a few
+// columns, with per-sub-block scales; a micro-kernel meets 6 tokens at a time, each token's
+// activations of those columns broadcast into one multiply with every row at once.
 //
-// Without VNNI the products land in int16 pairs (maddubs), summed in int16 over a sub-block and
-// widened once per sub-block (madd). That is exact when every int16 lane's final sum fits:
-// maddubs adds two products of a code (< 2^7) and an activation (|x| ≤ 127), and a lane sums
-// the products of kSub / 2 columns of a sub-block (columns 4g + 2p and 4g + 2p + 1 for lane
-// p). Codes are centred where the plain sum could exceed int16: the sum runs over (q − c)·x,
-// started from −c·Σx of the lane's columns (prepared with the activations), and the offset m
-// becomes m − c·s. For the formats whose offset is a constant multiple z of the scale (Q4_0,
-// Q5_0, Q3_K, Q6_K) c = z, so the offset disappears; int16 additions wrap, so only the final
-// sum needs to fit. Q8_0 and the IQ4 code books (codes up to 255) stay with the row kernels.
+// Unsigned codes below 128 (most formats): [column / 4][8 rows][4 bytes], against four int8
+// activations in a maddubs. Without VNNI its products land in int16 pairs, summed in int16 over
+// a sub-block and widened once per sub-block (madd). That is exact when every int16 lane's final
+// sum fits: maddubs adds two products of a code (< 2^7) and an activation (|x| ≤ 127), and a
+// lane sums the products of kSub / 2 columns of a sub-block (columns 4g + 2p and 4g + 2p + 1 for
+// lane p). Codes are centred where the plain sum could exceed int16: the sum runs over
+// (q − c)·x, started from −c·Σx of the lane's columns (prepared with the activations), and the
+// offset m becomes m − c·s. For the formats whose offset is a constant multiple z of the scale
+// (Q4_0, Q5_0, Q3_K, Q6_K) c = z, so the offset disappears; int16 additions wrap, so only the
+// final sum needs to fit.
+//
+// Signed codes (Q8_0, the IQ4 code books): [column / 2][8 rows][2 int16] against two int16
+// activations in a madd, summed in int32: twice the instructions per column, but no bound.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -43,12 +46,16 @@ constexpr int lane_bound(int sub, int bits, int c) {
   const int top = (1 << bits) - 1;
   return sub / 2 * std::max(c, top - c) * 127;
 }
-// The centre of a format's codes: its constant offset z, else 0 where the plain sums fit, else
-// the middle of the code range.
+// The centre of a format's unsigned codes: its constant offset z, else 0 where the plain sums
+// fit, else the middle of the code range. (Signed codes are summed in int32, uncentred.)
 template <class F>
-constexpr int kCenter = F::kZ != 0 ? F::kZ : lane_bound(F::kSub, F::kCodeBits, 0) <= 32767 ? 0 : 1 << (F::kCodeBits - 1);
+constexpr int kCenter = F::kSigned                                            ? 0
+                        : F::kZ != 0                                          ? F::kZ
+                        : lane_bound(F::kSub, F::kCodeBits, 0) <= 32767 ? 0
+                                                                              : 1 << (F::kCodeBits - 1);
+// Offsets of its own: an f32 term (m − c·s)·dx·Σx per sub-block.
 template <class F>
-constexpr bool kMins = F::kZ == 0;  // offsets of its own: an f32 term m·dx·Σx per sub-block
+constexpr bool kMins = !F::kSigned && F::kZ == 0;
 
 // One token's terms per sub-block: the scale dx of the activation block it lies in, the int16
 // starts −c·Σx of its two lanes, and dx·Σx.
@@ -57,6 +64,12 @@ struct Term {
   std::int16_t start[2];
   float dsum;
 };
+
+inline float load_f32(const std::uint8_t* p) {
+  float v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
 
 // 8 × 8 transpose of 32-bit lanes: out[j] lane i = in[i] lane j.
 __attribute__((always_inline)) inline void transpose8(__m256i r[8]) {
@@ -79,24 +92,167 @@ __attribute__((always_inline)) inline void transpose8(__m256i r[8]) {
   for (int j = 0; j < 8; ++j) r[j] = t[j];
 }
 
-// A panel: codes [column / 4][8 rows][4], then per sub-block the 8 rows' scales s and offsets
-// m − c·s.
+// ---- Float formats ----------------------------------------------------------------------
+//
+// Tokens in the lanes, weights broadcast (as gemm_avx512.cpp): the batch is packed once per
+// call as tiles of 16 tokens, [column][token]; 6 weight rows are converted to f32 for a block of
+// 256 columns at a time (6 KiB, in L1) and meet each tile's slice of those columns (16 KiB),
+// 6 × 2 sums in registers and each weight broadcast into two fused multiply-adds.
+
+constexpr int kFloatTokens = 16;        // a tile: two 8-lane registers of tokens
+constexpr int kFloatRowGroup = 6;       // rows per pass of the micro-kernel
+constexpr std::int64_t kFloatCols = 256;
+
+std::int64_t token_tiles(std::int64_t n) { return (n + kFloatTokens - 1) / kFloatTokens; }
+
+std::size_t float_batch_bytes(std::int64_t n, std::int64_t cols) {
+  return static_cast<std::size_t>(token_tiles(n) * cols * kFloatTokens) * sizeof(float);
+}
+
+// The first `lanes` lanes set.
+inline __m256i lane_mask(std::int64_t lanes) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(std::min<std::int64_t>(lanes, 8))),
+                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+// Packs tile `tile` (tokens past n are zero).
+void float_batch_prepare(const float* x, std::int64_t n, std::int64_t cols, std::uint8_t* out, std::int64_t tile) {
+  float* packed = reinterpret_cast<float*>(out) + tile * cols * kFloatTokens;
+  const std::int64_t t0 = tile * kFloatTokens, tokens = std::min<std::int64_t>(kFloatTokens, n - t0);
+  for (std::int64_t k = 0; k < cols; k += 8) {  // 8 columns × the tile's tokens, transposed by 8 × 8
+    const __m256i mask = lane_mask(cols - k);
+    for (int half = 0; half < 2; ++half) {
+      __m256i v[8];
+      for (int t = 0; t < 8; ++t) {
+        const std::int64_t token = 8 * half + t;
+        v[t] = token < tokens ? _mm256_castps_si256(_mm256_maskload_ps(x + (t0 + token) * cols + k, mask))
+                              : _mm256_setzero_si256();
+      }
+      transpose8(v);
+      for (int j = 0; j < 8 && k + j < cols; ++j)
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(packed + (k + j) * kFloatTokens + 8 * half), v[j]);
+    }
+  }
+}
+
+// 8 weights of a row as f32, and one.
+struct F32Src {
+  static constexpr int kBytes = 4;
+  static __m256 load8(const std::uint8_t* p) { return _mm256_loadu_ps(reinterpret_cast<const float*>(p)); }
+  static float load1(const std::uint8_t* p) { return load_f32(p); }
+};
+struct F16Src {
+  static constexpr int kBytes = 2;
+  static __m256 load8(const std::uint8_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+  static float load1(const std::uint8_t* p) { return half(p); }
+};
+struct Bf16Src {
+  static constexpr int kBytes = 2;
+  static __m256 load8(const std::uint8_t* p) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
+  }
+  static float load1(const std::uint8_t* p) { return quant::bf16_to_fp32(quant::load_u16(p)); }
+};
+
+// c[t][r] (+)= Σ_k w[r][k] · x[k][t] for the 6 rows of `w` (f32, kc apart) and a tile's slice.
+void float_kernel(const float* w, const float* x, std::int64_t kc, float* c, std::size_t cs, int valid_rows,
+                  int valid_tokens, bool accumulate) {
+  constexpr int R = kFloatRowGroup;
+  // Loops over rows unrolled by request: left to -O3's own unrolling, GCC 12 stored every sum to
+  // the stack at each step (half the speed); -O2 did not unroll them at all.
+  __m256 lo[R], hi[R];
+#pragma GCC unroll 6
+  for (int r = 0; r < R; ++r) lo[r] = hi[r] = _mm256_setzero_ps();
+  for (std::int64_t k = 0; k < kc; ++k) {
+    const __m256 x0 = _mm256_loadu_ps(x + k * kFloatTokens), x1 = _mm256_loadu_ps(x + k * kFloatTokens + 8);
+#pragma GCC unroll 6
+    for (int r = 0; r < R; ++r) {
+      const __m256 wv = _mm256_broadcast_ss(w + r * kc + k);
+      lo[r] = _mm256_fmadd_ps(wv, x0, lo[r]);
+      hi[r] = _mm256_fmadd_ps(wv, x1, hi[r]);
+    }
+  }
+  alignas(32) float sums[R][kFloatTokens];
+#pragma GCC unroll 6
+  for (int r = 0; r < R; ++r) {
+    _mm256_store_ps(sums[r], lo[r]);
+    _mm256_store_ps(sums[r] + 8, hi[r]);
+  }
+  for (int t = 0; t < valid_tokens; ++t)
+    for (int r = 0; r < valid_rows; ++r) c[t * cs + r] = accumulate ? c[t * cs + r] + sums[r][t] : sums[r][t];
+}
+
+// Rows are taken 48 at a time (8 groups, 48 KiB as f32) per block of columns, so that each
+// tile's slice of the batch stays in L1 while all 8 groups meet it: the groups come from L2.
+// Their sums gather over the column blocks in a buffer of [token][48 rows] (its lines are
+// reused; the outputs' rows lie a whole row of outputs apart) that is written out once.
+constexpr int kFloatGroups = 8;
+
+template <class S>
+void gemm_float(const std::uint8_t* w, std::size_t stride, std::int64_t rows, std::int64_t cols,
+                const std::uint8_t* packed_x, std::size_t, std::int64_t n, float* y, std::size_t y_stride) {
+  constexpr std::int64_t kBlockRows = kFloatGroups * kFloatRowGroup;
+  alignas(32) static thread_local float groups[kBlockRows * kFloatCols];
+  thread_local std::vector<float> sums;
+  sums.resize(static_cast<std::size_t>(token_tiles(n) * kFloatTokens * kBlockRows));
+  const auto* x = reinterpret_cast<const float*>(packed_x);
+  for (std::int64_t r0 = 0; r0 < rows; r0 += kBlockRows) {
+    const std::int64_t block_rows = std::min(kBlockRows, rows - r0);
+    const int n_groups = static_cast<int>((block_rows + kFloatRowGroup - 1) / kFloatRowGroup);
+    for (std::int64_t k0 = 0; k0 < cols; k0 += kFloatCols) {
+      const std::int64_t kc = std::min(kFloatCols, cols - k0);
+      for (int i = 0; i < n_groups * kFloatRowGroup; ++i) {  // rows past the last (a last group's) are zero
+        const bool valid = i < block_rows;
+        const std::uint8_t* row = w + (r0 + i) * stride + k0 * S::kBytes;
+        float* out = groups + i * kc;
+        std::int64_t k = 0;
+        for (; k + 8 <= kc; k += 8) {
+          // The next block's rows are asked for early: each is a short stream.
+          if (valid && r0 + i + kBlockRows < rows)
+            _mm_prefetch(reinterpret_cast<const char*>(row + kBlockRows * stride + k * S::kBytes), _MM_HINT_T0);
+          _mm256_storeu_ps(out + k, valid ? S::load8(row + k * S::kBytes) : _mm256_setzero_ps());
+        }
+        for (; k < kc; ++k) out[k] = valid ? S::load1(row + k * S::kBytes) : 0.0f;
+      }
+      for (std::int64_t tile = 0; tile < token_tiles(n); ++tile) {
+        const int tokens = static_cast<int>(std::min<std::int64_t>(kFloatTokens, n - tile * kFloatTokens));
+        for (int g = 0; g < n_groups; ++g) {
+          const std::int64_t r = r0 + g * kFloatRowGroup;
+          float_kernel(groups + g * kFloatRowGroup * kc, x + (tile * cols + k0) * kFloatTokens, kc,
+                       sums.data() + tile * kFloatTokens * kBlockRows + g * kFloatRowGroup, kBlockRows,
+                       static_cast<int>(std::min<std::int64_t>(kFloatRowGroup, rows - r)), tokens, k0 > 0);
+        }
+      }
+    }
+    for (std::int64_t t = 0; t < n; ++t)
+      std::memcpy(y + t * y_stride + r0, sums.data() + t * kBlockRows, static_cast<std::size_t>(block_rows) * sizeof(float));
+  }
+}
+
+constexpr GemmKernel float_gemm(decltype(GemmKernel::run) run) {
+  return {{}, float_batch_bytes, float_batch_prepare, kFloatTokens, kFloatRowGroup, run};
+}
+
+// ---- Block formats -----------------------------------------------------------------------
+
+// A panel: codes (either layout), then per sub-block the 8 rows' scales s and offsets m − c·s.
 struct Panel {
   std::uint8_t* q;
   float* s;
   float* m;
 };
 
+// Codes of columns k..k+31 of the panel's 8 rows (rows past `valid`, a last panel's, zero).
 template <class F>
-void pack(const std::uint8_t* w, std::size_t stride, int valid, std::int64_t k0, std::int64_t kc, const Panel& p) {
-  const std::uint8_t* chunk = w + k0 / F::kBlockCols * F::kBlockBytes;
-  for (int k = 0; k < kc; k += 32) {
-    __m256i v[kRows];
-    for (int r = 0; r < kRows; ++r)  // rows past `valid` (a last panel's) get zero codes
-      v[r] = r < valid ? F::codes(chunk + r * stride, k) : _mm256_setzero_si256();
-    transpose8(v);
-    for (int g = 0; g < 8; ++g) _mm256_store_si256(reinterpret_cast<__m256i*>(p.q + (k / 4 + g) * 32), v[g]);
-  }
+__attribute__((always_inline)) inline void row_codes(const std::uint8_t* chunk, std::size_t stride, int valid, int k,
+                                                     __m256i v[kRows]) {
+  for (int r = 0; r < kRows; ++r) v[r] = r < valid ? F::codes(chunk + r * stride, k) : _mm256_setzero_si256();
+}
+
+inline void store32(std::uint8_t* p, __m256i v) { _mm256_store_si256(reinterpret_cast<__m256i*>(p), v); }
+
+template <class F>
+void pack_scales(const std::uint8_t* chunk, std::size_t stride, int valid, std::int64_t kc, const Panel& p) {
   Scales sm[kRows];
   for (int r = 0; r < kRows; ++r) {
     if (r < valid) {
@@ -115,10 +271,36 @@ void pack(const std::uint8_t* w, std::size_t stride, int valid, std::int64_t k0,
     transpose8(s);
     transpose8(m);
     for (int j = 0; j < 8; ++j) {
-      _mm256_store_si256(reinterpret_cast<__m256i*>(p.s + (8 * h + j) * kRows), s[j]);
-      _mm256_store_si256(reinterpret_cast<__m256i*>(p.m + (8 * h + j) * kRows), m[j]);
+      store32(reinterpret_cast<std::uint8_t*>(p.s + (8 * h + j) * kRows), s[j]);
+      store32(reinterpret_cast<std::uint8_t*>(p.m + (8 * h + j) * kRows), m[j]);
     }
   }
+}
+
+template <class F>
+void pack(const std::uint8_t* w, std::size_t stride, int valid, std::int64_t k0, std::int64_t kc, const Panel& p) {
+  const std::uint8_t* chunk = w + k0 / F::kBlockCols * F::kBlockBytes;
+  for (int k = 0; k < kc; k += 32) {
+    __m256i v[kRows];
+    row_codes<F>(chunk, stride, valid, k, v);
+    if constexpr (F::kSigned) {  // each half of a row's 32 codes as 16 int16: 8 pairs of columns
+      __m256i high[kRows];
+      for (int r = 0; r < kRows; ++r) {
+        high[r] = _mm256_cvtepi8_epi16(_mm256_extracti128_si256(v[r], 1));
+        v[r] = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(v[r]));
+      }
+      transpose8(v);
+      transpose8(high);
+      for (int g = 0; g < 8; ++g) {
+        store32(p.q + (k / 2 + g) * 32, v[g]);
+        store32(p.q + (k / 2 + 8 + g) * 32, high[g]);
+      }
+    } else {
+      transpose8(v);
+      for (int g = 0; g < 8; ++g) store32(p.q + (k / 4 + g) * 32, v[g]);
+    }
+  }
+  pack_scales<F>(chunk, stride, valid, kc, p);
 }
 
 inline __m256i broadcast32(const std::uint8_t* p) {
@@ -127,10 +309,25 @@ inline __m256i broadcast32(const std::uint8_t* p) {
   return _mm256_set1_epi32(v);
 }
 
+// c[t][0..7] (+)= acc[t] for the first `valid` rows.
+template <int T>
+__attribute__((always_inline)) inline void store_rows(const __m256 (&acc)[T], float* c, std::size_t cs, int valid,
+                                                      bool accumulate) {
+  const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(valid), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  for (int t = 0; t < T; ++t) {
+    float* out = c + t * cs;
+    if (valid == kRows) {
+      _mm256_storeu_ps(out, accumulate ? _mm256_add_ps(acc[t], _mm256_loadu_ps(out)) : acc[t]);
+    } else {
+      _mm256_maskstore_ps(out, mask, accumulate ? _mm256_add_ps(acc[t], _mm256_maskload_ps(out, mask)) : acc[t]);
+    }
+  }
+}
+
 // c[t][0..7] (+)= Σ over the panel's sub-blocks of (s·Σ (q − c)·x)·dx − (m − c·s)·dx·Σx for T
 // tokens, whose quants (at the panel's first column) and terms (of its first sub-block) lie
-// `xs` bytes apart.
-template <int T, int kSub, bool kWithMins>
+// `xs` bytes apart. Unsigned codes: int8 quants; signed: int16.
+template <int T, int kSub, bool kWithMins, bool kSigned>
 void kernel(const Panel& p, const std::uint8_t* x, const std::uint8_t* terms, std::size_t xs, std::int64_t kc, float* c,
             std::size_t cs, int valid, bool accumulate) {
   __m256 acc[T];
@@ -139,52 +336,54 @@ void kernel(const Panel& p, const std::uint8_t* x, const std::uint8_t* terms, st
   for (std::int64_t sb = 0; sb < kc / kSub; ++sb) {
     const std::uint8_t* term = terms + sb * sizeof(Term);
     __m256i isum[T];
-    for (int t = 0; t < T; ++t) isum[t] = broadcast32(term + t * xs + offsetof(Term, start));
-    const std::uint8_t* q = p.q + sb * kSub / 4 * 32;
-#pragma GCC unroll 8
-    for (int g = 0; g < kSub / 4; ++g) {
-      const __m256i wv = _mm256_load_si256(reinterpret_cast<const __m256i*>(q + 32 * g));
-      for (int t = 0; t < T; ++t)
-        isum[t] = _mm256_add_epi16(isum[t], _mm256_maddubs_epi16(wv, broadcast32(x + t * xs + sb * kSub + 4 * g)));
+    if constexpr (kSigned) {
+      for (int t = 0; t < T; ++t) isum[t] = _mm256_setzero_si256();
+      const std::uint8_t* q = p.q + sb * kSub / 2 * 32;
+#pragma GCC unroll 2
+      for (int g = 0; g < kSub / 2; ++g) {
+        const __m256i wv = _mm256_load_si256(reinterpret_cast<const __m256i*>(q + 32 * g));
+        for (int t = 0; t < T; ++t)
+          isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(wv, broadcast32(x + t * xs + 2 * (sb * kSub + 2 * g))));
+      }
+    } else {
+      for (int t = 0; t < T; ++t) isum[t] = broadcast32(term + t * xs + offsetof(Term, start));
+      const std::uint8_t* q = p.q + sb * kSub / 4 * 32;
+#pragma GCC unroll 2
+      for (int g = 0; g < kSub / 4; ++g) {
+        const __m256i wv = _mm256_load_si256(reinterpret_cast<const __m256i*>(q + 32 * g));
+        for (int t = 0; t < T; ++t)
+          isum[t] = _mm256_add_epi16(isum[t], _mm256_maddubs_epi16(wv, broadcast32(x + t * xs + sb * kSub + 4 * g)));
+      }
+      for (int t = 0; t < T; ++t) isum[t] = _mm256_madd_epi16(isum[t], ones);
     }
     const __m256 s = _mm256_load_ps(p.s + sb * kRows);
     for (int t = 0; t < T; ++t) {
-      float d;
-      std::memcpy(&d, term + t * xs + offsetof(Term, d), 4);
-      const __m256 sums = _mm256_cvtepi32_ps(_mm256_madd_epi16(isum[t], ones));
-      acc[t] = _mm256_fmadd_ps(sums, _mm256_mul_ps(s, _mm256_set1_ps(d)), acc[t]);
+      const __m256 d = _mm256_set1_ps(load_f32(term + t * xs + offsetof(Term, d)));
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_mul_ps(s, d), acc[t]);
     }
     if constexpr (kWithMins) {
       const __m256 m = _mm256_load_ps(p.m + sb * kRows);
-      for (int t = 0; t < T; ++t) {
-        float dsum;
-        std::memcpy(&dsum, term + t * xs + offsetof(Term, dsum), 4);
-        acc[t] = _mm256_fnmadd_ps(m, _mm256_set1_ps(dsum), acc[t]);
-      }
+      for (int t = 0; t < T; ++t)
+        acc[t] = _mm256_fnmadd_ps(m, _mm256_set1_ps(load_f32(term + t * xs + offsetof(Term, dsum))), acc[t]);
     }
   }
-  const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(valid), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-  for (int t = 0; t < T; ++t) {
-    float* out = c + t * cs;
-    if (valid == kRows) {
-      _mm256_storeu_ps(out, accumulate ? _mm256_add_ps(acc[t], _mm256_loadu_ps(out)) : acc[t]);
-    } else {
-      const __m256 v = accumulate ? _mm256_add_ps(acc[t], _mm256_maskload_ps(out, mask)) : acc[t];
-      _mm256_maskstore_ps(out, mask, v);
-    }
-  }
+  store_rows<T>(acc, c, cs, valid, accumulate);
 }
 
 template <class F, int... T>
 void kernel_n(int n, const Panel& p, const std::uint8_t* x, const std::uint8_t* terms, std::size_t xs, std::int64_t kc,
               float* c, std::size_t cs, int valid, bool acc, std::integer_sequence<int, T...>) {
-  ((n == T + 1 ? kernel<T + 1, F::kSub, kMins<F>>(p, x, terms, xs, kc, c, cs, valid, acc) : void()), ...);
+  ((n == T + 1 ? kernel<T + 1, F::kSub, kMins<F>, F::kSigned>(p, x, terms, xs, kc, c, cs, valid, acc) : void()), ...);
 }
 
-// One token's prepared activations: the int8 quants of every column, then a Term per sub-block.
+// Bytes per activation: int8, or int16 for signed codes.
+template <class F>
+constexpr int kQuantBytes = F::kSigned ? 2 : 1;
+
+// One token's prepared activations: the quants of every column, then a Term per sub-block.
 template <class F>
 std::size_t x_bytes(std::int64_t cols) {
-  return static_cast<std::size_t>(cols) + static_cast<std::size_t>(cols / F::kSub) * sizeof(Term);
+  return static_cast<std::size_t>(cols * kQuantBytes<F>) + static_cast<std::size_t>(cols / F::kSub) * sizeof(Term);
 }
 
 // Quantized as the row kernels quantize them (Q8_0 for the legacy formats, Q8_K for the
@@ -195,14 +394,19 @@ void x_prepare(const float* x, std::int64_t cols, std::uint8_t* out) {
   thread_local std::vector<std::uint8_t> blocks;
   blocks.resize(static_cast<std::size_t>(cols / kBlock) * kBlockBytes);
   quantize_activations(F::kQ8K, x, cols, blocks.data());
-  std::uint8_t* terms = out + cols;
+  std::uint8_t* terms = out + cols * kQuantBytes<F>;
   for (std::int64_t b = 0; b < cols / kBlock; ++b) {
     const std::uint8_t* blk = blocks.data() + b * kBlockBytes;
     const auto* q = reinterpret_cast<const std::int8_t*>(blk + kQuants);
-    std::memcpy(out + kBlock * b, q, kBlock);
-    float d;
-    if constexpr (F::kQ8K) std::memcpy(&d, blk, 4);
-    else d = half(blk);
+    if constexpr (F::kSigned) {
+      for (int j = 0; j < kBlock; ++j) {
+        const std::int16_t wide = q[j];
+        std::memcpy(out + 2 * (kBlock * b + j), &wide, 2);
+      }
+    } else {
+      std::memcpy(out + kBlock * b, q, kBlock);
+    }
+    const float d = F::kQ8K ? load_f32(blk) : half(blk);
     for (int part = 0; part < kBlock / F::kSub; ++part) {
       std::int32_t lane[2] = {0, 0};  // columns 0, 1 and 2, 3 of each group of four
       for (int j = 0; j < F::kSub; ++j) lane[(j / 2) % 2] += q[part * F::kSub + j];
@@ -217,13 +421,14 @@ void x_prepare(const float* x, std::int64_t cols, std::uint8_t* out) {
 template <class F>
 void gemm_int(const std::uint8_t* w, std::size_t stride, std::int64_t rows, std::int64_t cols, const std::uint8_t* xq,
               std::size_t x_stride, std::int64_t n, float* y, std::size_t y_stride) {
-  static_assert(lane_bound(F::kSub, F::kCodeBits, kCenter<F>) <= 32767, "int16 sums of a sub-block could overflow");
-  static_assert(F::kCodeBits <= 7 && !F::kSigned, "codes must be unsigned bytes below 128");
+  static_assert(F::kSigned || lane_bound(F::kSub, F::kCodeBits, kCenter<F>) <= 32767,
+                "int16 sums of a sub-block could overflow");
+  static_assert(F::kSigned ? F::kZ == 0 : F::kCodeBits <= 7, "unsigned codes must stay below 128");
   constexpr std::int64_t kSubs = kCols / F::kSub;
-  alignas(32) static thread_local std::uint8_t codes[kCols * kRows];
+  alignas(32) static thread_local std::uint8_t codes[kCols * kRows * 2];
   alignas(32) static thread_local float scales[2][kSubs * kRows];
   const Panel p{codes, scales[0], scales[1]};
-  const std::uint8_t* terms = xq + cols;
+  const std::uint8_t* terms = xq + cols * kQuantBytes<F>;
   const std::int64_t blocks = (n + kTokens - 1) / kTokens;
   for (std::int64_t r = 0; r < rows; r += kRows) {
     const int valid = static_cast<int>(std::min<std::int64_t>(kRows, rows - r));
@@ -234,7 +439,7 @@ void gemm_int(const std::uint8_t* w, std::size_t stride, std::int64_t rows, std:
                            [](std::int64_t k) { return k / F::kBlockCols * F::kBlockBytes; });
       for (std::int64_t t = 0; t < n; t += kTokens) {
         next.prefetch(t / kTokens, blocks);
-        kernel_n<F>(static_cast<int>(std::min<std::int64_t>(kTokens, n - t)), p, xq + t * x_stride + k0,
+        kernel_n<F>(static_cast<int>(std::min<std::int64_t>(kTokens, n - t)), p, xq + t * x_stride + k0 * kQuantBytes<F>,
                     terms + t * x_stride + (k0 / F::kSub) * sizeof(Term), x_stride, kc, y + t * y_stride + r, y_stride,
                     valid, k0 > 0, std::make_integer_sequence<int, kTokens>{});
       }
@@ -251,9 +456,12 @@ constexpr GemmKernel int_gemm() {
 
 const GemmKernel* avx2_gemm(GgmlType type) {
   static const std::pair<GgmlType, GemmKernel> table[] = {
-      {GgmlType::Q4_0, int_gemm<Q4_0>()}, {GgmlType::Q4_1, int_gemm<Q4_1>()}, {GgmlType::Q5_0, int_gemm<Q5_0>()},
-      {GgmlType::Q5_1, int_gemm<Q5_1>()}, {GgmlType::Q2_K, int_gemm<Q2_K>()}, {GgmlType::Q3_K, int_gemm<Q3_K>()},
-      {GgmlType::Q4_K, int_gemm<Q4_K>()}, {GgmlType::Q5_K, int_gemm<Q5_K>()}, {GgmlType::Q6_K, int_gemm<Q6_K>()}};
+      {GgmlType::F32, float_gemm(gemm_float<F32Src>)},   {GgmlType::F16, float_gemm(gemm_float<F16Src>)},
+      {GgmlType::BF16, float_gemm(gemm_float<Bf16Src>)},
+      {GgmlType::Q4_0, int_gemm<Q4_0>()}, {GgmlType::Q4_1, int_gemm<Q4_1>()},     {GgmlType::Q5_0, int_gemm<Q5_0>()},
+      {GgmlType::Q5_1, int_gemm<Q5_1>()}, {GgmlType::Q8_0, int_gemm<Q8_0>()},     {GgmlType::Q2_K, int_gemm<Q2_K>()},
+      {GgmlType::Q3_K, int_gemm<Q3_K>()}, {GgmlType::Q4_K, int_gemm<Q4_K>()},     {GgmlType::Q5_K, int_gemm<Q5_K>()},
+      {GgmlType::Q6_K, int_gemm<Q6_K>()}, {GgmlType::IQ4_NL, int_gemm<IQ4_NL>()}, {GgmlType::IQ4_XS, int_gemm<IQ4_XS>()}};
   return find_kernel(table, type);
 }
 
