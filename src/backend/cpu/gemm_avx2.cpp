@@ -154,9 +154,9 @@ struct Bf16Src {
   static float load1(const std::uint8_t* p) { return quant::bf16_to_fp32(quant::load_u16(p)); }
 };
 
-// c[t][r] (+)= Σ_k w[r][k] · x[k][t] for the 6 rows of `w` (f32, kc apart) and a tile's slice.
-void float_kernel(const float* w, const float* x, std::int64_t kc, float* c, std::size_t cs, int valid_rows,
-                  int valid_tokens, bool accumulate) {
+// c[r][t] (+)= Σ_k w[r][k] · x[k][t] for the 6 rows of `w` (f32, kc apart) and a tile's slice;
+// c holds 16 sums per row, rows one after another.
+void float_kernel(const float* w, const float* x, std::int64_t kc, float* c, bool accumulate) {
   constexpr int R = kFloatRowGroup;
   // Loops over rows unrolled by request: left to -O3's own unrolling, GCC 12 stored every sum to
   // the stack at each step (half the speed); -O2 did not unroll them at all.
@@ -172,20 +172,18 @@ void float_kernel(const float* w, const float* x, std::int64_t kc, float* c, std
       hi[r] = _mm256_fmadd_ps(wv, x1, hi[r]);
     }
   }
-  alignas(32) float sums[R][kFloatTokens];
 #pragma GCC unroll 6
   for (int r = 0; r < R; ++r) {
-    _mm256_store_ps(sums[r], lo[r]);
-    _mm256_store_ps(sums[r] + 8, hi[r]);
+    float* out = c + r * kFloatTokens;
+    _mm256_storeu_ps(out, accumulate ? _mm256_add_ps(lo[r], _mm256_loadu_ps(out)) : lo[r]);
+    _mm256_storeu_ps(out + 8, accumulate ? _mm256_add_ps(hi[r], _mm256_loadu_ps(out + 8)) : hi[r]);
   }
-  for (int t = 0; t < valid_tokens; ++t)
-    for (int r = 0; r < valid_rows; ++r) c[t * cs + r] = accumulate ? c[t * cs + r] + sums[r][t] : sums[r][t];
 }
 
 // Rows are taken 48 at a time (8 groups, 48 KiB as f32) per block of columns, so that each
 // tile's slice of the batch stays in L1 while all 8 groups meet it: the groups come from L2.
-// Their sums gather over the column blocks in a buffer of [token][48 rows] (its lines are
-// reused; the outputs' rows lie a whole row of outputs apart) that is written out once.
+// Their sums gather over the column blocks in a buffer of [tile][48 rows][16 tokens], in
+// registers' order, transposed into the outputs once per block of rows.
 constexpr int kFloatGroups = 8;
 
 template <class S>
@@ -215,17 +213,15 @@ void gemm_float(const std::uint8_t* w, std::size_t stride, std::int64_t rows, st
         for (; k < kc; ++k) out[k] = valid ? S::load1(row + k * S::kBytes) : 0.0f;
       }
       for (std::int64_t tile = 0; tile < token_tiles(n); ++tile) {
-        const int tokens = static_cast<int>(std::min<std::int64_t>(kFloatTokens, n - tile * kFloatTokens));
-        for (int g = 0; g < n_groups; ++g) {
-          const std::int64_t r = r0 + g * kFloatRowGroup;
+        for (int g = 0; g < n_groups; ++g)
           float_kernel(groups + g * kFloatRowGroup * kc, x + (tile * cols + k0) * kFloatTokens, kc,
-                       sums.data() + tile * kFloatTokens * kBlockRows + g * kFloatRowGroup, kBlockRows,
-                       static_cast<int>(std::min<std::int64_t>(kFloatRowGroup, rows - r)), tokens, k0 > 0);
-        }
+                       sums.data() + (tile * kBlockRows + g * kFloatRowGroup) * kFloatTokens, k0 > 0);
       }
     }
-    for (std::int64_t t = 0; t < n; ++t)
-      std::memcpy(y + t * y_stride + r0, sums.data() + t * kBlockRows, static_cast<std::size_t>(block_rows) * sizeof(float));
+    for (std::int64_t t = 0; t < n; ++t) {
+      const float* tile = sums.data() + t / kFloatTokens * kBlockRows * kFloatTokens + t % kFloatTokens;
+      for (std::int64_t r = 0; r < block_rows; ++r) y[t * y_stride + r0 + r] = tile[r * kFloatTokens];
+    }
   }
 }
 
