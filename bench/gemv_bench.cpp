@@ -1,7 +1,7 @@
 // GEMV throughput per weight format, in GB/s of weights read, against this machine's measured
 // read bandwidth (issue: quantized tensors). Prints a markdown table.
 //   aero_gemv_bench [GiB of weights per matrix = 1] [runs = 7] [formats, e.g. Q4_0,Q4_K = all]
-//                   [kernels: scalar, avx2 or avx512 = the best this CPU runs]
+//                   [kernels: scalar, avx2, avx512 or best] [gemv | gemm = both]
 // Matrices of 1 GiB are larger than the last-level cache, so every run streams from DRAM; one
 // of a few MiB (0.008) measures the kernels' own speed from the cache.
 #include <immintrin.h>
@@ -88,7 +88,8 @@ int main(int argc, char** argv) {
   const double gib = argc > 1 ? std::atof(argv[1]) : 1.0;
   const int runs = argc > 2 ? std::atoi(argv[2]) : 7;
   const std::string only = argc > 3 && std::string(argv[3]) != "all" ? "," + std::string(argv[3]) + "," : "";
-  const std::string isa_arg = argc > 4 ? argv[4] : "";
+  const std::string isa_arg = argc > 4 && std::string(argv[4]) != "best" ? argv[4] : "";
+  const std::string part = argc > 5 ? argv[5] : "both";
   const backend::cpu::Isa isa = isa_arg == "scalar" ? backend::cpu::Isa::Scalar
                                 : isa_arg == "avx2" ? backend::cpu::Isa::Avx2
                                 : isa_arg == "avx512" ? backend::cpu::Isa::Avx512
@@ -107,6 +108,7 @@ int main(int argc, char** argv) {
 
   for (GgmlType type : kFormats) {
     auto traits = *quant::type_traits(static_cast<std::uint32_t>(type));
+    if (part == "gemm") break;
     if (!only.empty() && only.find("," + std::string(traits.name) + ",") == std::string::npos) continue;
     const std::size_t row_bytes = *quant::row_bytes(traits, cols);
     const auto rows = static_cast<std::int64_t>(gib * (1ull << 30) / static_cast<double>(row_bytes));
@@ -125,6 +127,7 @@ int main(int argc, char** argv) {
   // Prompt processing's product: 128 tokens through one 5632 × 2048 matrix (TinyLlama's
   // feed-forward shape; its weights fit in the last-level cache only for the 4-bit formats).
   const std::int64_t gemm_rows = 5632, gemm_cols = 2048, tokens = 128;
+  if (part == "gemv") return 0;
   std::printf("\n| GEMM %lld x %lld, %lld tokens | 1 thread GFLOP/s | 2 threads GFLOP/s |\n|---|---|---|\n",
               static_cast<long long>(gemm_rows), static_cast<long long>(gemm_cols), static_cast<long long>(tokens));
   for (GgmlType type : kFormats) {
