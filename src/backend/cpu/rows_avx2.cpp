@@ -14,8 +14,8 @@
 #include <cstring>
 
 #include "aero/quant/types.h"
-#include "backend/cpu/dot.h"
 #include "backend/cpu/block_codes_avx2.h"
+#include "backend/cpu/dot.h"
 
 namespace aero::backend::cpu {
 namespace {
