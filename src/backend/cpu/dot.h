@@ -7,9 +7,11 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <utility>
 
 #include "aero/backend/cpu_gemv.h"
+#include "quant/half.h"
 
 namespace aero::backend::cpu {
 
@@ -146,6 +148,25 @@ void quantize_q8_k_avx2(const float* x, std::int64_t cols, std::uint8_t* blocks)
 // A row of activations as Q8_K (`q8k`) or Q8_0 blocks: the widest vector quantizer the CPU
 // runs, else the reference. Every kernel quantizes its activations through here.
 void quantize_activations(bool q8k, const float* x, std::int64_t cols, std::uint8_t* blocks);
+// The same row in a buffer of the calling thread's (valid until its next call), read block by
+// block: block b's int8 quants (256 of Q8_K, or 32 of Q8_0) and their scale. For the layouts
+// that rearrange the quants and add terms of their own.
+struct ActivationBlocks {
+  bool q8k;
+  const std::uint8_t* data;
+  std::size_t block_bytes() const { return q8k ? 292 : 34; }
+  const std::int8_t* quants(std::int64_t b) const {
+    return reinterpret_cast<const std::int8_t*>(data + static_cast<std::size_t>(b) * block_bytes() + (q8k ? 4 : 2));
+  }
+  float scale(std::int64_t b) const {
+    const std::uint8_t* block = data + static_cast<std::size_t>(b) * block_bytes();
+    if (!q8k) return quant::fp16_to_fp32(quant::load_u16(block));
+    float d;
+    std::memcpy(&d, block, 4);
+    return d;
+  }
+};
+ActivationBlocks quantize_activation_blocks(bool q8k, const float* x, std::int64_t cols);
 const DotKernels& kernels(Isa isa);
 
 }  // namespace aero::backend::cpu

@@ -29,6 +29,7 @@
 #include "aero/quant/types.h"
 #include "backend/cpu/block_codes_avx2.h"
 #include "backend/cpu/dot.h"
+#include "backend/cpu/float_loads_avx2.h"
 #include "backend/cpu/next_panel.h"
 
 namespace aero::backend::cpu {
@@ -134,25 +135,6 @@ void float_batch_prepare(const float* x, std::int64_t n, std::int64_t cols, std:
     }
   }
 }
-
-// 8 weights of a row as f32, and one.
-struct F32Src {
-  static constexpr int kBytes = 4;
-  static __m256 load8(const std::uint8_t* p) { return _mm256_loadu_ps(reinterpret_cast<const float*>(p)); }
-  static float load1(const std::uint8_t* p) { return load_f32(p); }
-};
-struct F16Src {
-  static constexpr int kBytes = 2;
-  static __m256 load8(const std::uint8_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
-  static float load1(const std::uint8_t* p) { return half(p); }
-};
-struct Bf16Src {
-  static constexpr int kBytes = 2;
-  static __m256 load8(const std::uint8_t* p) {
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
-  }
-  static float load1(const std::uint8_t* p) { return quant::bf16_to_fp32(quant::load_u16(p)); }
-};
 
 // c[r][t] (+)= Σ_k w[r][k] · x[k][t] for the 6 rows of `w` (f32, kc apart) and a tile's slice;
 // c holds 16 sums per row, rows one after another.
@@ -386,14 +368,11 @@ std::size_t x_bytes(std::int64_t cols) {
 // K-quants), so that a batch equals its tokens run one by one.
 template <class F>
 void x_prepare(const float* x, std::int64_t cols, std::uint8_t* out) {
-  constexpr int kBlock = F::kQ8K ? 256 : 32, kBlockBytes = F::kQ8K ? 292 : 34, kQuants = F::kQ8K ? 4 : 2;
-  thread_local std::vector<std::uint8_t> blocks;
-  blocks.resize(static_cast<std::size_t>(cols / kBlock) * kBlockBytes);
-  quantize_activations(F::kQ8K, x, cols, blocks.data());
+  constexpr int kBlock = F::kQ8K ? 256 : 32;
+  const ActivationBlocks blocks = quantize_activation_blocks(F::kQ8K, x, cols);
   std::uint8_t* terms = out + cols * kQuantBytes<F>;
   for (std::int64_t b = 0; b < cols / kBlock; ++b) {
-    const std::uint8_t* blk = blocks.data() + b * kBlockBytes;
-    const auto* q = reinterpret_cast<const std::int8_t*>(blk + kQuants);
+    const std::int8_t* q = blocks.quants(b);
     if constexpr (F::kSigned) {
       for (int j = 0; j < kBlock; ++j) {
         const std::int16_t wide = q[j];
@@ -402,7 +381,7 @@ void x_prepare(const float* x, std::int64_t cols, std::uint8_t* out) {
     } else {
       std::memcpy(out + kBlock * b, q, kBlock);
     }
-    const float d = F::kQ8K ? load_f32(blk) : half(blk);
+    const float d = blocks.scale(b);
     for (int part = 0; part < kBlock / F::kSub; ++part) {
       std::int32_t lane[2] = {0, 0};  // columns 0, 1 and 2, 3 of each group of four
       for (int j = 0; j < F::kSub; ++j) lane[(j / 2) % 2] += q[part * F::kSub + j];
@@ -452,8 +431,8 @@ constexpr GemmKernel int_gemm() {
 
 const GemmKernel* avx2_gemm(GgmlType type) {
   static const std::pair<GgmlType, GemmKernel> table[] = {
-      {GgmlType::F32, float_gemm(gemm_float<F32Src>)},   {GgmlType::F16, float_gemm(gemm_float<F16Src>)},
-      {GgmlType::BF16, float_gemm(gemm_float<Bf16Src>)},
+      {GgmlType::F32, float_gemm(gemm_float<F32Load>)},   {GgmlType::F16, float_gemm(gemm_float<F16Load>)},
+      {GgmlType::BF16, float_gemm(gemm_float<Bf16Load>)},
       {GgmlType::Q4_0, int_gemm<Q4_0>()}, {GgmlType::Q4_1, int_gemm<Q4_1>()},     {GgmlType::Q5_0, int_gemm<Q5_0>()},
       {GgmlType::Q5_1, int_gemm<Q5_1>()}, {GgmlType::Q8_0, int_gemm<Q8_0>()},     {GgmlType::Q2_K, int_gemm<Q2_K>()},
       {GgmlType::Q3_K, int_gemm<Q3_K>()}, {GgmlType::Q4_K, int_gemm<Q4_K>()},     {GgmlType::Q5_K, int_gemm<Q5_K>()},

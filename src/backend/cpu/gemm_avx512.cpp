@@ -308,18 +308,13 @@ void write_terms(const std::int8_t* q, float d, std::uint8_t* term) {
 // K-quants), so that a batch equals its tokens run one by one.
 template <class F>
 void int_x_prepare(const float* x, std::int64_t cols, std::uint8_t* out) {
-  constexpr int kBlock = F::kQ8K ? 256 : 32, kBlockBytes = F::kQ8K ? 292 : 34, kQuants = F::kQ8K ? 4 : 2;
-  thread_local std::vector<std::uint8_t> blocks;
-  blocks.resize(static_cast<std::size_t>(cols / kBlock) * kBlockBytes);
-  quantize_activations(F::kQ8K, x, cols, blocks.data());
+  constexpr int kBlock = F::kQ8K ? 256 : 32;
+  const ActivationBlocks blocks = quantize_activation_blocks(F::kQ8K, x, cols);
   std::uint8_t* terms = out + cols;
   for (std::int64_t b = 0; b < cols / kBlock; ++b) {
-    const std::uint8_t* blk = blocks.data() + b * kBlockBytes;
-    const auto* q = reinterpret_cast<const std::int8_t*>(blk + kQuants);
+    const std::int8_t* q = blocks.quants(b);
     std::memcpy(out + kBlock * b, q, kBlock);
-    float d;
-    if constexpr (F::kQ8K) std::memcpy(&d, blk, 4);
-    else d = half(blk);
+    const float d = blocks.scale(b);
     for (int part = 0; part < kBlock / F::kSub; ++part)
       write_terms<F>(q + part * F::kSub, d, terms + ((b * kBlock) / F::kSub + part) * 8);
   }

@@ -146,6 +146,14 @@ void quantize_activations(bool q8k, const float* x, std::int64_t cols, std::uint
   quant::encode_from_f32(q8k ? GgmlType::Q8_K : GgmlType::Q8_0, {x, n}, {blocks, n / (q8k ? 256 : 32) * (q8k ? 292 : 34)});
 }
 
+ActivationBlocks quantize_activation_blocks(bool q8k, const float* x, std::int64_t cols) {
+  thread_local std::vector<std::uint8_t> buffer;
+  const ActivationBlocks blocks{q8k, nullptr};
+  buffer.resize(static_cast<std::size_t>(cols / (q8k ? 256 : 32)) * blocks.block_bytes());
+  quantize_activations(q8k, x, cols, buffer.data());
+  return {q8k, buffer.data()};
+}
+
 namespace {
 
 std::size_t q8_0_with_sums_bytes(std::int64_t cols) { return static_cast<std::size_t>(cols / 32) * (34 + 4); }
@@ -173,21 +181,16 @@ std::size_t sub_block_bytes(std::int64_t cols) {
 
 template <bool kQ8K, int kSub>
 void prepare_sub_blocks(const float* x, std::int64_t cols, std::uint8_t* out) {
-  constexpr int kBlock = kQ8K ? 256 : 32, kBlockBytes = kQ8K ? 292 : 34, kQuants = kQ8K ? 4 : 2;
-  thread_local std::vector<std::uint8_t> blocks;
-  blocks.resize(static_cast<std::size_t>(cols / kBlock) * kBlockBytes);
-  quantize_activations(kQ8K, x, cols, blocks.data());
+  constexpr int kBlock = kQ8K ? 256 : 32;
+  const ActivationBlocks blocks = quantize_activation_blocks(kQ8K, x, cols);
   std::memset(out + cols, 0, sub_block_quant_bytes(cols) - static_cast<std::size_t>(cols));
   const std::int64_t subs = cols / kSub;
   auto* dx = reinterpret_cast<float*>(out + sub_block_quant_bytes(cols));
   float* dsum = dx + subs;
   for (std::int64_t b = 0; b < cols / kBlock; ++b) {
-    const std::uint8_t* blk = blocks.data() + b * kBlockBytes;
-    const auto* q = reinterpret_cast<const std::int8_t*>(blk + kQuants);
+    const std::int8_t* q = blocks.quants(b);
     std::memcpy(out + kBlock * b, q, kBlock);
-    float d;
-    if constexpr (kQ8K) std::memcpy(&d, blk, 4);
-    else d = quant::fp16_to_fp32(quant::load_u16(blk));
+    const float d = blocks.scale(b);
     for (int part = 0; part < kBlock / kSub; ++part) {
       std::int32_t sum = 0;
       for (int j = 0; j < kSub; ++j) sum += q[part * kSub + j];
