@@ -82,6 +82,8 @@ TEST(Gemv, SimdPathsEqualTheScalarPath) {
                  Case{GgmlType::Q6_K, 19, 768}, Case{GgmlType::Q4_K, 2, 256}, Case{GgmlType::Q6_K, 5, 256},
                  // 512-bit kernels take Q4_0 in fours and Q8_0 in pairs of blocks: every remainder
                  Case{GgmlType::Q4_0, 9, 224}, Case{GgmlType::Q4_0, 6, 192}, Case{GgmlType::Q8_0, 5, 224},
+                 // 256-bit Q4_0 kernels take chunks of 8 blocks: two whole chunks and an odd tail
+                 Case{GgmlType::Q4_0, 7, 608}, Case{GgmlType::Q4_0, 5, 512},
                  Case{GgmlType::Q5_K, 13, 768}, Case{GgmlType::Q5_K, 3, 256},
                  // the generic block kernels: 256-column chunks with a short last one (legacy
                  // formats), rows in fours and a remainder

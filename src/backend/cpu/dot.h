@@ -52,10 +52,17 @@ struct ActivationLayout {
   std::size_t (*bytes)(std::int64_t cols) = nullptr;
   void (*prepare)(const float* x, std::int64_t cols, std::uint8_t* out) = nullptr;
 };
-// The common layouts: Q8_0 blocks followed by each block's sum of quants (int32), and Q8_K
-// blocks (which carry their own sums).
-ActivationLayout q8_0_with_sums_layout();
+// The common layouts: Q8_0 blocks, and Q8_K blocks (which carry their own sums).
+ActivationLayout q8_0_layout();
 ActivationLayout q8_k_layout();
+// The SIMD Q4_0 row kernels' (dot_simd.inc): Q8_0 blocks (which the tiles read), then from
+// q4_0_pairs_offset on, per chunk of 8 blocks (kQ4PairChunkBytes): the quants of block pairs
+// (2p, 2p+1), p < 4, as 64 bytes [x_2p[0..15] x_2p+1[0..15] x_2p[16..31] x_2p+1[16..31]], the
+// 8 blocks' scales dx (f32), then their 8·dx·Σx (f32), each in the order of blocks 0, 2, 4, 6,
+// 1, 3, 5, 7; blocks past the row's end are zero.
+ActivationLayout q4_0_pairs_layout();
+inline constexpr std::size_t kQ4PairChunkBytes = 320;
+inline std::size_t q4_0_pairs_offset(std::int64_t cols) { return static_cast<std::size_t>((cols / 32 * 34 + 31) / 32 * 32); }
 
 // The generic block kernels' activations (rows_avx512.cpp, rows_avx2.cpp): the int8 quants of
 // every column (Q8_K when `q8k`, else Q8_0, as ggml pairs the format; zero up to a multiple of
@@ -113,8 +120,8 @@ struct DotKernels {
   TileFn tile_bf16 = nullptr;
   TileFn tile_q4_k = nullptr;  // (kept after the positional initializers of the kernel sets)
   // How each integer kernel (and its tile) takes its activations.
-  ActivationLayout act_q8_0 = q8_0_with_sums_layout();
-  ActivationLayout act_q4_0 = q8_0_with_sums_layout();
+  ActivationLayout act_q8_0 = q8_0_layout();
+  ActivationLayout act_q4_0 = q8_0_layout();
   ActivationLayout act_q4_k = q8_k_layout();
   ActivationLayout act_q6_k = q8_k_layout();
   AttendFn attend_f32 = nullptr;  // null: attention goes head by head through the row kernels

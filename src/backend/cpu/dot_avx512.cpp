@@ -9,6 +9,7 @@ DotKernels avx512_kernels() {
   DotKernels k{dot_f32, dot_f16, dot_bf16, dot_q8_0, dot_q4_0, dot_q4_k, dot_q6_k, axpy<F32Load>, axpy<F16Load>, q_tile<false>, q_tile<true>,
                float_tile<F32Load>, float_tile<F16Load>, float_tile<Bf16Load>};
   k.gemm = avx512_gemm;
+  k.act_q4_0 = q4_0_pairs_layout();
   k.attend_f32 = attend<F32Load>;
   k.attend_f16 = attend<F16Load>;
   // The generic block kernels take Q8_0 (measured faster than this set's: one thread 28-35

@@ -156,15 +156,32 @@ ActivationBlocks quantize_activation_blocks(bool q8k, const float* x, std::int64
 
 namespace {
 
-std::size_t q8_0_with_sums_bytes(std::int64_t cols) { return static_cast<std::size_t>(cols / 32) * (34 + 4); }
+std::size_t q8_0_bytes(std::int64_t cols) { return static_cast<std::size_t>(cols / 32) * 34; }
 
-void prepare_q8_0_with_sums(const float* x, std::int64_t cols, std::uint8_t* xq) {
-  const auto blocks = static_cast<std::size_t>(cols / 32);
+void prepare_q8_0(const float* x, std::int64_t cols, std::uint8_t* xq) { quantize_activations(false, x, cols, xq); }
+
+std::size_t q4_0_pairs_bytes(std::int64_t cols) {
+  return q4_0_pairs_offset(cols) + static_cast<std::size_t>((cols / 32 + 7) / 8) * kQ4PairChunkBytes;
+}
+
+void prepare_q4_0_pairs(const float* x, std::int64_t cols, std::uint8_t* xq) {
+  const std::int64_t blocks = cols / 32;
   quantize_activations(false, x, cols, xq);
-  for (std::size_t b = 0; b < blocks; ++b) {
+  std::uint8_t* chunks = xq + q4_0_pairs_offset(cols);
+  std::memset(chunks, 0, q4_0_pairs_bytes(cols) - q4_0_pairs_offset(cols));
+  for (std::int64_t b = 0; b < blocks; ++b) {
+    const std::uint8_t* block = xq + 34 * b;
+    std::uint8_t* chunk = chunks + b / 8 * kQ4PairChunkBytes;
+    const int i = static_cast<int>(b % 8);
+    // Columns 0..15 of the block into its half of the pair's first 32 bytes, 16..31 into the second's.
+    std::memcpy(chunk + 64 * (i / 2) + 16 * (i % 2), block + 2, 16);
+    std::memcpy(chunk + 64 * (i / 2) + 32 + 16 * (i % 2), block + 18, 16);
     std::int32_t sum = 0;
-    for (int j = 0; j < 32; ++j) sum += static_cast<std::int8_t>(xq[b * 34 + 2 + j]);
-    std::memcpy(xq + blocks * 34 + 4 * b, &sum, 4);
+    for (int j = 0; j < 32; ++j) sum += static_cast<std::int8_t>(block[2 + j]);
+    const float dx = quant::fp16_to_fp32(quant::load_u16(block)), offset = 8 * dx * static_cast<float>(sum);
+    const int lane = i / 2 + 4 * (i % 2);  // even blocks in the low 128 bits, odd in the high
+    std::memcpy(chunk + 256 + 4 * lane, &dx, 4);
+    std::memcpy(chunk + 288 + 4 * lane, &offset, 4);
   }
 }
 
@@ -209,7 +226,8 @@ ActivationLayout sub_block_layout(bool q8k, int sub) {
   return {sub_block_bytes<true, 32>, prepare_sub_blocks<true, 32>};
 }
 
-ActivationLayout q8_0_with_sums_layout() { return {q8_0_with_sums_bytes, prepare_q8_0_with_sums}; }
+ActivationLayout q8_0_layout() { return {q8_0_bytes, prepare_q8_0}; }
+ActivationLayout q4_0_pairs_layout() { return {q4_0_pairs_bytes, prepare_q4_0_pairs}; }
 ActivationLayout q8_k_layout() { return {q8_k_bytes, prepare_q8_k}; }
 
 bool cpu_has_avx512_vbmi() {
