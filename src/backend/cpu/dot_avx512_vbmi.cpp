@@ -19,6 +19,7 @@
 #include "aero/quant/types.h"
 #include "backend/cpu/dot.h"
 #include "quant/half.h"
+#include "quant/k_scales.h"
 
 
 namespace aero::backend::cpu {
@@ -271,14 +272,13 @@ inline void unpack_qk(const std::uint8_t* wb, const Q4kScalePermutes& perm, Q4kB
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   constexpr __mmask64 kEvenBytes = 0x5555555555555555ull;
   // 6-bit scales and mins: bytes 0..7 of u are the scales, 8..15 the mins.
-  std::uint32_t u[4];
-  std::memcpy(u, wb + 4, 12);
-  u[3] = ((u[2] >> 4) & 0x0f0f0f0fu) | (((u[1] >> 6) & 0x03030303u) << 4);
-  const std::uint32_t mins_low = u[1] & 0x3f3f3f3fu;
-  u[1] = (u[2] & 0x0f0f0f0fu) | (((u[0] >> 6) & 0x03030303u) << 4);
-  u[2] = mins_low;
-  u[0] &= 0x3f3f3f3fu;
-  const __m128i sm = _mm_loadu_si128(reinterpret_cast<const __m128i*>(u));
+  // (Built from general registers: four word stores reloaded as one vector stall on store
+  // forwarding.)
+  const auto u = quant::scale_words(wb + 4);
+  const __m128i sm = _mm_setr_epi32(static_cast<int>(u[0] & 0x3f3f3f3fu),
+                                    static_cast<int>((u[2] & 0x0f0f0f0fu) | (((u[0] >> 6) & 0x03030303u) << 4)),
+                                    static_cast<int>(u[1] & 0x3f3f3f3fu),
+                                    static_cast<int>(((u[2] >> 4) & 0x0f0f0f0fu) | (((u[1] >> 6) & 0x03030303u) << 4)));
   const __m512i q0 = _mm512_loadu_si512(wb + kQs), q1 = _mm512_loadu_si512(wb + kQs + 64);
   out.parts[0] = _mm512_and_si512(q0, m4);
   out.parts[1] = _mm512_and_si512(_mm512_srli_epi16(q0, 4), m4);
