@@ -19,7 +19,11 @@ namespace aero::backend::cpu {
 // that an in-lane broadcast (vpermilps) gives a pair of blocks (2p, 2p+1) their scales.
 template <int kBytes, int kAt = 0, bool kEvenOdd = false>
 inline __m256 block_f16_lanes(const std::uint8_t* first, int valid = 8) {
-  auto word = [&](int i) -> std::uint64_t { return valid > i ? quant::load_u16(first + kBytes * i + kAt) : 0; };
+  auto word = [&](int i) -> std::uint64_t {
+    std::uint64_t h = valid > i ? quant::load_u16(first + kBytes * i + kAt) : 0;
+    asm("" : "+r"(h));  // keeps GCC's vectorizer from rebuilding this in (slow) vector inserts
+    return h;
+  };
   constexpr int a = kEvenOdd ? 2 : 1, b = kEvenOdd ? 1 : 4;  // lane j of half h: block a·j + b·h
   const std::uint64_t low = word(0) | word(a) << 16 | word(2 * a) << 32 | word(3 * a) << 48;
   const std::uint64_t high = word(b) | word(b + a) << 16 | word(b + 2 * a) << 32 | word(b + 3 * a) << 48;
