@@ -1,9 +1,11 @@
 // GEMV throughput per weight format, in GB/s of weights read, against this machine's measured
 // read bandwidth (issue: quantized tensors). Prints a markdown table.
 //   aero_gemv_bench [GiB of weights per matrix = 1] [runs = 7] [formats, e.g. Q4_0,Q4_K = all]
-//                   [kernels: scalar, avx2, avx512 or best] [gemv | gemm = both]
+//                   [kernels: scalar, avx2, avx512 or best] [gemv | gemm | rows = gemv and gemm]
 // Matrices of 1 GiB are larger than the last-level cache, so every run streams from DRAM; one
-// of a few MiB (0.008) measures the kernels' own speed from the cache.
+// of a few MiB (0.008) measures the kernels' own speed from the cache. `rows` times the row
+// kernels alone (no threads, no activation quantizing) on a 64 × 4096 matrix in L2, best of
+// 2000 passes: the figure to compare when changing a kernel on a machine whose timings swing.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -17,6 +19,7 @@
 
 #include "aero/backend/cpu_gemv.h"
 #include "aero/backend/memory_bandwidth.h"
+#include "backend/cpu/dot.h"
 
 using namespace aero;
 using backend::ThreadPool;
@@ -95,6 +98,34 @@ int main(int argc, char** argv) {
                                 : isa_arg == "avx512" ? backend::cpu::Isa::Avx512
                                                       : backend::cpu::best_isa();
   const std::int64_t cols = 4096;
+  if (part == "rows") {
+    std::printf("CPU kernels: %s; row kernels alone, 64 x %lld in L2, best of 2000 passes\n\n| kernel | ns per 32 columns and row | GB/s |\n|---|---|---|\n",
+                std::string(backend::cpu::isa_name(isa)).c_str(), static_cast<long long>(cols));
+    for (GgmlType type : kFormats) {
+      auto traits = *quant::type_traits(static_cast<std::uint32_t>(type));
+      if (!only.empty() && only.find("," + std::string(traits.name) + ",") == std::string::npos) continue;
+      const backend::cpu::RowKernel kernel = backend::cpu::row_kernel(type, backend::cpu::kernels(isa));
+      if (!kernel.dot) continue;
+      const std::int64_t rows = 64;
+      const std::size_t row_bytes = *quant::row_bytes(traits, cols);
+      auto w = make_matrix(type, rows, cols);
+      std::vector<float> x(cols), y(rows);
+      std::mt19937 rng(5);
+      for (auto& v : x) v = std::normal_distribution<float>(0.0f, 1.0f)(rng);
+      std::vector<std::uint8_t> xq(kernel.act.bytes ? kernel.act.bytes(cols) : 0);
+      if (kernel.act.prepare) kernel.act.prepare(x.data(), cols, xq.data());
+      double best = 1e9;
+      for (int pass = 0; pass < 2000; ++pass) {
+        const auto start = std::chrono::steady_clock::now();
+        for (std::int64_t r = 0; r < rows; r += backend::cpu::kMaxRows)
+          kernel.dot(w.data() + r * row_bytes, row_bytes, backend::cpu::kMaxRows, x.data(), xq.data(), cols, y.data() + r);
+        best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      }
+      std::printf("| %s | %.2f | %.1f |\n", std::string(traits.name).c_str(), best * 1e9 / static_cast<double>(rows * cols / 32),
+                  static_cast<double>(w.size()) / best / 1e9);
+    }
+    return 0;
+  }
   ThreadPool one(1), two(2);
   std::printf("CPU kernels: %s; weights per matrix: %.2f GiB; %lld columns; median of %d runs\n\n",
               std::string(backend::cpu::isa_name(isa)).c_str(), gib,

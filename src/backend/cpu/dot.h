@@ -135,6 +135,10 @@ struct DotKernels {
   const RowKernel* (*block_rows)(quant::GgmlType) = nullptr;
 };
 
+// The kernel set's row kernel for a format: its own field, else its generic block kernels
+// (no dot: none on this set).
+RowKernel row_kernel(quant::GgmlType type, const DotKernels& k);
+
 DotKernels scalar_kernels();
 DotKernels avx2_kernels();    // built with -mavx2 -mfma -mf16c
 DotKernels avx512_kernels();  // built with AVX-512 F/BW/VL/VNNI

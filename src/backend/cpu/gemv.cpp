@@ -39,13 +39,6 @@ ActivationLayout layout_field(GgmlType type, const DotKernels& k) {
   }
 }
 
-// The kernel set's row kernel for a format: its own field, else its generic block kernels.
-RowKernel row_kernel(GgmlType type, const DotKernels& k) {
-  if (DotFn dot = dot_field(type, k)) return {dot, layout_field(type, k)};
-  if (const RowKernel* generic = k.block_rows ? k.block_rows(type) : nullptr) return *generic;
-  return {};
-}
-
 TileFn tile_for(GgmlType type, const DotKernels& k) {
   switch (type) {
     case GgmlType::F32: return k.tile_f32;
@@ -88,6 +81,12 @@ std::int64_t rows_per_task(const quant::Matrix& w, unsigned threads) {
 }
 
 }  // namespace
+
+RowKernel row_kernel(GgmlType type, const DotKernels& k) {
+  if (DotFn dot = dot_field(type, k)) return {dot, layout_field(type, k)};
+  if (const RowKernel* generic = k.block_rows ? k.block_rows(type) : nullptr) return *generic;
+  return {};
+}
 
 // Each set is built on first use only, and only where the CPU runs it: building one runs code
 // compiled for its instruction set (GCC initializes the AVX-512 set with 512-bit stores).
