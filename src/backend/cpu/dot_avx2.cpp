@@ -5,6 +5,7 @@ DotKernels avx2_kernels() {
   DotKernels k{dot_f32, dot_f16, dot_bf16, dot_q8_0, dot_q4_0, dot_q4_k, dot_q6_k, axpy<F32Load>, axpy<F16Load>, q_tile<false>, q_tile<true>,
                float_tile<F32Load>, float_tile<F16Load>, float_tile<Bf16Load>};
   k.act_q4_0 = q4_0_pairs_layout();
+  k.q5_k = dot_q5_k;
   k.attend_f32 = attend<F32Load>;
   k.attend_f16 = attend<F16Load>;
   k.block_rows = avx2_block_rows;
