@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include "aero/quant/types.h"
 #include "backend/cpu/block_codes_avx2.h"
@@ -32,6 +33,13 @@ inline float hsum(__m256 v) {
 
 constexpr int kChunk = 256;
 
+// Two vectors of int32 partial sums, a = [p p p p | q q q q] and b = [r r r r | s s s s] by
+// the sub-block each lane belongs to, as [p r p r | q s q s]; then two of those, [p r . . | q s . .]
+// and [t u . . | v w . .], as [p r t u | q s v w]: a chunk's eight steps in three such levels,
+// where a conversion, permute and multiply-add per step cost more than the step's multiplies.
+inline __m256i interleave32(__m256i a, __m256i b) { return _mm256_add_epi32(_mm256_unpacklo_epi32(a, b), _mm256_unpackhi_epi32(a, b)); }
+inline __m256i interleave64(__m256i a, __m256i b) { return _mm256_add_epi32(_mm256_unpacklo_epi64(a, b), _mm256_unpackhi_epi64(a, b)); }
+
 // R (1 or 2) rows; `ahead`: the rows of the whole call, whose successors are prefetched.
 template <class F, int R>
 void block_rows(const std::uint8_t* w, std::size_t stride, int ahead, const std::uint8_t* xq, std::int64_t cols,
@@ -40,6 +48,9 @@ void block_rows(const std::uint8_t* w, std::size_t stride, int ahead, const std:
   constexpr std::size_t kChunkBytes = kChunk / F::kBlockCols * F::kBlockBytes;
   const auto* dx = reinterpret_cast<const float*>(xq + sub_block_quant_bytes(cols));
   const float* dsum = dx + cols / F::kSub;
+  const __m256i ones = _mm256_set1_epi16(1);
+  // 16-column sub-blocks come out of the sums below in the order 0 2 4 6 1 3 5 7 per half.
+  const __m256i even_odd = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
   __m256 acc[R], offsets[R];
   for (int r = 0; r < R; ++r) acc[r] = offsets[r] = _mm256_setzero_ps();
   for (std::int64_t k0 = 0; k0 < cols; k0 += kChunk) {
@@ -52,35 +63,44 @@ void block_rows(const std::uint8_t* w, std::size_t stride, int ahead, const std:
       chunk_dx[h] = _mm256_maskload_ps(dx + k0 / F::kSub + 8 * h, h ? _mm256_set1_epi32(-1) : valid);
       chunk_dsum[h] = _mm256_maskload_ps(dsum + k0 / F::kSub + 8 * h, h ? _mm256_set1_epi32(-1) : valid);
     }
-    __m256 sd[R][2];
-    for (int r = 0; r < R; ++r) {
-      prefetch_next_rows(chunk + r * stride, stride, ahead, kChunkBytes / 64 + 1);
-      const Scales sm = F::scales(chunk + r * stride, kc);
-      for (int h = 0; h < kHalves; ++h) {
-        sd[r][h] = _mm256_mul_ps(sm.s[h], chunk_dx[h]);
-        offsets[r] = _mm256_fmadd_ps(sm.m[h], chunk_dsum[h], offsets[r]);
-      }
-    }
-    auto step = [&](int k) __attribute__((always_inline)) {
+    // Step k's 32 columns of row r as 8 int32 partial sums: lanes of 32-column sub-block k / 32,
+    // or of 16-column ones 2i and 2i + 1 (i = k / 32); zeros past a short chunk's end.
+    auto step = [&](int r, int k, auto full) __attribute__((always_inline)) {
+      if (!decltype(full)::value && k >= kc) return _mm256_setzero_si256();
       const __m256i xv = load32(xq + k0 + k);
-      // Lanes of 32-column sub-block k / 32, or of 16-column ones 2i and 2i + 1 (i = k / 32).
-      const int h = F::kSub == 16 ? k / 128 : 0, first = F::kSub == 16 ? (2 * (k / 32)) % 8 : k / 32;
-      const __m256i lanes = F::kSub == 16 ? _mm256_setr_epi32(first, first, first, first, first + 1, first + 1, first + 1, first + 1)
-                                          : _mm256_set1_epi32(first);
+      const __m256i c = F::codes(chunk + r * stride, k);
+      const __m256i pairs = F::kSigned ? _mm256_maddubs_epi16(_mm256_sign_epi8(c, c), _mm256_sign_epi8(xv, c))
+                                       : _mm256_maddubs_epi16(c, xv);
+      return _mm256_madd_epi16(pairs, ones);
+    };
+    auto rows = [&](auto full) __attribute__((always_inline)) {
+#pragma GCC unroll 2
       for (int r = 0; r < R; ++r) {
-        const __m256i c = F::codes(chunk + r * stride, k);
-        const __m256i pairs = F::kSigned ? _mm256_maddubs_epi16(_mm256_sign_epi8(c, c), _mm256_sign_epi8(xv, c))
-                                         : _mm256_maddubs_epi16(c, xv);
-        const __m256i isum = _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
-        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_permutevar8x32_ps(sd[r][h], lanes), acc[r]);
+        const std::uint8_t* row = chunk + r * stride;
+        prefetch_next_rows(row, stride, ahead, kChunkBytes / 64 + 1);
+        const Scales sm = F::scales(row, kc);
+        __m256 sd[2];
+        for (int h = 0; h < kHalves; ++h) {
+          sd[h] = _mm256_mul_ps(kHalves == 2 ? _mm256_permutevar8x32_ps(sm.s[h], even_odd) : sm.s[h], chunk_dx[h]);
+          offsets[r] = _mm256_fmadd_ps(sm.m[h], chunk_dsum[h], offsets[r]);
+        }
+        // Sub-blocks 0..3 (or 0 2 4 6 | 1 3 5 7) from the first four steps, then the next four.
+        const __m256i first = interleave64(interleave32(step(r, 0, full), step(r, 32, full)),
+                                           interleave32(step(r, 64, full), step(r, 96, full)));
+        const __m256i second = interleave64(interleave32(step(r, 128, full), step(r, 160, full)),
+                                            interleave32(step(r, 192, full), step(r, 224, full)));
+        if constexpr (kHalves == 2) {
+          acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(first), sd[0], acc[r]);
+          acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(second), sd[1], acc[r]);
+        } else {  // [0 1 2 3 | 0 1 2 3] and [4 5 6 7 | 4 5 6 7]: their halves added across
+          const __m256i sums = _mm256_add_epi32(_mm256_permute2x128_si256(first, second, 0x20),
+                                                _mm256_permute2x128_si256(first, second, 0x31));
+          acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), sd[0], acc[r]);
+        }
       }
     };
-    if (kc == kChunk) {
-#pragma GCC unroll 8
-      for (int k = 0; k < kChunk; k += 32) step(k);
-    } else {  // a legacy-format row's last columns
-      for (int k = 0; k < kc; k += 32) step(k);
-    }
+    if (kc == kChunk) rows(std::true_type{});
+    else rows(std::false_type{});  // a legacy-format row's last columns
   }
   for (int r = 0; r < R; ++r) out[r] = hsum(acc[r]) - hsum(offsets[r]);
 }
