@@ -17,6 +17,7 @@
 #include "aero/quant/types.h"
 #include "backend/cpu/block_codes_avx2.h"
 #include "backend/cpu/dot.h"
+#include "backend/cpu/lane_sums_avx2.h"
 
 namespace aero::backend::cpu {
 namespace {
@@ -33,12 +34,9 @@ inline float hsum(__m256 v) {
 
 constexpr int kChunk = 256;
 
-// Two vectors of int32 partial sums, a = [p p p p | q q q q] and b = [r r r r | s s s s] by
-// the sub-block each lane belongs to, as [p r p r | q s q s]; then two of those, [p r . . | q s . .]
-// and [t u . . | v w . .], as [p r t u | q s v w]: a chunk's eight steps in three such levels,
-// where a conversion, permute and multiply-add per step cost more than the step's multiplies.
-inline __m256i interleave32(__m256i a, __m256i b) { return _mm256_add_epi32(_mm256_unpacklo_epi32(a, b), _mm256_unpackhi_epi32(a, b)); }
-inline __m256i interleave64(__m256i a, __m256i b) { return _mm256_add_epi32(_mm256_unpacklo_epi64(a, b), _mm256_unpackhi_epi64(a, b)); }
+// A chunk's eight steps of int32 partial sums meet in one or two vectors of sub-block sums
+// (interleave32, interleave64 and a cross of 128-bit halves), where a conversion, permute and
+// multiply-add per step cost more than the step's multiplies.
 
 // R (1 or 2) rows; `ahead`: the rows of the whole call, whose successors are prefetched.
 template <class F, int R>

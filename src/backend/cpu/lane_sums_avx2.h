@@ -1,0 +1,26 @@
+// Folding vectors of partial sums whose lanes belong to different blocks, for the AVX2 row
+// kernels (dot_simd.inc's Q4_0, rows_avx2.cpp's generic block rows). In an anonymous namespace:
+// dot_simd.inc is also compiled for AVX-512, and an out-of-line copy must not be shared between
+// files built for different instruction sets.
+#pragma once
+
+#include <immintrin.h>
+
+namespace aero::backend::cpu {
+namespace {
+
+// a = [p p p p | q q q q] and b = [r r r r | s s s s] (by the block each lane belongs to) as
+// [p r p r | q s q s]: their 32-bit units interleaved and added, as int32 or (kAdd16) int16 lanes.
+template <bool kAdd16 = false>
+inline __m256i interleave32(__m256i a, __m256i b) {
+  const __m256i lo = _mm256_unpacklo_epi32(a, b), hi = _mm256_unpackhi_epi32(a, b);
+  return kAdd16 ? _mm256_add_epi16(lo, hi) : _mm256_add_epi32(lo, hi);
+}
+
+// [p r . . | q s . .] and [t u . . | v w . .] as [p r t u | q s v w] (int32 lanes).
+inline __m256i interleave64(__m256i a, __m256i b) {
+  return _mm256_add_epi32(_mm256_unpacklo_epi64(a, b), _mm256_unpackhi_epi64(a, b));
+}
+
+}  // namespace
+}  // namespace aero::backend::cpu
