@@ -271,14 +271,11 @@ inline void unpack_qk(const std::uint8_t* wb, const Q4kScalePermutes& perm, Q4kB
   constexpr int kQs = kFifth ? 48 : 16;
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   constexpr __mmask64 kEvenBytes = 0x5555555555555555ull;
-  // 6-bit scales and mins: bytes 0..7 of u are the scales, 8..15 the mins.
-  // (Built from general registers: four word stores reloaded as one vector stall on store
-  // forwarding.)
-  const auto u = quant::scale_words(wb + 4);
-  const __m128i sm = _mm_setr_epi32(static_cast<int>(u[0] & 0x3f3f3f3fu),
-                                    static_cast<int>((u[2] & 0x0f0f0f0fu) | (((u[0] >> 6) & 0x03030303u) << 4)),
-                                    static_cast<int>(u[1] & 0x3f3f3f3fu),
-                                    static_cast<int>(((u[2] >> 4) & 0x0f0f0f0fu) | (((u[1] >> 6) & 0x03030303u) << 4)));
+  // 6-bit scales and mins: bytes 0..7 the scales, 8..15 the mins (from general registers: word
+  // stores reloaded as one vector stall on store forwarding).
+  std::uint64_t scales, mins;
+  quant::k4_scales_mins(wb + 4, scales, mins);
+  const __m128i sm = _mm_set_epi64x(static_cast<long long>(mins), static_cast<long long>(scales));
   const __m512i q0 = _mm512_loadu_si512(wb + kQs), q1 = _mm512_loadu_si512(wb + kQs + 64);
   out.parts[0] = _mm512_and_si512(q0, m4);
   out.parts[1] = _mm512_and_si512(_mm512_srli_epi16(q0, 4), m4);
