@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "aero/backend/compute_peak.h"
 #include "aero/backend/cpu_gemv.h"
 #include "aero/backend/memory_bandwidth.h"
 #include "backend/cpu/dot.h"
@@ -159,8 +160,10 @@ int main(int argc, char** argv) {
   // feed-forward shape; its weights fit in the last-level cache only for the 4-bit formats).
   const std::int64_t gemm_rows = 5632, gemm_cols = 2048, tokens = 128;
   if (part == "gemv") return 0;
-  std::printf("\n| GEMM %lld x %lld, %lld tokens | 1 thread GFLOP/s | 2 threads GFLOP/s |\n|---|---|---|\n",
-              static_cast<long long>(gemm_rows), static_cast<long long>(gemm_cols), static_cast<long long>(tokens));
+  const double peak1 = backend::measure_f32_peak(one), peak2 = backend::measure_f32_peak(two);
+  std::printf("\n| GEMM %lld x %lld, %lld tokens | 1 thread GFLOP/s | of f32 peak | 2 threads GFLOP/s | of f32 peak |\n"
+              "|---|---|---|---|---|\n| f32 multiply-add peak | %.0f | 100%% | %.0f | 100%% |\n",
+              static_cast<long long>(gemm_rows), static_cast<long long>(gemm_cols), static_cast<long long>(tokens), peak1, peak2);
   for (GgmlType type : kFormats) {
     auto traits = *quant::type_traits(static_cast<std::uint32_t>(type));
     if (!only.empty() && only.find("," + std::string(traits.name) + ",") == std::string::npos) continue;
@@ -174,7 +177,8 @@ int main(int argc, char** argv) {
     ThreadPool* pools[2] = {&one, &two};
     for (int t = 0; t < 2; ++t)
       gflops[t] = flop / median_seconds(runs, [&] { backend::cpu::matmul(m, x, tokens, y, *pools[t]); }) / 1e9;
-    std::printf("| %s | %.0f | %.0f |\n", std::string(traits.name).c_str(), gflops[0], gflops[1]);
+    std::printf("| %s | %.0f | %.0f%% | %.0f | %.0f%% |\n", std::string(traits.name).c_str(), gflops[0], 100 * gflops[0] / peak1,
+                gflops[1], 100 * gflops[1] / peak2);
   }
   return 0;
 }

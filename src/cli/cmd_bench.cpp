@@ -1,11 +1,14 @@
 // aero bench: prompt-processing and generation speed, in the shape of llama-bench's report,
-// with generation also as effective GB/s of weights read and as a fraction of this
-// machine's measured memory bandwidth.
+// each also against the limit this machine puts on it: prompt processing as GFLOP/s and a
+// fraction of the measured f32 multiply-add peak (a batch reuses every weight, so it is
+// compute-bound), generation as GB/s of weights read and a fraction of the measured memory
+// bandwidth (each token reads every weight once).
 #include <chrono>
 #include <cmath>
 #include <numeric>
 #include <random>
 
+#include "aero/backend/compute_peak.h"
 #include "aero/backend/memory_bandwidth.h"
 #include "aero/error.h"
 #include "cli/commands.h"
@@ -41,7 +44,7 @@ void add_bench_command(CLI::App& app) {
     ModelOptions model;
     std::int64_t prompt = 128, generate = 64;
     int repetitions = 3;
-    bool skip_bandwidth = false;
+    bool skip_probes = false;
   };
   auto opt = std::make_shared<Options>();
   auto* cmd = app.add_subcommand("bench", "Measure prompt-processing and generation speed");
@@ -49,7 +52,7 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("-p,--n-prompt", opt->prompt, "prompt tokens (default 128; 0 skips)")->check(CLI::NonNegativeNumber);
   cmd->add_option("-n,--n-gen", opt->generate, "generated tokens (default 64; 0 skips)")->check(CLI::NonNegativeNumber);
   cmd->add_option("-r,--repetitions", opt->repetitions, "repetitions of each test (default 3)")->check(CLI::Range(1, 1000));
-  cmd->add_flag("--no-bandwidth", opt->skip_bandwidth, "skip measuring the memory bandwidth");
+  cmd->add_flag("--no-probes,--no-bandwidth", opt->skip_probes, "skip measuring the memory bandwidth and f32 peak");
   cmd->callback([opt] {
     if (opt->model.context == 0) opt->model.context = std::max<std::int64_t>(opt->prompt, opt->generate) + 1;
     auto model = engine::Model::open(opt->model.model, opt->model.config);
@@ -59,10 +62,11 @@ void add_bench_command(CLI::App& app) {
       bytes += t.data.size();
       params += std::accumulate(t.shape.begin(), t.shape.end(), std::uint64_t{1}, std::multiplies<>());
     }
-    double bandwidth = 0;
-    if (!opt->skip_bandwidth) {
+    double bandwidth = 0, peak = 0;
+    if (!opt->skip_probes) {
       backend::ThreadPool probe_pool(opt->model.threads);
       bandwidth = backend::measure_read_bandwidth(probe_pool, std::size_t{1} << 30, 3);
+      peak = backend::measure_f32_peak(probe_pool);
     }
     auto cpu = backend::make_cpu_backend(opt->model.threads);
     engine::Session session(*model, *cpu, opt->model.session());
@@ -87,10 +91,11 @@ void add_bench_command(CLI::App& app) {
         for (std::int32_t id : ids) session.eval(std::span(&id, 1));
       });
     };
-    fmt::print("model: {} ({} {}, {} params, {})\nbackend: {}; KV cache {}; memory read bandwidth: {}\n\n",
+    const auto measured = [](double v, const char* unit) { return v > 0 ? fmt::format("{:.1f} {}", v, unit) : "not measured"; };
+    fmt::print("model: {} ({} {}, {} params, {})\nbackend: {}; KV cache {}; memory read bandwidth: {}; f32 peak: {}\n\n",
                opt->model.model, model::family_name(spec.family), spec.architecture, params, human_bytes(bytes),
-               cpu->name(), opt->model.kv_type, bandwidth > 0 ? fmt::format("{:.1f} GB/s", bandwidth) : "not measured");
-    fmt::print("| test | t/s | GB/s of weights | of bandwidth |\n|---|---|---|---|\n");
+               cpu->name(), opt->model.kv_type, measured(bandwidth, "GB/s"), measured(peak, "GFLOP/s"));
+    fmt::print("| test | t/s | GFLOP/s | of f32 peak | GB/s of weights | of bandwidth |\n|---|---|---|---|---|---|\n");
     std::fflush(stdout);
     // One row per test: an untimed warm-up, then the repetitions.
     auto measure = [&](std::int64_t tokens, const auto& run_once) {
@@ -101,13 +106,15 @@ void add_bench_command(CLI::App& app) {
     };
     if (opt->prompt > 0) {
       const auto s = measure(opt->prompt, run_pp);
-      fmt::print("| pp{} | {:.2f} ± {:.2f} | | |\n", opt->prompt, s.mean, s.sd);
+      const double gflops = s.mean / static_cast<double>(opt->prompt) * 2.0 * static_cast<double>(spec.forward_macs(opt->prompt)) / 1e9;
+      fmt::print("| pp{} | {:.2f} ± {:.2f} | {:.0f} | {} | | |\n", opt->prompt, s.mean, s.sd, gflops,
+                 peak > 0 ? fmt::format("{:.0f}%", 100 * gflops / peak) : "-");
       std::fflush(stdout);
     }
     if (opt->generate > 0) {
       const auto s = measure(opt->generate, run_tg);
       const double gbs = s.mean * static_cast<double>(model->weight_bytes_per_token()) / 1e9;
-      fmt::print("| tg{} | {:.2f} ± {:.2f} | {:.1f} | {} |\n", opt->generate, s.mean, s.sd, gbs,
+      fmt::print("| tg{} | {:.2f} ± {:.2f} | | | {:.1f} | {} |\n", opt->generate, s.mean, s.sd, gbs,
                  bandwidth > 0 ? fmt::format("{:.0f}%", 100 * gbs / bandwidth) : "-");
     }
   });

@@ -49,6 +49,9 @@ struct ModelSpec {
   // Per-pair inverse frequencies (head_dim / 2 of them), scaling applied; `freq_factors`
   // (GGUF's rope_freqs tensor) divides them when present.
   std::vector<double> rope_inv_freq(const std::vector<float>& freq_factors = {}) const;
+  // Multiply-adds of one forward pass over n tokens from an empty context: every token through
+  // every matrix (output head included), and causal attention's scores and weighted sums.
+  std::int64_t forward_macs(std::int64_t n) const;
 };
 
 ModelSpec spec_from_hf_config(const Json& config);
