@@ -85,10 +85,9 @@ std::string_view family_name(Family family) {
 std::int64_t ModelSpec::forward_macs(std::int64_t n) const {
   const std::int64_t q_width = heads * head_dim, kv_width = kv_heads * head_dim;
   const std::int64_t per_layer = hidden * (2 * q_width + 2 * kv_width + 3 * ffn);
-  const std::int64_t per_token = layers * per_layer + hidden * vocab;
   // Token t attends to t + 1 positions: q·k for each, then the weighted sum of as many values.
   const std::int64_t attention = layers * heads * head_dim * 2 * (n * (n + 1) / 2);
-  return n * per_token + attention;
+  return n * layers * per_layer + attention + hidden * vocab;  // logits of the last token only
 }
 
 std::vector<double> ModelSpec::rope_inv_freq(const std::vector<float>& freq_factors) const {

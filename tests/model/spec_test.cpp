@@ -10,11 +10,11 @@ TEST(Spec, ForwardMacsCountEveryMatrixAndCausalAttention) {
   ModelSpec s;
   s.vocab = 10, s.hidden = 8, s.layers = 3, s.heads = 2, s.kv_heads = 1, s.head_dim = 4, s.ffn = 16;
   // Per token and layer: q 8·8, k and v 8·4 each, out 8·8, gate, up and down 8·16 each = 576;
-  // three layers and the 8 × 10 head: 1808. Three tokens: 5424. Attention: token t (0..2) scores
-  // t + 1 keys and sums as many values, 4 multiply-adds each: (1 + 2 + 3)·2·4 = 48 per head and
-  // layer, 2 heads, 3 layers: 288.
-  EXPECT_EQ(s.forward_macs(1), 1808 + 3 * 2 * 2 * 4);
-  EXPECT_EQ(s.forward_macs(3), 5424 + 288);
+  // three layers: 1728, three tokens: 5184. The 8 × 10 head for the last token: 80. Attention:
+  // token t (0..2) scores t + 1 keys and sums as many values, 4 multiply-adds each:
+  // (1 + 2 + 3)·2·4 = 48 per head and layer, 2 heads, 3 layers: 288.
+  EXPECT_EQ(s.forward_macs(1), 1728 + 80 + 3 * 2 * 2 * 4);
+  EXPECT_EQ(s.forward_macs(3), 5184 + 80 + 288);
 }
 
 TEST(Spec, ForwardMacsOfTinyLlamaShape) {

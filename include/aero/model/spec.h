@@ -49,8 +49,9 @@ struct ModelSpec {
   // Per-pair inverse frequencies (head_dim / 2 of them), scaling applied; `freq_factors`
   // (GGUF's rope_freqs tensor) divides them when present.
   std::vector<double> rope_inv_freq(const std::vector<float>& freq_factors = {}) const;
-  // Multiply-adds of one forward pass over n tokens from an empty context: every token through
-  // every matrix (output head included), and causal attention's scores and weighted sums.
+  // Multiply-adds of one forward pass over n tokens from an empty context, as a prompt is run:
+  // every token through every layer's matrices, causal attention's scores and weighted sums,
+  // and the output head for the last token (the one whose logits generation needs).
   std::int64_t forward_macs(std::int64_t n) const;
 };
 
