@@ -81,6 +81,18 @@ std::vector<std::uint8_t> make_matrix(GgmlType type, std::int64_t rows, std::int
   return m;
 }
 
+// 20,000 dependent integer additions: 20,000 cycles of the core's clock of the moment (one
+// cycle of latency each on every x86 core), the yardstick that turns a kernel's time into cycles
+// on a machine whose clock swings.
+constexpr int kClockCycles = 20000;
+void clock_chain() {
+  std::uint64_t v = 0;
+  for (int i = 0; i < kClockCycles / 10; ++i)
+    asm volatile("add $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\t"
+                 "add $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0"
+                 : "+r"(v));
+}
+
 // Every format with a kernel (the third argument picks some by name).
 constexpr GgmlType kFormats[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16, GgmlType::Q8_0,   GgmlType::Q4_0,
                                  GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::IQ4_NL, GgmlType::Q2_K,
@@ -101,8 +113,10 @@ int main(int argc, char** argv) {
                                                       : backend::cpu::best_isa();
   const std::int64_t cols = 4096;
   if (part == "rows") {
-    std::printf("CPU kernels: %s; row kernels alone, 64 x %lld in L2, best of 2000 passes\n\n| kernel | ns per 32 columns and row | GB/s |\n|---|---|---|\n",
-                std::string(backend::cpu::isa_name(isa)).c_str(), static_cast<long long>(cols));
+    std::printf("CPU kernels: %s; row kernels alone, 64 x %lld in L2, best of 2000 passes, each after a "
+                "clock-measuring chain of %d dependent additions (best of those)\n\n"
+                "| kernel | ns per 32 columns and row | cycles per 32 columns and row | GB/s |\n|---|---|---|---|\n",
+                std::string(backend::cpu::isa_name(isa)).c_str(), static_cast<long long>(cols), kClockCycles);
     for (GgmlType type : kFormats) {
       auto traits = *quant::type_traits(static_cast<std::uint32_t>(type));
       if (!only.empty() && only.find("," + std::string(traits.name) + ",") == std::string::npos) continue;
@@ -116,15 +130,19 @@ int main(int argc, char** argv) {
       for (auto& v : x) v = std::normal_distribution<float>(0.0f, 1.0f)(rng);
       std::vector<std::uint8_t> xq(kernel.act.bytes ? kernel.act.bytes(cols) : 0);
       if (kernel.act.prepare) kernel.act.prepare(x.data(), cols, xq.data());
-      double best = 1e9;
+      double best = 1e9, clock = 1e9;
       for (int pass = 0; pass < 2000; ++pass) {
-        const auto start = std::chrono::steady_clock::now();
+        auto start = std::chrono::steady_clock::now();
+        clock_chain();
+        clock = std::min(clock, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+        start = std::chrono::steady_clock::now();
         for (std::int64_t r = 0; r < rows; r += backend::cpu::kMaxRows)
           kernel.dot(w.data() + r * row_bytes, row_bytes, backend::cpu::kMaxRows, x.data(), xq.data(), cols, y.data() + r);
         best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
       }
-      std::printf("| %s | %.2f | %.1f |\n", std::string(traits.name).c_str(), best * 1e9 / static_cast<double>(rows * cols / 32),
-                  static_cast<double>(w.size()) / best / 1e9);
+      const double per_32 = best / static_cast<double>(rows * cols / 32);
+      std::printf("| %s | %.2f | %.2f | %.1f |\n", std::string(traits.name).c_str(), per_32 * 1e9,
+                  per_32 / (clock / kClockCycles), static_cast<double>(w.size()) / best / 1e9);
     }
     return 0;
   }
