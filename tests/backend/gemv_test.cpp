@@ -287,6 +287,34 @@ TEST(Gemv, VectorQ8KQuantizerEqualsTheReference) {
   }
 }
 
+// The vector SiLU gate against the formula in double, over the useful range and past it (e^−g
+// overflowing or vanishing), at lengths that end in partial vectors, written in place as the
+// engine does.
+TEST(Gemv, VectorSiluMulEqualsTheFormula) {
+  std::vector<std::pair<const char*, SiluMulFn>> sets;
+  if (best_isa() >= Isa::Avx2) sets.emplace_back("avx2", kernels(Isa::Avx2).silu_mul);
+  if (best_isa() >= Isa::Avx512) sets.emplace_back("avx512", kernels(Isa::Avx512).silu_mul);
+  if (sets.empty()) GTEST_SKIP() << "no AVX2 on this machine";
+  std::mt19937 rng(8);
+  const float edges[] = {-1000.0f, -100.0f, -89.0f, -87.5f, -20.0f, -1e-3f, -0.0f, 0.0f, 1e-30f, 0.5f, 30.0f, 89.0f, 1e4f};
+  for (const std::int64_t n : {1, 7, 8, 13, 1000}) {
+    std::vector<float> gate(static_cast<std::size_t>(n)), up(gate.size());
+    for (std::size_t i = 0; i < gate.size(); ++i) {
+      gate[i] = i < std::size(edges) && n > 100 ? edges[i] : std::normal_distribution<float>(0.0f, 6.0f)(rng);
+      up[i] = std::normal_distribution<float>(0.0f, 2.0f)(rng);
+    }
+    for (auto [name, silu_mul] : sets) {
+      ASSERT_NE(silu_mul, nullptr) << name;
+      std::vector<float> out = gate;
+      silu_mul(out.data(), up.data(), n, out.data());
+      for (std::size_t i = 0; i < gate.size(); ++i) {
+        const double g = gate[i], expected = g / (1.0 + std::exp(-g)) * up[i];
+        EXPECT_NEAR(out[i], expected, 1e-6 * std::fabs(expected) + 1e-30) << name << " gate " << g << " n " << n;
+      }
+    }
+  }
+}
+
 TEST(Gemv, RefusesMismatchedShapes) {
   ThreadPool pool(1);
   std::vector<std::uint8_t> w(34);

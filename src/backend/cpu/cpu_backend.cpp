@@ -113,8 +113,10 @@ class CpuBackend final : public Backend {
 
   void silu_mul(const float* gate, const float* up, std::int64_t count, float* out) override {
     for_rows(count / 1024 + 1, 1024, [&](std::int64_t block) {
-      const std::int64_t end = std::min(count, (block + 1) * 1024);
-      for (std::int64_t i = block * 1024; i < end; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+      const std::int64_t begin = block * 1024, end = std::min(count, begin + 1024);
+      if (begin >= end) return;
+      if (k_.silu_mul) return k_.silu_mul(gate + begin, up + begin, end - begin, out + begin);
+      for (std::int64_t i = begin; i < end; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
     });
   }
 

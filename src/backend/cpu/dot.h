@@ -31,6 +31,10 @@ using DotFn = void (*)(const std::uint8_t* w, std::size_t stride, int rows, cons
 // y[i] += a · v[i] for a row v of f32 or f16 values: attention's weighted sum of values.
 using AxpyFn = void (*)(const std::uint8_t* v, float a, float* y, std::int64_t n);
 
+// The feed-forward gate: out[i] = silu(gate[i]) · up[i] = gate[i] / (1 + e^−gate[i]) · up[i]
+// (out may be gate).
+using SiluMulFn = void (*)(const float* gate, const float* up, std::int64_t n, float* out);
+
 // Attention of `heads` query heads (q: heads × d, one after another) that share one key/value
 // head, over cache rows 0..len-1 (`stride` bytes apart, f32 or f16): out[h] = softmax(scale ·
 // q[h]·Kᵀ) · V. Each key and value row is loaded once for all the heads. `scores` holds
@@ -129,6 +133,7 @@ struct DotKernels {
   DotFn q5_k = nullptr;  // Q8_K activations as act_q5_k lays them out
   TileFn tile_q5_k = nullptr;
   ActivationLayout act_q5_k = q8_k_layout();
+  SiluMulFn silu_mul = nullptr;  // null: a scalar loop with std::exp
   // Batched products on packed panels, per weight format (null: none, or for this format).
   const GemmKernel* (*gemm)(quant::GgmlType) = nullptr;
   // Row kernels of the formats with no kernel above (null: none, or for this format).

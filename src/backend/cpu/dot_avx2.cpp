@@ -8,6 +8,7 @@ DotKernels avx2_kernels() {
   k.act_q4_0 = q4_0_pairs_layout();
   k.q5_k = dot_q5_k;
   k.attend_f32 = attend<F32Load>;
+  k.silu_mul = silu_mul;
   k.attend_f16 = attend<F16Load>;
   k.block_rows = avx2_block_rows;
   k.gemm = avx2_gemm;

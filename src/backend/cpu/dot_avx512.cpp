@@ -11,6 +11,7 @@ DotKernels avx512_kernels() {
   k.gemm = avx512_gemm;
   k.act_q4_0 = q4_0_pairs_layout();
   k.attend_f32 = attend<F32Load>;
+  k.silu_mul = silu_mul;
   k.attend_f16 = attend<F16Load>;
   // The generic block kernels take Q8_0 (measured faster than this set's: one thread 28-35
   // against 18-19 GB/s on Zen 5) and Q5_K, unless VBMI's kernel takes it.
