@@ -115,11 +115,12 @@ TEST(Gemv, SimdPathsEqualTheScalarPath) {
 // The batched product equals the scalar GEMV of each token on its own: with 4 tokens the row
 // kernels and their 4 × 4 tiles, with 8 or more the packed panels. Shapes leave ragged rows,
 // tokens and columns for both panel sets: AVX-512 takes 32 rows of a block format (42 = 32 + 10
-// rows, 70 = 2·32 + 6) and 12 of floats against tiles of 32 tokens (40 = 32 + 8); AVX2 takes 8
-// rows of a block format and 6 of floats gathered 48 at a time (800 rows give tasks of more
-// than 48) against 16 tokens, in 256-column blocks (272 = 256 + 16). Token counts fall off the
-// micro-kernels' widths (6 tokens for the block formats), a float column block is cut short
-// (144 = 128 + 16), a legacy row ends 32 columns into a 64-column step (224, 96, 288 = 256 + 32).
+// rows, 70 = 2·32 + 6) and 12 of floats against tiles of 32 tokens (40 = 32 + 8); AVX2 takes two
+// panels of 8 rows of a block format against 3 tokens, in 256-column blocks (272 = 256 + 16), and
+// 4 rows of floats against 3 tokens over whole rows, in every combination of 1-4 rows and 1-3
+// tokens at the ends (43, 41, 45 rows; 11, 10, 14 tokens) and columns past a multiple of 8 (67,
+// 83, 45 · 8 + 5). Token counts fall off the micro-kernels' widths, a float column block is cut
+// short (144 = 128 + 16), a legacy row ends 32 columns into a 64-column step (224, 96, 288 = 256 + 32).
 TEST(Matmul, BatchEqualsScalarGemvPerToken) {
   std::mt19937 rng(13);
   ThreadPool pool(2);
@@ -139,7 +140,8 @@ TEST(Matmul, BatchEqualsScalarGemvPerToken) {
         {GgmlType::Q5_K, 512, 42, 4}, {GgmlType::Q2_K, 512, 42, 9}, {GgmlType::Q3_K, 768, 70, 13},
         {GgmlType::IQ4_NL, 288, 42, 9}, {GgmlType::IQ4_XS, 512, 42, 9}, {GgmlType::Q3_K, 256, 42, 4},
         {GgmlType::TQ2_0, 512, 42, 9}, {GgmlType::MXFP4, 288, 42, 9}, {GgmlType::F16, 272, 800, 17},
-        {GgmlType::IQ4_XS, 256, 42, 13}, {GgmlType::Q8_0, 288, 70, 25}}) {
+        {GgmlType::IQ4_XS, 256, 42, 13}, {GgmlType::Q8_0, 288, 70, 25}, {GgmlType::F16, 200, 43, 11},
+        {GgmlType::BF16, 136, 41, 10}, {GgmlType::F32, 365, 45, 14}, {GgmlType::F16, 83, 43, 12}}) {
     auto traits = *quant::type_traits(static_cast<std::uint32_t>(type));
     SCOPED_TRACE(std::string(traits.name) + " " + std::to_string(rows) + "x" + std::to_string(cols) + ", " +
                  std::to_string(n) + " tokens");

@@ -83,8 +83,9 @@ struct RowKernel {
 
 // A batched product for prompt processing on packed panels (gemm_avx512.cpp, gemm_avx2.cpp):
 // y[t][r] for `rows` weight rows (best a multiple of row_block) and n tokens. The activations come
-// prepared either token by token (`act`, the block formats) or as a whole batch
-// (`batch_bytes`/`batch_prepare`, called once per block of `batch_tokens` tokens: floats).
+// prepared either token by token (`act`, the block formats), as a whole batch
+// (`batch_bytes`/`batch_prepare`, called once per block of `batch_tokens` tokens: AVX-512's
+// floats), or not at all (neither: the f32 rows themselves, AVX2's floats).
 inline constexpr int kGemmRows = 32;
 // Below this many tokens a batched product runs the row kernels: unpacking weights for a panel
 // costs about as much as a few tokens' worth of its products.

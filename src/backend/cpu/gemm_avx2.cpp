@@ -25,12 +25,12 @@
 #include <cstddef>
 #include <cstring>
 #include <utility>
-#include <vector>
 
 #include "aero/quant/types.h"
 #include "backend/cpu/block_codes_avx2.h"
 #include "backend/cpu/dot.h"
 #include "backend/cpu/float_loads_avx2.h"
+#include "backend/cpu/lane_sums_avx2.h"
 #include "backend/cpu/next_panel.h"
 
 namespace aero::backend::cpu {
@@ -97,138 +97,67 @@ __attribute__((always_inline)) inline void transpose8(__m256i r[8]) {
 
 // ---- Float formats ----------------------------------------------------------------------
 //
-// Tokens in the lanes, weights broadcast (as gemm_avx512.cpp): the batch is packed once per
-// call as tiles of 16 tokens, [column][token]; 6 weight rows are converted to f32 for a block of
-// 256 columns at a time (6 KiB, in L1) and meet each tile's slice of those columns (16 KiB),
-// 6 × 2 sums in registers and each weight broadcast into two fused multiply-adds.
+// Columns in the lanes (llama.cpp's scheme for f16 on AVX2): 4 weight rows × 3 tokens, each
+// step 8 columns of the 4 rows converted to f32 straight from where they lie and 8 of the 3
+// tokens' activations, 12 fused multiply-adds; one horizontal sum per output at the end (a
+// row's columns are few thousand, so that is a few percent). The 4 rows (8-22 KiB as f16) stay
+// in L1 while every token passes. No packing: it replaced tiles of 16 tokens against 6 rows
+// converted per 256-column block into a buffer (that GEMM's micro-kernel ran at 98-99% of the
+// FMA peak from L1 but about 83% in place; this one equalled it in a harness and ran F16
+// prompts 2-5% faster with 2 threads, as fast with one).
+constexpr int kLaneRows = 4, kLaneTokens = 3;
 
-constexpr int kFloatTokens = 16;        // a tile: two 8-lane registers of tokens
-constexpr int kFloatRowGroup = 6;       // rows per pass of the micro-kernel
-constexpr std::int64_t kFloatCols = 256;
-
-std::int64_t token_tiles(std::int64_t n) { return (n + kFloatTokens - 1) / kFloatTokens; }
-
-std::size_t float_batch_bytes(std::int64_t n, std::int64_t cols) {
-  return static_cast<std::size_t>(token_tiles(n) * cols * kFloatTokens) * sizeof(float);
-}
-
-// The first `lanes` lanes set.
-inline __m256i lane_mask(std::int64_t lanes) {
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(std::min<std::int64_t>(lanes, 8))),
-                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-
-// Packs tile `tile` (tokens past n are zero).
-void float_batch_prepare(const float* x, std::int64_t n, std::int64_t cols, std::uint8_t* out, std::int64_t tile) {
-  float* packed = reinterpret_cast<float*>(out) + tile * cols * kFloatTokens;
-  const std::int64_t t0 = tile * kFloatTokens, tokens = std::min<std::int64_t>(kFloatTokens, n - t0);
-  for (std::int64_t k = 0; k < cols; k += 8) {  // 8 columns × the tile's tokens, transposed by 8 × 8
-    const __m256i mask = lane_mask(cols - k);
-    for (int half = 0; half < 2; ++half) {
-      __m256i v[8];
-      for (int t = 0; t < 8; ++t) {
-        const std::int64_t token = 8 * half + t;
-        v[t] = token < tokens ? _mm256_castps_si256(_mm256_maskload_ps(x + (t0 + token) * cols + k, mask))
-                              : _mm256_setzero_si256();
-      }
-      transpose8(v);
-      for (int j = 0; j < 8 && k + j < cols; ++j)
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(packed + (k + j) * kFloatTokens + 8 * half), v[j]);
+template <class S, int RM, int RN>
+void lanes_tile(const std::uint8_t* w, std::size_t stride, const float* x, std::size_t xs, std::int64_t cols, float* y,
+                std::size_t ys) {
+  __m256 acc[RM][RN];
+#pragma GCC unroll 4
+  for (int r = 0; r < RM; ++r)
+#pragma GCC unroll 3
+    for (int t = 0; t < RN; ++t) acc[r][t] = _mm256_setzero_ps();
+  std::int64_t k = 0;
+  for (; k + 8 <= cols; k += 8) {
+    __m256 xv[RN];
+#pragma GCC unroll 3
+    for (int t = 0; t < RN; ++t) xv[t] = _mm256_loadu_ps(x + t * xs + k);
+#pragma GCC unroll 4
+    for (int r = 0; r < RM; ++r) {
+      const __m256 wv = S::load8(w + r * stride + k * S::kBytes);
+#pragma GCC unroll 3
+      for (int t = 0; t < RN; ++t) acc[r][t] = _mm256_fmadd_ps(wv, xv[t], acc[r][t]);
     }
   }
-}
-
-// c[r][t] (+)= Σ_k w[r][k] · x[k][t] for the 6 rows of `w` (f32, kc apart) and a tile's slice;
-// c holds 16 sums per row, rows one after another.
-void float_kernel(const float* w, const float* x, std::int64_t kc, float* c, bool accumulate) {
-  constexpr int R = kFloatRowGroup;
-  // Loops over rows unrolled by request: left to -O3's own unrolling, GCC 12 stored every sum to
-  // the stack at each step (half the speed); -O2 did not unroll them at all.
-  __m256 lo[R], hi[R];
-#pragma GCC unroll 6
-  for (int r = 0; r < R; ++r) lo[r] = hi[r] = _mm256_setzero_ps();
-  for (std::int64_t k = 0; k < kc; ++k) {
-    const __m256 x0 = _mm256_loadu_ps(x + k * kFloatTokens), x1 = _mm256_loadu_ps(x + k * kFloatTokens + 8);
-#pragma GCC unroll 6
-    for (int r = 0; r < R; ++r) {
-      const __m256 wv = _mm256_broadcast_ss(w + r * kc + k);
-      lo[r] = _mm256_fmadd_ps(wv, x0, lo[r]);
-      hi[r] = _mm256_fmadd_ps(wv, x1, hi[r]);
+  for (int r = 0; r < RM; ++r)
+    for (int t = 0; t < RN; ++t) {
+      float sum = hsum(acc[r][t]);
+      for (std::int64_t j = k; j < cols; ++j) sum += S::load1(w + r * stride + j * S::kBytes) * x[t * xs + j];
+      y[t * ys + r] = sum;
     }
-  }
-#pragma GCC unroll 6
-  for (int r = 0; r < R; ++r) {
-    float* out = c + r * kFloatTokens;
-    _mm256_storeu_ps(out, accumulate ? _mm256_add_ps(lo[r], _mm256_loadu_ps(out)) : lo[r]);
-    _mm256_storeu_ps(out + 8, accumulate ? _mm256_add_ps(hi[r], _mm256_loadu_ps(out + 8)) : hi[r]);
-  }
 }
 
-// Rows are taken 48 at a time (8 groups, 48 KiB as f32) per block of columns, so that each
-// tile's slice of the batch stays in L1 while all 8 groups meet it: the groups come from L2.
-// Their sums gather over the column blocks in a buffer of [tile][48 rows][16 tokens], in
-// registers' order, transposed into the outputs once per block of rows.
-constexpr int kFloatGroups = 8;
-constexpr std::int64_t kBlockRows = kFloatGroups * kFloatRowGroup;
-
-// y[t][r] = sums of row r and token t, for the block's rows and every token: 8 rows × 8 tokens
-// at a time through a transpose (one element at a time, these writes took ≈ 2% of an F16
-// prompt on Zen 3); a last block's rows past a multiple of 8 one at a time.
-void write_sums(const float* sums, std::int64_t block_rows, std::int64_t n, float* y, std::size_t y_stride) {
-  for (std::int64_t t0 = 0; t0 < n; t0 += 8) {
-    const float* tile = sums + t0 / kFloatTokens * kBlockRows * kFloatTokens + t0 % kFloatTokens;
-    const std::int64_t tokens = std::min<std::int64_t>(8, n - t0);
-    std::int64_t r = 0;
-    for (; r + 8 <= block_rows; r += 8) {
-      __m256i v[8];
-      for (int j = 0; j < 8; ++j) v[j] = _mm256_castps_si256(_mm256_loadu_ps(tile + (r + j) * kFloatTokens));
-      transpose8(v);  // v[j]: token t0 + j, rows r..r+7
-      for (int j = 0; j < tokens; ++j)
-        _mm256_storeu_ps(y + (t0 + j) * y_stride + r, _mm256_castsi256_ps(v[j]));
-    }
-    for (; r < block_rows; ++r)
-      for (int j = 0; j < tokens; ++j) y[(t0 + j) * y_stride + r] = tile[r * kFloatTokens + j];
-  }
-}
-
+// x: the f32 activation rows themselves, x_stride bytes apart.
 template <class S>
-void gemm_float(const std::uint8_t* w, std::size_t stride, std::int64_t rows, std::int64_t cols,
-                const std::uint8_t* packed_x, std::size_t, std::int64_t n, float* y, std::size_t y_stride) {
-  alignas(32) static thread_local float groups[kBlockRows * kFloatCols];
-  thread_local std::vector<float> sums;
-  sums.resize(static_cast<std::size_t>(token_tiles(n) * kFloatTokens * kBlockRows));
-  const auto* x = reinterpret_cast<const float*>(packed_x);
-  for (std::int64_t r0 = 0; r0 < rows; r0 += kBlockRows) {
-    const std::int64_t block_rows = std::min(kBlockRows, rows - r0);
-    const int n_groups = static_cast<int>((block_rows + kFloatRowGroup - 1) / kFloatRowGroup);
-    for (std::int64_t k0 = 0; k0 < cols; k0 += kFloatCols) {
-      const std::int64_t kc = std::min(kFloatCols, cols - k0);
-      for (int i = 0; i < n_groups * kFloatRowGroup; ++i) {  // rows past the last (a last group's) are zero
-        const bool valid = i < block_rows;
-        const std::uint8_t* row = w + (r0 + i) * stride + k0 * S::kBytes;
-        float* out = groups + i * kc;
-        std::int64_t k = 0;
-        for (; k + 8 <= kc; k += 8) {
-          // The next block's rows are asked for early: each is a short stream.
-          if (valid && r0 + i + kBlockRows < rows)
-            _mm_prefetch(reinterpret_cast<const char*>(row + kBlockRows * stride + k * S::kBytes), _MM_HINT_T0);
-          _mm256_storeu_ps(out + k, valid ? S::load8(row + k * S::kBytes) : _mm256_setzero_ps());
-        }
-        for (; k < kc; ++k) out[k] = valid ? S::load1(row + k * S::kBytes) : 0.0f;
-      }
-      for (std::int64_t tile = 0; tile < token_tiles(n); ++tile) {
-        for (int g = 0; g < n_groups; ++g)
-          float_kernel(groups + g * kFloatRowGroup * kc, x + (tile * cols + k0) * kFloatTokens, kc,
-                       sums.data() + (tile * kBlockRows + g * kFloatRowGroup) * kFloatTokens, k0 > 0);
-      }
+void gemm_float(const std::uint8_t* w, std::size_t stride, std::int64_t rows, std::int64_t cols, const std::uint8_t* xb,
+                std::size_t x_stride, std::int64_t n, float* y, std::size_t y_stride) {
+  using Tile = void (*)(const std::uint8_t*, std::size_t, const float*, std::size_t, std::int64_t, float*, std::size_t);
+  static constexpr Tile tiles[kLaneRows][kLaneTokens] = {
+      {lanes_tile<S, 1, 1>, lanes_tile<S, 1, 2>, lanes_tile<S, 1, 3>},
+      {lanes_tile<S, 2, 1>, lanes_tile<S, 2, 2>, lanes_tile<S, 2, 3>},
+      {lanes_tile<S, 3, 1>, lanes_tile<S, 3, 2>, lanes_tile<S, 3, 3>},
+      {lanes_tile<S, 4, 1>, lanes_tile<S, 4, 2>, lanes_tile<S, 4, 3>}};
+  const auto* x = reinterpret_cast<const float*>(xb);
+  const std::size_t xs = x_stride / sizeof(float);
+  for (std::int64_t r0 = 0; r0 < rows; r0 += kLaneRows) {
+    const auto rm = std::min<std::int64_t>(kLaneRows, rows - r0);
+    for (std::int64_t t0 = 0; t0 < n; t0 += kLaneTokens) {
+      const auto rn = std::min<std::int64_t>(kLaneTokens, n - t0);
+      tiles[rm - 1][rn - 1](w + r0 * stride, stride, x + t0 * xs, xs, cols, y + t0 * y_stride + r0, y_stride);
     }
-    write_sums(sums.data(), block_rows, n, y + r0, y_stride);
   }
 }
 
-constexpr GemmKernel float_gemm(decltype(GemmKernel::run) run) {
-  return {{}, float_batch_bytes, float_batch_prepare, kFloatTokens, kFloatRowGroup, run};
-}
+// No preparation: the products read the activation rows as they are.
+constexpr GemmKernel float_gemm(decltype(GemmKernel::run) run) { return {{}, nullptr, nullptr, 0, kLaneRows, run}; }
 
 // ---- Block formats -----------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
-// Folding vectors of partial sums whose lanes belong to different blocks, for the AVX2 row
-// kernels (dot_simd.inc's Q4_0, rows_avx2.cpp's generic block rows). In an anonymous namespace:
+// Folding vectors of partial sums, for the AVX2 kernels: all lanes into one (dot_simd.inc's row
+// kernels, gemm_avx2.cpp's float products), or lanes that belong to different blocks
+// (dot_simd.inc's Q4_0, rows_avx2.cpp's generic block rows). In an anonymous namespace:
 // dot_simd.inc is also compiled for AVX-512, and an out-of-line copy must not be shared between
 // files built for different instruction sets.
 #pragma once
@@ -8,6 +9,14 @@
 
 namespace aero::backend::cpu {
 namespace {
+
+// The sum of the 8 lanes.
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
 
 // a = [p p p p | q q q q] and b = [r r r r | s s s s] (by the block each lane belongs to) as
 // [p r p r | q s q s]: their 32-bit units interleaved and added, as int32 or (kAdd16) int16 lanes.

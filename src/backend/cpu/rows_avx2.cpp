@@ -25,13 +25,6 @@ namespace {
 using quant::GgmlType;
 using namespace codes_avx2;
 
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
 constexpr int kChunk = 256;
 
 // A chunk's eight steps of int32 partial sums meet in one or two vectors of sub-block sums
