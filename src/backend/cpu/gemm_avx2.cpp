@@ -29,8 +29,7 @@
 #include "aero/quant/types.h"
 #include "backend/cpu/block_codes_avx2.h"
 #include "backend/cpu/dot.h"
-#include "backend/cpu/float_loads_avx2.h"
-#include "backend/cpu/lane_sums_avx2.h"
+#include "backend/cpu/float_lanes_avx2.h"
 #include "backend/cpu/next_panel.h"
 
 namespace aero::backend::cpu {
@@ -104,36 +103,10 @@ __attribute__((always_inline)) inline void transpose8(__m256i r[8]) {
 // in L1 while every token passes. No packing: it replaced tiles of 16 tokens against 6 rows
 // converted per 256-column block into a buffer (that GEMM's micro-kernel ran at 98-99% of the
 // FMA peak from L1 but about 83% in place; this one equalled it in a harness and ran F16
-// prompts 2-5% faster with 2 threads, as fast with one).
+// prompts 2-5% faster with 2 threads, as fast with one). The tile is the row kernels' float tile
+// (float_lanes_avx2.h) with 3 tokens where those take 4: 4 × 4 sums and their operands need 21
+// of AVX2's 16 registers.
 constexpr int kLaneRows = 4, kLaneTokens = 3;
-
-template <class S, int RM, int RN>
-void lanes_tile(const std::uint8_t* w, std::size_t stride, const float* x, std::size_t xs, std::int64_t cols, float* y,
-                std::size_t ys) {
-  __m256 acc[RM][RN];
-#pragma GCC unroll 4
-  for (int r = 0; r < RM; ++r)
-#pragma GCC unroll 3
-    for (int t = 0; t < RN; ++t) acc[r][t] = _mm256_setzero_ps();
-  std::int64_t k = 0;
-  for (; k + 8 <= cols; k += 8) {
-    __m256 xv[RN];
-#pragma GCC unroll 3
-    for (int t = 0; t < RN; ++t) xv[t] = _mm256_loadu_ps(x + t * xs + k);
-#pragma GCC unroll 4
-    for (int r = 0; r < RM; ++r) {
-      const __m256 wv = S::load8(w + r * stride + k * S::kBytes);
-#pragma GCC unroll 3
-      for (int t = 0; t < RN; ++t) acc[r][t] = _mm256_fmadd_ps(wv, xv[t], acc[r][t]);
-    }
-  }
-  for (int r = 0; r < RM; ++r)
-    for (int t = 0; t < RN; ++t) {
-      float sum = hsum(acc[r][t]);
-      for (std::int64_t j = k; j < cols; ++j) sum += S::load1(w + r * stride + j * S::kBytes) * x[t * xs + j];
-      y[t * ys + r] = sum;
-    }
-}
 
 // x: the f32 activation rows themselves, x_stride bytes apart.
 template <class S>
@@ -141,10 +114,10 @@ void gemm_float(const std::uint8_t* w, std::size_t stride, std::int64_t rows, st
                 std::size_t x_stride, std::int64_t n, float* y, std::size_t y_stride) {
   using Tile = void (*)(const std::uint8_t*, std::size_t, const float*, std::size_t, std::int64_t, float*, std::size_t);
   static constexpr Tile tiles[kLaneRows][kLaneTokens] = {
-      {lanes_tile<S, 1, 1>, lanes_tile<S, 1, 2>, lanes_tile<S, 1, 3>},
-      {lanes_tile<S, 2, 1>, lanes_tile<S, 2, 2>, lanes_tile<S, 2, 3>},
-      {lanes_tile<S, 3, 1>, lanes_tile<S, 3, 2>, lanes_tile<S, 3, 3>},
-      {lanes_tile<S, 4, 1>, lanes_tile<S, 4, 2>, lanes_tile<S, 4, 3>}};
+      {float_lanes_tile<S, 1, 1>, float_lanes_tile<S, 1, 2>, float_lanes_tile<S, 1, 3>},
+      {float_lanes_tile<S, 2, 1>, float_lanes_tile<S, 2, 2>, float_lanes_tile<S, 2, 3>},
+      {float_lanes_tile<S, 3, 1>, float_lanes_tile<S, 3, 2>, float_lanes_tile<S, 3, 3>},
+      {float_lanes_tile<S, 4, 1>, float_lanes_tile<S, 4, 2>, float_lanes_tile<S, 4, 3>}};
   const auto* x = reinterpret_cast<const float*>(xb);
   const std::size_t xs = x_stride / sizeof(float);
   for (std::int64_t r0 = 0; r0 < rows; r0 += kLaneRows) {
