@@ -20,8 +20,10 @@ test_file="$src/tests/test-backend-ops.cpp"
 if ! grep -q "aero: TinyLlama" "$test_file"; then
   perl -0pi -e 's/(\n    for \(int bs : \{1, 2, 3, 4, 5, 8, 512\}\) \{\n)/\n    for (int bs : {1, 128}) {  \/\/ aero: TinyLlama feed-forward shape\n        for (ggml_type type_a : all_types) {\n            test_cases.emplace_back(new test_mul_mat(type_a, GGML_TYPE_F32, 5632, bs, 2048, {1, 1}, {1, 1}));\n        }\n    }$1/' "$test_file"
   perl -pi -e 's/std::max<int>\(1, N_THREADS\/2\)/getenv("AERO_THREADS") ? atoi(getenv("AERO_THREADS")) : std::max<int>(1, N_THREADS\/2)/' "$test_file"
-  grep -q "aero: TinyLlama" "$test_file" && grep -q 'getenv("AERO_THREADS")' "$test_file" ||
-    { echo "error: could not edit $test_file (llama.cpp version changed?)" >&2; exit 1; }
+  if ! grep -q "aero: TinyLlama" "$test_file" || ! grep -q 'getenv("AERO_THREADS")' "$test_file"; then
+    echo "error: could not edit $test_file (llama.cpp version changed?)" >&2
+    exit 1
+  fi
 fi
 cmake -S "$src" -B "$src/build-tests" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DLLAMA_CURL=OFF \
   -DLLAMA_BUILD_TESTS=ON -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF >"$src/build-tests.log" 2>&1
@@ -30,7 +32,7 @@ cmake --build "$src/build-tests" -j"$(nproc)" --target test-backend-ops >>"$src/
 peer="$src/build-tests/bin/test-backend-ops"
 
 flop=$((2 * 5632 * 2048 * 128))
-lower="$(echo "$types" | tr 'A-Z ' 'a-z|' | sed 's/q\([0-9]\)_k/q\1_K/g')"
+lower="$(echo "$types" | tr '[:upper:] ' '[:lower:]|' | sed 's/q\([0-9]\)_k/q\1_K/g')"
 declare -A best
 keep_best() {  # key value: keep the larger GFLOP/s
   if [ -z "${best[$1]:-}" ] || awk "BEGIN{exit !($2 > ${best[$1]})}"; then best[$1]="$2"; fi
@@ -40,7 +42,7 @@ for ((r = 0; r < reps; r++)); do
     while read -r type us; do
       keep_best "llama $type $th" "$(awk "BEGIN{printf \"%.1f\", $flop / $us / 1e3}")"
     done < <(AERO_THREADS=$th "$peer" perf -b CPU -o MUL_MAT -p "type_a=($lower),type_b=f32,m=5632,n=128,k=2048," 2>&1 |
-      sed -nE 's/.*type_a=([a-zA-Z0-9_]+),.* ([0-9.]+) us\/run.*/\1 \2/p' | tr 'a-z' 'A-Z')
+      sed -nE 's/.*type_a=([a-zA-Z0-9_]+),.* ([0-9.]+) us\/run.*/\1 \2/p' | tr '[:lower:]' '[:upper:]')
   done
   while IFS='|' read -r _ type g1 _ g2 _; do
     type="$(echo "$type" | tr -d ' ')"
