@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prompt processing's matrix product per FLOP, aero against llama.cpp on this machine, same run:
 # 128 tokens of f32 activations through a 5632 × 2048 weight matrix (TinyLlama's feed-forward
-# shape) per weight format, 1 and 2 threads. llama.cpp's side is its own operator benchmark,
+# shape, as aero_gemv_bench defines it) per weight format, 1 and 2 threads. llama.cpp's side is its own operator benchmark,
 # `test-backend-ops perf -o MUL_MAT`, built outside the repository from the bundle
 # bench/build_llama_cpp.sh unpacks, with two local edits made here: a MUL_MAT case of this shape
 # among its perf cases, and its thread count from AERO_THREADS (it runs half the cores otherwise).
@@ -14,13 +14,19 @@ types="${2:-F16 BF16 Q8_0 Q4_0 Q4_K Q6_K}"
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 aero_bench="$repo/build/bin/aero_gemv_bench"
 [ -x "$aero_bench" ] || { echo "error: build aero first ($aero_bench missing)" >&2; exit 1; }
+# The shape is aero_gemv_bench's (named once, there): read from its table header, which it prints
+# before timing anything when no format matches.
+read -r m k n < <("$aero_bench" 1 0 NONE best gemm | sed -nE 's/^\| GEMM ([0-9]+) x ([0-9]+), ([0-9]+) tokens.*/\1 \2 \3/p')
+[ -n "${n:-}" ] || { echo "error: could not read the GEMM shape from $aero_bench" >&2; exit 1; }
 peer_bin="$("$repo/bench/build_llama_cpp.sh")"
 src="$(cd "$peer_bin/../.." && pwd)"
 test_file="$src/tests/test-backend-ops.cpp"
-if ! grep -q "aero: TinyLlama" "$test_file"; then
-  perl -0pi -e 's/(\n    for \(int bs : \{1, 2, 3, 4, 5, 8, 512\}\) \{\n)/\n    for (int bs : {1, 128}) {  \/\/ aero: TinyLlama feed-forward shape\n        for (ggml_type type_a : all_types) {\n            test_cases.emplace_back(new test_mul_mat(type_a, GGML_TYPE_F32, 5632, bs, 2048, {1, 1}, {1, 1}));\n        }\n    }$1/' "$test_file"
-  perl -pi -e 's/std::max<int>\(1, N_THREADS\/2\)/getenv("AERO_THREADS") ? atoi(getenv("AERO_THREADS")) : std::max<int>(1, N_THREADS\/2)/' "$test_file"
-  if ! grep -q "aero: TinyLlama" "$test_file" || ! grep -q 'getenv("AERO_THREADS")' "$test_file"; then
+marker="aero: m=$m k=$k n=$n"
+if ! grep -q "$marker" "$test_file"; then
+  perl -0pi -e 's/(\n    for \(int bs : \{1, 2, 3, 4, 5, 8, 512\}\) \{\n)/\n    for (ggml_type type_a : all_types) {  \/\/ '"$marker"'\n        test_cases.emplace_back(new test_mul_mat(type_a, GGML_TYPE_F32, '"$m, $n, $k"', {1, 1}, {1, 1}));\n    }$1/' "$test_file"
+  grep -q 'getenv("AERO_THREADS")' "$test_file" ||
+    perl -pi -e 's/std::max<int>\(1, N_THREADS\/2\)/getenv("AERO_THREADS") ? atoi(getenv("AERO_THREADS")) : std::max<int>(1, N_THREADS\/2)/' "$test_file"
+  if ! grep -q "$marker" "$test_file" || ! grep -q 'getenv("AERO_THREADS")' "$test_file"; then
     echo "error: could not edit $test_file (llama.cpp version changed?)" >&2
     exit 1
   fi
@@ -31,7 +37,7 @@ cmake --build "$src/build-tests" -j"$(nproc)" --target test-backend-ops >>"$src/
   { tail -20 "$src/build-tests.log"; exit 1; }
 peer="$src/build-tests/bin/test-backend-ops"
 
-flop=$((2 * 5632 * 2048 * 128))
+flop=$((2 * m * k * n))
 lower="$(echo "$types" | tr '[:upper:] ' '[:lower:]|' | sed 's/q\([0-9]\)_k/q\1_K/g')"
 declare -A best
 keep_best() {  # key value: keep the larger GFLOP/s
@@ -41,7 +47,7 @@ for ((r = 0; r < reps; r++)); do
   for th in 1 2; do
     while read -r type us; do
       keep_best "llama $type $th" "$(awk "BEGIN{printf \"%.1f\", $flop / $us / 1e3}")"
-    done < <(AERO_THREADS=$th "$peer" perf -b CPU -o MUL_MAT -p "type_a=($lower),type_b=f32,m=5632,n=128,k=2048," 2>&1 |
+    done < <(AERO_THREADS=$th "$peer" perf -b CPU -o MUL_MAT -p "type_a=($lower),type_b=f32,m=$m,n=$n,k=$k," 2>&1 |
       sed -nE 's/.*type_a=([a-zA-Z0-9_]+),.* ([0-9.]+) us\/run.*/\1 \2/p' | tr '[:lower:]' '[:upper:]')
   done
   while IFS='|' read -r _ type g1 _ g2 _; do
