@@ -59,6 +59,11 @@ struct ActivationLayout {
 // The common layouts: Q8_0 blocks, and Q8_K blocks (which carry their own sums).
 ActivationLayout q8_0_layout();
 ActivationLayout q8_k_layout();
+// The SIMD Q4_K/Q5_K row kernels' (dot_simd.inc): Q8_K blocks with each 64 columns' quants
+// reordered as [0..15, 32..47, 16..31, 48..63], so that 32 bytes hold the first or the second
+// 16 columns of two consecutive 32-column sub-blocks (as one load of those formats' nibbles,
+// broadcast to both halves, gives them); the sixteen sums stay in column order.
+ActivationLayout q8_k_nibble_pairs_layout();
 // The SIMD Q4_0 row kernels' (dot_simd.inc): Q8_0 blocks (which the tiles read), then from
 // q4_0_pairs_offset on, per chunk of 8 blocks (kQ4PairChunkBytes): the quants of block pairs
 // (2p, 2p+1), p < 4, as 64 bytes [x_2p[0..15] x_2p+1[0..15] x_2p[16..31] x_2p+1[16..31]], the

@@ -10,6 +10,7 @@ DotKernels avx512_kernels() {
                float_tile<F32Load>, float_tile<F16Load>, float_tile<Bf16Load>};
   k.gemm = avx512_gemm;
   k.act_q4_0 = q4_0_pairs_layout();
+  k.act_q4_k = q8_k_nibble_pairs_layout();
   k.attend_f32 = attend<F32Load>;
   k.silu_mul = silu_mul;
   k.attend_f16 = attend<F16Load>;

@@ -190,6 +190,18 @@ void prepare_q8_k(const float* x, std::int64_t cols, std::uint8_t* xq) {
   quantize_activations(true, x, cols, xq);
 }
 
+// Each 64 columns' quants as [0..15, 32..47, 16..31, 48..63]: see dot.h.
+void prepare_q8_k_nibble_pairs(const float* x, std::int64_t cols, std::uint8_t* xq) {
+  quantize_activations(true, x, cols, xq);
+  for (std::int64_t g = 0; g < cols / 64; ++g) {
+    std::uint8_t* q = xq + g / 4 * 292 + 4 + g % 4 * 64;
+    std::uint8_t second[16];
+    std::memcpy(second, q + 16, 16);
+    std::memcpy(q + 16, q + 32, 16);
+    std::memcpy(q + 32, second, 16);
+  }
+}
+
 template <bool kQ8K, int kSub>
 std::size_t sub_block_bytes(std::int64_t cols) {
   return sub_block_quant_bytes(cols) + 2 * sizeof(float) * static_cast<std::size_t>(cols / kSub);
@@ -228,6 +240,7 @@ ActivationLayout sub_block_layout(bool q8k, int sub) {
 ActivationLayout q8_0_layout() { return {q8_0_bytes, prepare_q8_0}; }
 ActivationLayout q4_0_pairs_layout() { return {q4_0_pairs_bytes, prepare_q4_0_pairs}; }
 ActivationLayout q8_k_layout() { return {q8_k_bytes, prepare_q8_k}; }
+ActivationLayout q8_k_nibble_pairs_layout() { return {q8_k_bytes, prepare_q8_k_nibble_pairs}; }
 
 bool cpu_has_avx512_vbmi() {
   unsigned a, b, c, d;
