@@ -206,6 +206,52 @@ TEST(Matmul, GroupEqualsEachMatrixAlone) {
   EXPECT_THROW(matmul(mixed, x, 1, outs, pool), Error);
 }
 
+// The integer kernels' int16 sums at their bounds: every code at its largest (all bits set: Q4_K
+// 15 with scales and mins 63, Q5_K 31, Q6_K 63, Q4_0 15, Q8_0 -1 and Q4_1 15) against
+// activations that quantize to -128 everywhere (all equal: the Q8 encoders map the largest value
+// to -128) or to +127 and -128 alternately. A kernel that saturated or wrapped in int16 would
+// differ from the scalar path by thousands of units.
+TEST(Gemv, SimdPathsEqualTheScalarPathAtTheCodesBounds) {
+  std::vector<Isa> isas;
+  if (best_isa() >= Isa::Avx2) isas.push_back(Isa::Avx2);
+  if (best_isa() >= Isa::Avx512) isas.push_back(Isa::Avx512);
+  if (isas.empty()) GTEST_SKIP() << "no AVX2 on this machine";
+  ThreadPool pool(2);
+  const std::int64_t rows = 5, cols = 512;
+  for (GgmlType type : {GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_1}) {
+    auto traits = *quant::type_traits(static_cast<std::uint32_t>(type));
+    const std::size_t row_bytes = *quant::row_bytes(traits, static_cast<std::uint64_t>(cols));
+    std::vector<std::uint8_t> w(row_bytes * rows, 0xFF);
+    const std::uint16_t d = 0x2000;  // about 0.008, for every f16 scale a format has
+    for (std::size_t blk = 0; blk < w.size() / traits.block_bytes; ++blk) {
+      std::uint8_t* p = w.data() + blk * traits.block_bytes;
+      if (type == GgmlType::Q6_K) {
+        std::memset(p + 192, 0x7f, 16);  // int8 scales at their largest
+        std::memcpy(p + 208, &d, 2);
+      } else {
+        std::memcpy(p, &d, 2);
+        if (type != GgmlType::Q4_0 && type != GgmlType::Q8_0) std::memcpy(p + 2, &d, 2);  // dmin / m
+      }
+    }
+    quant::Matrix m{type, w.data(), rows, cols, row_bytes};
+    for (bool alternate : {false, true}) {
+      SCOPED_TRACE(std::string(traits.name) + (alternate ? " +127/-128" : " -128"));
+      std::vector<float> x(static_cast<std::size_t>(cols));
+      for (std::size_t i = 0; i < x.size(); ++i) x[i] = alternate && i % 2 ? -1.0f : 1.0f;
+      std::vector<float> reference(static_cast<std::size_t>(rows));
+      gemv(m, x, reference, pool, Isa::Scalar);
+      for (Isa isa : isas) {
+        std::vector<float> y(static_cast<std::size_t>(rows));
+        gemv(m, x, y, pool, isa);
+        for (std::int64_t r = 0; r < rows; ++r)
+          EXPECT_NEAR(y[static_cast<std::size_t>(r)], reference[static_cast<std::size_t>(r)],
+                      1e-5f * std::fabs(reference[static_cast<std::size_t>(r)]) + 1e-3f)
+              << isa_name(isa) << " row " << r;
+      }
+    }
+  }
+}
+
 TEST(Gemv, ScalarPathIsTheProductOfDecodedWeights) {
   std::mt19937 rng(11);
   ThreadPool pool(1);
