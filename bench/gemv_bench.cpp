@@ -169,9 +169,11 @@ int main(int argc, char** argv) {
     return 0;
   }
   ThreadPool one(1), two(2);
-  std::printf("CPU kernels: %s; weights per matrix: %.2f GiB; %lld columns; best of %d passes, each GEMV pass "
+  std::printf("CPU kernels: %s, %s; weights per matrix: %.2f GiB; %lld columns; best of %d passes, each GEMV pass "
               "after a read-probe pass over the same matrix\n\n",
-              std::string(backend::cpu::isa_name(isa)).c_str(), gib, static_cast<long long>(cols), runs);
+              std::string(backend::cpu::isa_name(isa)).c_str(),
+              std::string(backend::cpu::row_order_name(backend::cpu::gemv_row_order())).c_str(), gib,
+              static_cast<long long>(cols), runs);
   // The probe and the kernel alternate pass by pass on the same bytes and each keeps its best:
   // on a VM whose clock and neighbours change from one second to the next, a median of the
   // probe taken before the kernels swung their ratio by ±15%.

@@ -18,6 +18,16 @@ enum class Isa { Scalar, Avx2, Avx512 };
 Isa best_isa();  // what this CPU runs, detected once
 std::string_view isa_name(Isa isa);
 
+// How a matrix-vector product (one token) walks its rows. Groups: kMaxRows rows per kernel call
+// sharing the activation loads, each call prefetching the next call's rows (a row alone is a
+// stream too short for the hardware prefetcher on Zen 3 and Zen 5). Sequence: one row after
+// another and no software prefetch, so that a task's weights are one ascending stream; on Zen 4
+// four interleaved rows, prefetched or not, read half of what one stream does (GEMV from DRAM at
+// 45-55% of the probe against 85-95%). Detected once; AERO_GEMV_ROWS=groups|sequence overrides.
+enum class RowOrder { Groups, Sequence };
+RowOrder gemv_row_order();
+std::string_view row_order_name(RowOrder order);
+
 
 // y[t] = W · x[t] for n activation rows (x is n × cols, y is n × rows, row-major): the
 // batched form prompt processing uses; each weight row is read from memory once per call.

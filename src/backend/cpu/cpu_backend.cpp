@@ -67,7 +67,9 @@ class CpuBackend final : public Backend {
  public:
   explicit CpuBackend(unsigned threads) : pool_(threads), isa_(best_isa()), k_(kernels(isa_)) {}
 
-  std::string name() const override { return fmt::format("cpu ({}, {} threads)", isa_name(isa_), pool_.size()); }
+  std::string name() const override {
+    return fmt::format("cpu ({}, {} threads, GEMV {})", isa_name(isa_), pool_.size(), row_order_name(gemv_row_order()));
+  }
 
   float* allocate(std::size_t count) override {
     buffers_.push_back(std::make_unique<float[]>(count));

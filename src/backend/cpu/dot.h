@@ -22,7 +22,10 @@ inline constexpr int kMaxRows = 4;
 // short stream (1-3 KiB) that the hardware prefetcher picks up too late, so without this every
 // call began with its rows' first lines missing in cache (measured on Zen 5: Q4_0 GEMV at 9 GB/s
 // of one core's 38; 38 GB/s with it).
+// Off where GEMVs read their rows in sequence (gemv_row_order()); set once, before any kernel runs.
+inline bool prefetch_rows_ahead = true;
 inline void prefetch_next_rows(const std::uint8_t* p, std::size_t stride, int rows, int lines = 1) {
+  if (!prefetch_rows_ahead) return;
   for (int l = 0; l < lines; ++l) __builtin_prefetch(p + static_cast<std::size_t>(rows) * stride + 64 * l, 0, 3);
 }
 using DotFn = void (*)(const std::uint8_t* w, std::size_t stride, int rows, const float* x, const std::uint8_t* xq,

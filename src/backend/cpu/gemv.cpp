@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <cstdlib>
+#include <string_view>
 #include <vector>
 
 #include "aero/backend/cpu_gemv.h"
@@ -88,10 +90,34 @@ RowKernel row_kernel(GgmlType type, const DotKernels& k) {
   return {};
 }
 
+RowOrder gemv_row_order() {
+  static const RowOrder order = [] {
+    RowOrder o = RowOrder::Groups;
+    unsigned a, b, c, d;
+    // Zen 4: AMD family 19h with AVX-512 (Zen 3, the same family, has none).
+    if (__get_cpuid(0, &a, &b, &c, &d) && b == 0x68747541 /* "Auth" */ && __get_cpuid(1, &a, &b, &c, &d)) {
+      const unsigned family = ((a >> 8) & 0xf) + ((a >> 20) & 0xff);
+      if (family == 0x19 && best_isa() == Isa::Avx512) o = RowOrder::Sequence;
+    }
+    if (const char* env = std::getenv("AERO_GEMV_ROWS")) {
+      const std::string_view v(env);
+      if (v == "groups") o = RowOrder::Groups;
+      else if (v == "sequence") o = RowOrder::Sequence;
+      else fail("AERO_GEMV_ROWS must be groups or sequence, not '{}'", v);
+    }
+    prefetch_rows_ahead = o == RowOrder::Groups;
+    return o;
+  }();
+  return order;
+}
+
+std::string_view row_order_name(RowOrder order) { return order == RowOrder::Sequence ? "rows in sequence" : "row groups"; }
+
 // Each set is built on first use only, and only where the CPU runs it: building one runs code
 // compiled for its instruction set (GCC initializes the AVX-512 set with 512-bit stores).
 const DotKernels& kernels(Isa isa) {
   if (isa > best_isa()) fail("this CPU cannot run {} kernels", isa_name(isa));
+  gemv_row_order();  // sets the kernels' prefetching before any runs
   switch (isa) {
     case Isa::Avx512: {
       static const DotKernels avx512 = avx512_kernels();
@@ -278,9 +304,11 @@ void Plan::run(std::size_t task, const float* x, std::int64_t n, DotFn f32_dot) 
   }
   if (dot) {
     // A few weight rows at a time against every activation row: the rows stay in L1 while
-    // the activations stream past, so a batch reads the weights from memory once.
-    for (std::int64_t r = begin; r < end; r += kMaxRows) {
-      const int n_rows = static_cast<int>(std::min<std::int64_t>(kMaxRows, end - r));
+    // the activations stream past, so a batch reads the weights from memory once. One token's
+    // product takes its rows one at a time where the CPU reads them best in sequence.
+    const int group = n == 1 && gemv_row_order() == RowOrder::Sequence ? 1 : kMaxRows;
+    for (std::int64_t r = begin; r < end; r += group) {
+      const int n_rows = static_cast<int>(std::min<std::int64_t>(group, end - r));
       const std::uint8_t* rows = w->data + static_cast<std::size_t>(r) * w->row_bytes;
       std::int64_t t = 0;
       if (tile && n_rows == kTileRows)
