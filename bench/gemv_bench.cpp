@@ -133,7 +133,7 @@ int main(int argc, char** argv) {
                                 : isa_arg == "avx2" ? backend::cpu::Isa::Avx2
                                 : isa_arg == "avx512" ? backend::cpu::Isa::Avx512
                                                       : backend::cpu::best_isa();
-  const std::int64_t cols = 4096;
+  const std::int64_t cols = argc > 6 ? std::atoll(argv[6]) : 4096;
   if (part == "rows") {
     std::printf("CPU kernels: %s; row kernels alone, 64 x %lld in L2, best of 2000 passes, each after a "
                 "clock-measuring chain of %d dependent additions (best of those)\n\n"
@@ -142,9 +142,11 @@ int main(int argc, char** argv) {
     for (GgmlType type : kFormats) {
       auto traits = *quant::type_traits(static_cast<std::uint32_t>(type));
       if (!only.empty() && only.find("," + std::string(traits.name) + ",") == std::string::npos) continue;
-      const backend::cpu::RowKernel kernel = backend::cpu::row_kernel(type, backend::cpu::kernels(isa));
+      const backend::cpu::RowKernel kernel = backend::cpu::gemv_row_kernel(type, isa);  // as one token's product takes it
       if (!kernel.dot) continue;
       const std::int64_t rows = 64;
+      // Rows per call as the GEMV makes them (gemv_row_order()).
+      const int per_call = backend::cpu::gemv_row_order() == backend::cpu::RowOrder::Sequence ? 1 : backend::cpu::kMaxRows;
       const std::size_t row_bytes = *quant::row_bytes(traits, cols);
       auto w = make_matrix(type, rows, cols);
       std::vector<float> x(cols), y(rows);
@@ -158,8 +160,8 @@ int main(int argc, char** argv) {
         clock_chain();
         clock = std::min(clock, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
         start = std::chrono::steady_clock::now();
-        for (std::int64_t r = 0; r < rows; r += backend::cpu::kMaxRows)
-          kernel.dot(w.data() + r * row_bytes, row_bytes, backend::cpu::kMaxRows, x.data(), xq.data(), cols, y.data() + r);
+        for (std::int64_t r = 0; r < rows; r += per_call)
+          kernel.dot(w.data() + r * row_bytes, row_bytes, per_call, x.data(), xq.data(), cols, y.data() + r);
         best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
       }
       const double per_32 = best / static_cast<double>(rows * cols / 32);

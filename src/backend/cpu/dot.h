@@ -152,6 +152,9 @@ struct DotKernels {
 // The kernel set's row kernel for a format: its own field, else its generic block kernels
 // (no dot: none on this set).
 RowKernel row_kernel(quant::GgmlType type, const DotKernels& k);
+// The row kernel of one token's product with the `isa` set: where rows are read in sequence
+// (Zen 4), the 256-bit one when the AVX2 set has it (see gemv.cpp).
+RowKernel gemv_row_kernel(quant::GgmlType type, Isa isa);
 
 DotKernels scalar_kernels();
 DotKernels avx2_kernels();    // built with -mavx2 -mfma -mf16c
