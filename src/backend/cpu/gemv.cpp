@@ -74,10 +74,14 @@ ActivationLayout fallback_layout(const quant::TypeTraits& traits) {
 }
 
 // Rows per task: enough that a task streams a few hundred KiB of weights, few enough that
-// both threads get an even share of a small matrix.
-std::int64_t rows_per_task(const quant::Matrix& w, unsigned threads) {
-  const std::int64_t by_bytes = std::max<std::int64_t>(1, static_cast<std::int64_t>((256u << 10) / std::max<std::size_t>(w.row_bytes, 1)));
-  const std::int64_t by_balance = std::max<std::int64_t>(1, w.rows / (8 * static_cast<std::int64_t>(threads)));
+// both threads get an even share of a small matrix. Rows read in sequence make one stream per
+// task, and longer ones do better: 1 MiB and two tasks per thread at most gave generation on
+// Zen 4 +4-22% (Q4_K_M), +4-15% (Q8_0), −11-+23% (F16) over 256 KiB and eight per thread.
+std::int64_t rows_per_task(const quant::Matrix& w, unsigned threads, bool sequence) {
+  const std::size_t task_bytes = sequence ? std::size_t{1} << 20 : std::size_t{256} << 10;
+  const std::int64_t per_thread = sequence ? 2 : 8;
+  const std::int64_t by_bytes = std::max<std::int64_t>(1, static_cast<std::int64_t>(task_bytes / std::max<std::size_t>(w.row_bytes, 1)));
+  const std::int64_t by_balance = std::max<std::int64_t>(1, w.rows / (per_thread * static_cast<std::int64_t>(threads)));
   // Whole groups of kMaxRows, so that row × token tiles fill.
   return (std::min(by_bytes, by_balance) + kMaxRows - 1) / kMaxRows * kMaxRows;
 }
@@ -357,7 +361,7 @@ Plan make_plan(const quant::Matrix& w, float* y, std::int64_t n, Isa isa, unsign
   p.layout = p.gemm ? p.gemm->act : p.dot ? row.act : fallback_layout(p.traits);
   p.xq_stride = p.layout.bytes ? p.layout.bytes(w.cols) : 0;
   const std::int64_t block = p.gemm ? p.gemm->row_block : 1;
-  p.chunk = (rows_per_task(w, threads) + block - 1) / block * block;
+  p.chunk = (rows_per_task(w, threads, n == 1 && gemv_row_order() == RowOrder::Sequence) + block - 1) / block * block;
   p.tasks = static_cast<std::size_t>((w.rows + p.chunk - 1) / p.chunk);
   return p;
 }
