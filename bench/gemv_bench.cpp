@@ -145,8 +145,7 @@ int main(int argc, char** argv) {
       const backend::cpu::RowKernel kernel = backend::cpu::gemv_row_kernel(type, isa);  // as one token's product takes it
       if (!kernel.dot) continue;
       const std::int64_t rows = 64;
-      // Rows per call as the GEMV makes them (gemv_row_order()).
-      const int per_call = backend::cpu::gemv_row_order() == backend::cpu::RowOrder::Sequence ? 1 : backend::cpu::kMaxRows;
+      const int per_call = backend::cpu::gemv_rows_per_call();  // as the GEMV makes its calls
       const std::size_t row_bytes = *quant::row_bytes(traits, cols);
       auto w = make_matrix(type, rows, cols);
       std::vector<float> x(cols), y(rows);

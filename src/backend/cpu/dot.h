@@ -155,6 +155,8 @@ RowKernel row_kernel(quant::GgmlType type, const DotKernels& k);
 // The row kernel of one token's product with the `isa` set: where rows are read in sequence
 // (Zen 4), the 256-bit one when the AVX2 set has it (see gemv.cpp).
 RowKernel gemv_row_kernel(quant::GgmlType type, Isa isa);
+// Rows per kernel call in one token's product: 1 where rows are read in sequence, else kMaxRows.
+int gemv_rows_per_call();
 
 DotKernels scalar_kernels();
 DotKernels avx2_kernels();    // built with -mavx2 -mfma -mf16c

@@ -115,6 +115,8 @@ RowOrder gemv_row_order() {
   return order;
 }
 
+int gemv_rows_per_call() { return gemv_row_order() == RowOrder::Sequence ? 1 : kMaxRows; }
+
 std::string_view row_order_name(RowOrder order) { return order == RowOrder::Sequence ? "rows in sequence" : "row groups"; }
 
 // Zen 4 executes each 512-bit operation as two 256-bit halves, and read in sequence from DRAM
@@ -305,6 +307,7 @@ struct Plan {
   std::size_t tile_stride = 0;
   std::int64_t chunk = 0;  // rows per task
   std::size_t tasks = 0;
+  int rows_per_call = kMaxRows;  // row kernels: 1 for one token's product read in sequence
 
   void run(std::size_t task, const float* x, std::int64_t n, DotFn f32_dot) const;
 };
@@ -320,9 +323,8 @@ void Plan::run(std::size_t task, const float* x, std::int64_t n, DotFn f32_dot) 
     // A few weight rows at a time against every activation row: the rows stay in L1 while
     // the activations stream past, so a batch reads the weights from memory once. One token's
     // product takes its rows one at a time where the CPU reads them best in sequence.
-    const int group = n == 1 && gemv_row_order() == RowOrder::Sequence ? 1 : kMaxRows;
-    for (std::int64_t r = begin; r < end; r += group) {
-      const int n_rows = static_cast<int>(std::min<std::int64_t>(group, end - r));
+    for (std::int64_t r = begin; r < end; r += rows_per_call) {
+      const int n_rows = static_cast<int>(std::min<std::int64_t>(rows_per_call, end - r));
       const std::uint8_t* rows = w->data + static_cast<std::size_t>(r) * w->row_bytes;
       std::int64_t t = 0;
       if (tile && n_rows == kTileRows)
@@ -361,7 +363,8 @@ Plan make_plan(const quant::Matrix& w, float* y, std::int64_t n, Isa isa, unsign
   p.layout = p.gemm ? p.gemm->act : p.dot ? row.act : fallback_layout(p.traits);
   p.xq_stride = p.layout.bytes ? p.layout.bytes(w.cols) : 0;
   const std::int64_t block = p.gemm ? p.gemm->row_block : 1;
-  p.chunk = (rows_per_task(w, threads, n == 1 && gemv_row_order() == RowOrder::Sequence) + block - 1) / block * block;
+  p.rows_per_call = n == 1 ? gemv_rows_per_call() : kMaxRows;
+  p.chunk = (rows_per_task(w, threads, p.rows_per_call == 1) + block - 1) / block * block;
   p.tasks = static_cast<std::size_t>((w.rows + p.chunk - 1) / p.chunk);
   return p;
 }
