@@ -106,6 +106,8 @@ struct GemmKernel {
   std::int64_t row_block = kGemmRows;  // rows a task should be a multiple of
   void (*run)(const std::uint8_t* w, std::size_t stride, std::int64_t rows, std::int64_t cols, const std::uint8_t* x,
               std::size_t x_stride, std::int64_t n, float* y, std::size_t y_stride) = nullptr;
+  // The activations are rounded to bf16 (to nearest even) before their products.
+  bool bf16_activations = false;
 };
 
 // The entry of `type` in a table of (format, kernel) pairs, or null.
@@ -166,6 +168,9 @@ DotKernels avx512_kernels();  // built with AVX-512 F/BW/VL/VNNI
 void use_vbmi_kernels(DotKernels& k);
 bool cpu_has_avx512_vbmi();
 const GemmKernel* avx512_gemm(quant::GgmlType type);
+// The same with BF16 weights on VDPBF16PS (gemm_bf16_avx512.cpp; AVX512_BF16 machines only).
+const GemmKernel* avx512_bf16_gemm(quant::GgmlType type);
+bool cpu_has_avx512_bf16();
 const GemmKernel* avx2_gemm(quant::GgmlType type);  // gemm_avx2.cpp
 const RowKernel* avx512_block_rows(quant::GgmlType type);  // rows_avx512.cpp
 const RowKernel* avx2_block_rows(quant::GgmlType type);    // rows_avx2.cpp

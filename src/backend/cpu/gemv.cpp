@@ -289,6 +289,11 @@ bool cpu_has_avx512_vbmi() {
   return __get_cpuid_count(7, 0, &a, &b, &c, &d) && (c & (1u << 1));
 }
 
+bool cpu_has_avx512_bf16() {
+  unsigned a, b, c, d;
+  return __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 5));
+}
+
 namespace {
 
 // One matrix of a group product: its kernels, where its prepared activations lie and how its

@@ -1,0 +1,125 @@
+// Prompt processing of BF16 weights on CPUs with AVX512_BF16 (Zen 4 and later, Cooper Lake,
+// Sapphire Rapids): one VDPBF16PS multiplies 16 pairs of bf16 weights by 16 pairs of bf16
+// activations and adds both products to 16 f32 sums, twice the work per instruction of the f32
+// fused multiply-adds that gemm_avx512.cpp's float panels run on weights widened to f32. As
+// llama.cpp does for BF16 weights, the activations are rounded to bf16 (to nearest even) for
+// this: a batch's products differ from one token's (f32 activations, row kernels) by that
+// rounding, 2^-9 of each activation at most; sums stay f32.
+//
+// The layout follows the float panels': tokens in the lanes, weights broadcast. The batch is
+// packed once per call as tiles of 32 tokens, [column pair][token] with a token's two
+// consecutive columns in one 32-bit lane (the first in the low half, as the instruction pairs
+// them); 12 weight rows are copied once per group (bf16 already: a pair of columns is the
+// 32-bit word at their offset), padded to an even width, and meet each tile with 12 × 2 sums in
+// registers and each weight pair broadcast from memory into two VDPBF16PS.
+#include "backend/cpu/avx512_intrinsics.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "aero/quant/types.h"
+#include "backend/cpu/dot.h"
+#include "backend/cpu/transpose_avx512.h"
+
+namespace aero::backend::cpu {
+namespace {
+
+constexpr int kTokens = 32;    // a tile: two 16-lane registers of tokens
+constexpr int kRowGroup = 12;  // rows per pass of the micro-kernel
+
+std::int64_t pairs_of(std::int64_t cols) { return (cols + 1) / 2; }
+std::int64_t token_tiles(std::int64_t n) { return (n + kTokens - 1) / kTokens; }
+
+std::size_t batch_bytes(std::int64_t n, std::int64_t cols) {
+  return static_cast<std::size_t>(token_tiles(n) * pairs_of(cols) * kTokens) * sizeof(std::uint32_t);
+}
+
+// Packs tile `tile`: 32 columns of 16 tokens at a time, rounded to bf16 (tokens past n and the
+// column past an odd width are zero), then transposed so that each column pair's 16 tokens lie
+// in one register.
+void batch_prepare(const float* x, std::int64_t n, std::int64_t cols, std::uint8_t* out, std::int64_t tile) {
+  const std::int64_t pairs = pairs_of(cols);
+  auto* packed = reinterpret_cast<std::uint32_t*>(out) + tile * pairs * kTokens;
+  const std::int64_t t0 = tile * kTokens, tokens = std::min<std::int64_t>(kTokens, n - t0);
+  const auto mask = [](std::int64_t left) {
+    return static_cast<__mmask16>(left >= 16 ? 0xFFFF : left <= 0 ? 0 : (1u << left) - 1);
+  };
+  for (std::int64_t k = 0; k < cols; k += 32)
+    for (int half = 0; half < 2; ++half) {
+      __m512i v[16];
+      for (int t = 0; t < 16; ++t) {
+        const std::int64_t token = 16 * half + t;
+        if (token >= tokens) {
+          v[t] = _mm512_setzero_si512();
+          continue;
+        }
+        const float* row = x + (t0 + token) * cols + k;
+        const __m512 lo = _mm512_maskz_loadu_ps(mask(cols - k), row);
+        const __m512 hi = _mm512_maskz_loadu_ps(mask(cols - k - 16), row + 16);
+        v[t] = reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo));  // columns k..k+31 in order
+      }
+      transpose16(v);
+      for (int j = 0; j < 16 && k / 2 + j < pairs; ++j)
+        _mm512_storeu_si512(packed + (k / 2 + j) * kTokens + 16 * half, v[j]);
+    }
+}
+
+// c[t][r] = Σ_k w[r][k] · x[k][t] for the 12 rows of `w` (`pairs` column pairs apart) and a tile.
+void bf16_kernel(const std::uint32_t* w, const std::uint32_t* x, std::int64_t pairs, float* c, std::size_t c_stride,
+                 int valid_rows, int valid_tokens) {
+  constexpr int R = kRowGroup;
+  __m512 acc[R][2];
+  for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  for (std::int64_t p = 0; p < pairs; ++p) {
+    const auto x0 = reinterpret_cast<__m512bh>(_mm512_loadu_si512(x + p * kTokens));
+    const auto x1 = reinterpret_cast<__m512bh>(_mm512_loadu_si512(x + p * kTokens + 16));
+    for (int r = 0; r < R; ++r) {
+      const auto wv = reinterpret_cast<__m512bh>(_mm512_set1_epi32(static_cast<int>(w[r * pairs + p])));
+      acc[r][0] = _mm512_dpbf16_ps(acc[r][0], wv, x0);
+      acc[r][1] = _mm512_dpbf16_ps(acc[r][1], wv, x1);
+    }
+  }
+  alignas(64) float sums[R][kTokens];
+  for (int r = 0; r < R; ++r) {
+    _mm512_store_ps(sums[r], acc[r][0]);
+    _mm512_store_ps(sums[r] + 16, acc[r][1]);
+  }
+  for (int t = 0; t < valid_tokens; ++t)
+    for (int r = 0; r < valid_rows; ++r) c[t * c_stride + r] = sums[r][t];
+}
+
+void gemm_bf16(const std::uint8_t* w, std::size_t stride, std::int64_t rows, std::int64_t cols,
+               const std::uint8_t* packed_x, std::size_t, std::int64_t n, float* y, std::size_t y_stride) {
+  const std::int64_t pairs = pairs_of(cols);
+  thread_local std::vector<std::uint32_t> group_buffer;
+  group_buffer.resize(static_cast<std::size_t>(kRowGroup * pairs));
+  std::uint32_t* group = group_buffer.data();
+  const auto* x = reinterpret_cast<const std::uint32_t*>(packed_x);
+  const std::size_t row_bytes = static_cast<std::size_t>(cols) * 2;
+  for (std::int64_t r = 0; r < rows; r += kRowGroup) {
+    const int valid = static_cast<int>(std::min<std::int64_t>(kRowGroup, rows - r));
+    for (int i = 0; i < kRowGroup; ++i) {
+      std::uint32_t* dst = group + i * pairs;
+      dst[pairs - 1] = 0;  // the column past an odd width
+      if (i < valid) std::memcpy(dst, w + (r + i) * stride, row_bytes);
+      else std::memset(dst, 0, row_bytes);  // a last group's missing rows
+      // The next group's rows are asked for early: copied here, they are one short stream each.
+      if (r + i + kRowGroup < rows)
+        for (std::size_t b = 0; b < row_bytes; b += 64)
+          _mm_prefetch(reinterpret_cast<const char*>(w + (r + i + kRowGroup) * stride + b), _MM_HINT_T0);
+    }
+    for (std::int64_t tile = 0; tile < token_tiles(n); ++tile)
+      bf16_kernel(group, x + tile * pairs * kTokens, pairs, y + tile * kTokens * y_stride + r, y_stride, valid,
+                  static_cast<int>(std::min<std::int64_t>(kTokens, n - tile * kTokens)));
+  }
+}
+
+}  // namespace
+
+const GemmKernel* avx512_bf16_gemm(quant::GgmlType type) {
+  static constexpr GemmKernel bf16{{}, batch_bytes, batch_prepare, kTokens, kRowGroup, gemm_bf16, true};
+  return type == quant::GgmlType::BF16 ? &bf16 : avx512_gemm(type);
+}
+
+}  // namespace aero::backend::cpu
