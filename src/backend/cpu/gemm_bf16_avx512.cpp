@@ -9,9 +9,9 @@
 // The layout follows the float panels': tokens in the lanes, weights broadcast. The batch is
 // packed once per call as tiles of 32 tokens, [column pair][token] with a token's two
 // consecutive columns in one 32-bit lane (the first in the low half, as the instruction pairs
-// them); 12 weight rows are copied once per group (bf16 already: a pair of columns is the
-// 32-bit word at their offset), padded to an even width, and meet each tile with 12 × 2 sums in
-// registers and each weight pair broadcast from memory into two VDPBF16PS.
+// them); 12 weight rows are packed once per group as [column pair][row] (bf16 already: a pair of
+// columns is the 32-bit word at their offset; the width padded to even), and meet each tile with
+// 12 × 2 sums in registers and each weight pair broadcast from memory into two VDPBF16PS.
 #include "backend/cpu/avx512_intrinsics.h"
 
 #include <algorithm>
@@ -65,7 +65,7 @@ void batch_prepare(const float* x, std::int64_t n, std::int64_t cols, std::uint8
     }
 }
 
-// c[t][r] = Σ_k w[r][k] · x[k][t] for the 12 rows of `w` (`pairs` column pairs apart) and a tile.
+// c[t][r] = Σ_k w[k][r] · x[k][t] for the 12 rows of `w` ([column pair][row]) and a tile.
 void bf16_kernel(const std::uint32_t* w, const std::uint32_t* x, std::int64_t pairs, float* c, std::size_t c_stride,
                  int valid_rows, int valid_tokens) {
   constexpr int R = kRowGroup;
@@ -75,7 +75,7 @@ void bf16_kernel(const std::uint32_t* w, const std::uint32_t* x, std::int64_t pa
     const auto x0 = reinterpret_cast<__m512bh>(_mm512_loadu_si512(x + p * kTokens));
     const auto x1 = reinterpret_cast<__m512bh>(_mm512_loadu_si512(x + p * kTokens + 16));
     for (int r = 0; r < R; ++r) {
-      const auto wv = reinterpret_cast<__m512bh>(_mm512_set1_epi32(static_cast<int>(w[r * pairs + p])));
+      const auto wv = reinterpret_cast<__m512bh>(_mm512_set1_epi32(static_cast<int>(w[p * kRowGroup + r])));
       acc[r][0] = _mm512_dpbf16_ps(acc[r][0], wv, x0);
       acc[r][1] = _mm512_dpbf16_ps(acc[r][1], wv, x1);
     }
@@ -96,18 +96,18 @@ void gemm_bf16(const std::uint8_t* w, std::size_t stride, std::int64_t rows, std
   group_buffer.resize(static_cast<std::size_t>(kRowGroup * pairs));
   std::uint32_t* group = group_buffer.data();
   const auto* x = reinterpret_cast<const std::uint32_t*>(packed_x);
-  const std::size_t row_bytes = static_cast<std::size_t>(cols) * 2;
   for (std::int64_t r = 0; r < rows; r += kRowGroup) {
     const int valid = static_cast<int>(std::min<std::int64_t>(kRowGroup, rows - r));
-    for (int i = 0; i < kRowGroup; ++i) {
-      std::uint32_t* dst = group + i * pairs;
-      dst[pairs - 1] = 0;  // the column past an odd width
-      if (i < valid) std::memcpy(dst, w + (r + i) * stride, row_bytes);
-      else std::memset(dst, 0, row_bytes);  // a last group's missing rows
-      // The next group's rows are asked for early: copied here, they are one short stream each.
-      if (r + i + kRowGroup < rows)
-        for (std::size_t b = 0; b < row_bytes; b += 64)
-          _mm_prefetch(reinterpret_cast<const char*>(w + (r + i + kRowGroup) * stride + b), _MM_HINT_T0);
+    // 16 column pairs of the 12 rows at a time, transposed: [pair][row].
+    for (std::int64_t p = 0; p < pairs; p += 16) {
+      const std::int64_t left = cols - 2 * p;  // columns left in each row
+      const auto mask = static_cast<__mmask32>(left >= 32 ? 0xFFFFFFFFu : (1u << left) - 1);
+      __m512i v[16];
+      for (int i = 0; i < 16; ++i)
+        v[i] = i < valid ? _mm512_maskz_loadu_epi16(mask, w + (r + i) * stride + 4 * p) : _mm512_setzero_si512();
+      transpose16(v);
+      for (int j = 0; j < 16 && p + j < pairs; ++j)
+        _mm512_mask_storeu_epi32(group + (p + j) * kRowGroup, 0x0FFF, v[j]);
     }
     for (std::int64_t tile = 0; tile < token_tiles(n); ++tile)
       bf16_kernel(group, x + tile * pairs * kTokens, pairs, y + tile * kTokens * y_stride + r, y_stride, valid,
