@@ -5,7 +5,7 @@
 # ROUNDS > 1 alternates the two programs that many times per file: on a VM whose speed drifts over
 # tens of seconds, one program's whole run can land in a slow spell that the other's misses.
 # (TYPES may also name Q2_K, Q3_K, IQ4_XS, IQ4_NL, Q4_1, Q5_0, Q5_1, Q6_K: every file is made from
-# the same F16 one.)
+# the same F16 one; BF16 and F32 files are synthesized as such.)
 # Models go to /tmp/aero-bench; llama.cpp is built outside the repository by
 # bench/build_llama_cpp.sh. Every quantized file is made by aero quantize (its Q4_K_M is byte-identical
 # with llama-quantize's, see docs/performance.md).
@@ -24,7 +24,11 @@ vocab_flag=()
 [ -f "$vocab" ] && vocab_flag=(--vocab "$vocab")
 [ -f "$models/tl-F16.gguf" ] || "$aero" synth "$models/tl-F16.gguf" --arch llama --preset 1b "${vocab_flag[@]}"
 for t in $types; do
-  [ -f "$models/tl-$t.gguf" ] || "$aero" quantize "$models/tl-F16.gguf" "$models/tl-$t.gguf" "$t"
+  [ -f "$models/tl-$t.gguf" ] && continue
+  case "$t" in  # float files are drawn as such (same shape, other random values); blocks come from the F16 one
+    BF16 | F32) "$aero" synth "$models/tl-$t.gguf" --arch llama --preset 1b --type "$t" "${vocab_flag[@]}" ;;
+    *) "$aero" quantize "$models/tl-F16.gguf" "$models/tl-$t.gguf" "$t" ;;
+  esac
 done
 
 for t in $types; do

@@ -7,7 +7,8 @@
 // kernels alone (no threads, no activation quantizing) on a 64 × 4096 matrix in L2, best of
 // 2000 passes: the figure to compare when changing a kernel on a machine whose timings swing.
 // `gemm` times 128 tokens through a 5632 × 2048 matrix as llama.cpp's test-backend-ops does
-// (bench/gemm_vs_llama_cpp.sh runs both side by side).
+// (bench/gemm_vs_llama_cpp.sh runs both side by side); a 6th argument, the columns, reshapes it
+// at the same size (5632 gives the feed-forward down projection, 2048 × 5632).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -218,7 +219,7 @@ int main(int argc, char** argv) {
 
   // Prompt processing's product: 128 tokens through one 5632 × 2048 matrix (TinyLlama's
   // feed-forward shape; its weights fit in the last-level cache only for the 4-bit formats).
-  const std::int64_t gemm_rows = 5632, gemm_cols = 2048, tokens = 128;
+  const std::int64_t gemm_cols = argc > 6 ? cols : 2048, gemm_rows = 5632 * 2048 / gemm_cols, tokens = 128;
   if (part == "gemv") return 0;
   const double peak1 = backend::measure_f32_peak(one), peak2 = backend::measure_f32_peak(two);
   std::printf("\n| GEMM %lld x %lld, %lld tokens | 1 thread GFLOP/s | of f32 peak | 2 threads GFLOP/s | of f32 peak |\n"
