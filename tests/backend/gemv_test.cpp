@@ -85,7 +85,7 @@ TEST(Gemv, SimdPathsEqualTheScalarPath) {
   if (best_isa() >= Isa::Avx512) isas.push_back(Isa::Avx512);
   std::cout << "instruction sets tested: " << isas.size() << " (best: " << isa_name(best_isa()) << ")\n";
   ThreadPool pool(2);
-  for (Case c : {Case{GgmlType::F32, 37, 67}, Case{GgmlType::F16, 41, 83}, Case{GgmlType::BF16, 29, 1001},
+  for (Case c : {Case{GgmlType::F32, 37, 67}, Case{GgmlType::F16, 41, 83}, Case{GgmlType::BF16, 29, 1001}, Case{GgmlType::BF16, 7, 130}, Case{GgmlType::BF16, 3, 31},
                  Case{GgmlType::Q8_0, 53, 96}, Case{GgmlType::Q4_0, 61, 160}, Case{GgmlType::Q4_1, 7, 64},
                  Case{GgmlType::Q8_0, 3, 4096}, Case{GgmlType::Q4_0, 1, 32}, Case{GgmlType::Q4_K, 23, 512},
                  Case{GgmlType::Q6_K, 19, 768}, Case{GgmlType::Q4_K, 2, 256}, Case{GgmlType::Q6_K, 5, 256},
@@ -107,13 +107,18 @@ TEST(Gemv, SimdPathsEqualTheScalarPath) {
     std::vector<float> x(static_cast<std::size_t>(c.cols));
     std::normal_distribution<float> normal(0.0f, 1.0f);
     for (auto& v : x) v = normal(rng);
-    std::vector<float> reference(static_cast<std::size_t>(c.rows));
+    std::vector<float> reference(static_cast<std::size_t>(c.rows)), rounded_reference(reference.size());
     gemv(m, x, reference, pool, Isa::Scalar);
+    // Kernels that round activations to bf16 (VDPBF16PS) are held to the product of rounded ones.
+    std::vector<float> rounded_x(x);
+    for (float& v : rounded_x) v = round_to_bf16(v);
+    gemv(m, rounded_x, rounded_reference, pool, Isa::Scalar);
     for (Isa isa : isas) {
       std::vector<float> y(static_cast<std::size_t>(c.rows));
       gemv(m, x, y, pool, isa);
+      const bool rounded = c.type == GgmlType::BF16 && rounds_bf16_activations(isa);
       for (std::int64_t r = 0; r < c.rows; ++r) {
-        const float ref = reference[static_cast<std::size_t>(r)];
+        const float ref = (rounded ? rounded_reference : reference)[static_cast<std::size_t>(r)];
         EXPECT_NEAR(y[static_cast<std::size_t>(r)], ref, 1e-4f * (1.0f + std::fabs(ref)) * std::sqrt(static_cast<float>(c.cols)))
             << isa_name(isa) << " row " << r;
       }
@@ -151,7 +156,7 @@ TEST(Matmul, BatchEqualsScalarGemvPerToken) {
         {GgmlType::TQ2_0, 512, 42, 9}, {GgmlType::MXFP4, 288, 42, 9}, {GgmlType::F16, 272, 800, 17},
         {GgmlType::IQ4_XS, 256, 42, 13}, {GgmlType::Q8_0, 288, 70, 25}, {GgmlType::F16, 200, 43, 11},
         {GgmlType::BF16, 136, 41, 10}, {GgmlType::F32, 365, 45, 14}, {GgmlType::F16, 83, 43, 12},
-        {GgmlType::BF16, 45, 37, 40}}) {
+        {GgmlType::BF16, 45, 37, 40}, {GgmlType::BF16, 136, 41, 4}}) {
     auto traits = *quant::type_traits(static_cast<std::uint32_t>(type));
     SCOPED_TRACE(std::string(traits.name) + " " + std::to_string(rows) + "x" + std::to_string(cols) + ", " +
                  std::to_string(n) + " tokens");
@@ -161,10 +166,8 @@ TEST(Matmul, BatchEqualsScalarGemvPerToken) {
     for (auto& v : x) v = std::uniform_real_distribution<float>(-1, 1)(rng);
     std::vector<float> y(static_cast<std::size_t>(n * rows));
     matmul(m, x, n, y, pool);
-    // Panels that round activations to bf16 (VDPBF16PS) are held to the product of rounded ones.
-    const DotKernels& best = kernels(best_isa());
-    const GemmKernel* panels = n >= kGemmMinTokens && best.gemm ? best.gemm(type) : nullptr;
-    const bool rounded = panels && panels->bf16_activations;
+    // Kernels that round activations to bf16 (VDPBF16PS) are held to the product of rounded ones.
+    const bool rounded = type == GgmlType::BF16 && rounds_bf16_activations(best_isa());
     for (std::int64_t t = 0; t < n; ++t) {
       std::vector<float> expected(static_cast<std::size_t>(rows));
       std::vector<float> xt(x.begin() + t * cols, x.begin() + (t + 1) * cols);

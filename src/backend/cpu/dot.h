@@ -106,8 +106,6 @@ struct GemmKernel {
   std::int64_t row_block = kGemmRows;  // rows a task should be a multiple of
   void (*run)(const std::uint8_t* w, std::size_t stride, std::int64_t rows, std::int64_t cols, const std::uint8_t* x,
               std::size_t x_stride, std::int64_t n, float* y, std::size_t y_stride) = nullptr;
-  // The activations are rounded to bf16 (to nearest even) before their products.
-  bool bf16_activations = false;
 };
 
 // The entry of `type` in a table of (format, kernel) pairs, or null.
@@ -144,6 +142,7 @@ struct DotKernels {
   DotFn q5_k = nullptr;  // Q8_K activations as act_q5_k lays them out
   TileFn tile_q5_k = nullptr;
   ActivationLayout act_q5_k = q8_k_layout();
+  ActivationLayout act_bf16 = {};  // none: the bf16 kernel reads the f32 row
   SiluMulFn silu_mul = nullptr;  // null: a scalar loop with std::exp
   // Batched products on packed panels, per weight format (null: none, or for this format).
   const GemmKernel* (*gemm)(quant::GgmlType) = nullptr;
@@ -155,7 +154,7 @@ struct DotKernels {
 // (no dot: none on this set).
 RowKernel row_kernel(quant::GgmlType type, const DotKernels& k);
 // The row kernel of one token's product with the `isa` set: where rows are read in sequence
-// (Zen 4), the 256-bit one when the AVX2 set has it (see gemv.cpp).
+// (Zen 4), the 256-bit one when the AVX2 set has it, but for BF16 on VDPBF16PS (see gemv.cpp).
 RowKernel gemv_row_kernel(quant::GgmlType type, Isa isa);
 // Rows per kernel call in one token's product: 1 where rows are read in sequence, else kMaxRows.
 int gemv_rows_per_call();
@@ -168,9 +167,12 @@ DotKernels avx512_kernels();  // built with AVX-512 F/BW/VL/VNNI
 void use_vbmi_kernels(DotKernels& k);
 bool cpu_has_avx512_vbmi();
 const GemmKernel* avx512_gemm(quant::GgmlType type);
-// The same with BF16 weights on VDPBF16PS (gemm_bf16_avx512.cpp; AVX512_BF16 machines only).
-const GemmKernel* avx512_bf16_gemm(quant::GgmlType type);
+// With AVX512_BF16 as well: BF16 weights' row kernel and panels on VDPBF16PS (bf16_avx512.cpp),
+// which take the activations rounded to bf16 — on machines where rounds_bf16_activations().
+void use_bf16_kernels(DotKernels& k);
+const GemmKernel* avx512_bf16_gemm(quant::GgmlType type);  // avx512_gemm's, BF16's replaced
 bool cpu_has_avx512_bf16();
+bool rounds_bf16_activations(Isa isa);
 const GemmKernel* avx2_gemm(quant::GgmlType type);  // gemm_avx2.cpp
 const RowKernel* avx512_block_rows(quant::GgmlType type);  // rows_avx512.cpp
 const RowKernel* avx2_block_rows(quant::GgmlType type);    // rows_avx2.cpp

@@ -20,7 +20,7 @@ DotKernels avx512_kernels() {
   k.tile_q8_0 = nullptr;
   k.block_rows = avx512_block_rows;
   if (cpu_has_avx512_vbmi()) use_vbmi_kernels(k);
-  if (cpu_has_avx512_bf16()) k.gemm = avx512_bf16_gemm;
+  if (cpu_has_avx512_bf16()) use_bf16_kernels(k);
   return k;
 }
 }  // namespace aero::backend::cpu

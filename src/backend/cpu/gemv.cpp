@@ -37,6 +37,7 @@ ActivationLayout layout_field(GgmlType type, const DotKernels& k) {
     case GgmlType::Q4_K: return k.act_q4_k;
     case GgmlType::Q5_K: return k.act_q5_k;
     case GgmlType::Q6_K: return k.act_q6_k;
+    case GgmlType::BF16: return k.act_bf16;
     default: return {};
   }
 }
@@ -124,7 +125,9 @@ std::string_view row_order_name(RowOrder order) { return order == RowOrder::Sequ
 // thread at 2048 columns, share of the probe, AVX-512 / AVX2: Q4_0 57 / 80%, Q5_K 62 / 76%, Q8_0
 // 75 / 93%, Q6_K 85-88 / 91%; generation Q4_0 35.5 / 40.8, Q4_K_M 38.5 / 41.7 t/s, F16 equal.
 RowKernel gemv_row_kernel(GgmlType type, Isa isa) {
-  if (isa == Isa::Avx512 && gemv_row_order() == RowOrder::Sequence)
+  // (Not BF16's on VDPBF16PS: reading as much per instruction, it reaches the read probe there.)
+  if (isa == Isa::Avx512 && gemv_row_order() == RowOrder::Sequence &&
+      !(type == GgmlType::BF16 && rounds_bf16_activations(isa)))
     if (const RowKernel narrow = row_kernel(type, kernels(Isa::Avx2)); narrow.dot) return narrow;
   return row_kernel(type, kernels(isa));
 }

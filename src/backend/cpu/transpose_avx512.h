@@ -1,5 +1,5 @@
 // A 16×16 transpose of 32-bit lanes, shared by the AVX-512 panel products (gemm_avx512.cpp,
-// gemm_bf16_avx512.cpp). Always inlined, in an anonymous namespace: its includers are compiled
+// bf16_avx512.cpp). Always inlined, in an anonymous namespace: its includers are compiled
 // for different instruction sets (see next_panel.h).
 #pragma once
 

@@ -1,17 +1,21 @@
-// Prompt processing of BF16 weights on CPUs with AVX512_BF16 (Zen 4 and later, Cooper Lake,
-// Sapphire Rapids): one VDPBF16PS multiplies 16 pairs of bf16 weights by 16 pairs of bf16
-// activations and adds both products to 16 f32 sums, twice the work per instruction of the f32
-// fused multiply-adds that gemm_avx512.cpp's float panels run on weights widened to f32. As
-// llama.cpp does for BF16 weights, the activations are rounded to bf16 (to nearest even) for
-// this: a batch's products differ from one token's (f32 activations, row kernels) by that
-// rounding, 2^-9 of each activation at most; sums stay f32.
+// BF16 weights on CPUs with AVX512_BF16 (Zen 4 and later, Cooper Lake, Sapphire Rapids): one
+// VDPBF16PS multiplies 16 pairs of bf16 weights by 16 pairs of bf16 activations and adds both
+// products to 16 f32 sums. As llama.cpp does for BF16 weights, the activations are rounded to
+// bf16 (to nearest even) for it, in one token's products and in a batch's alike (so that a batch
+// equals its tokens one by one): 2^-9 of each activation at most; sums stay f32.
 //
-// The layout follows the float panels': tokens in the lanes, weights broadcast. The batch is
-// packed once per call as tiles of 32 tokens, [column pair][token] with a token's two
-// consecutive columns in one 32-bit lane (the first in the low half, as the instruction pairs
-// them); 12 weight rows are packed once per group as [column pair][row] (bf16 already: a pair of
-// columns is the 32-bit word at their offset; the width padded to even), and meet each tile with
-// 12 × 2 sums in registers and each weight pair broadcast from memory into two VDPBF16PS.
+// One token's products (the row kernels): a 64-byte load of weights and one VDPBF16PS per 32
+// columns, where the f32 kernels widen them with a shift first. From DRAM that is what reaches
+// the read probe on Zen 4 (2 threads: 100-102% against 69-94% for the 256-bit f32 kernel).
+//
+// Prompt processing (the panels): twice the work per instruction of the f32 fused multiply-adds
+// that gemm_avx512.cpp's float panels run on weights widened to f32. The layout follows theirs:
+// tokens in the lanes, weights broadcast. The batch is packed once per call as tiles of 32
+// tokens, [column pair][token] with a token's two consecutive columns in one 32-bit lane (the
+// first in the low half, as the instruction pairs them); 12 weight rows are packed once per
+// group as [column pair][row] (bf16 already: a pair of columns is the 32-bit word at their
+// offset; the width padded to even), and meet each tile with 12 × 2 sums in registers and each
+// weight pair broadcast from memory into two VDPBF16PS.
 #include "backend/cpu/avx512_intrinsics.h"
 
 #include <algorithm>
@@ -115,10 +119,67 @@ void gemm_bf16(const std::uint8_t* w, std::size_t stride, std::int64_t rows, std
   }
 }
 
+// ---- One token's products ---------------------------------------------------------------
+
+// The activations as bf16, zero up to a multiple of 32 columns.
+std::size_t row_x_bytes(std::int64_t cols) { return static_cast<std::size_t>((cols + 31) / 32 * 32) * 2; }
+void row_x_prepare(const float* x, std::int64_t cols, std::uint8_t* out) {
+  const auto mask = [](std::int64_t left) {
+    return static_cast<__mmask16>(left >= 16 ? 0xFFFF : left <= 0 ? 0 : (1u << left) - 1);
+  };
+  for (std::int64_t k = 0; k < cols; k += 32) {
+    const __m512 lo = _mm512_maskz_loadu_ps(mask(cols - k), x + k), hi = _mm512_maskz_loadu_ps(mask(cols - k - 16), x + k + 16);
+    _mm512_storeu_si512(out + 2 * k, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo)));
+  }
+}
+
+template <int R>
+void bf16_rows(const std::uint8_t* w, std::size_t stride, const std::uint8_t* xq, std::int64_t n, float* out) {
+  __m512 acc[R][2];
+  for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  std::int64_t k = 0;
+  for (; k + 64 <= n; k += 64) {
+    const auto x0 = reinterpret_cast<__m512bh>(_mm512_loadu_si512(xq + 2 * k));
+    const auto x1 = reinterpret_cast<__m512bh>(_mm512_loadu_si512(xq + 2 * k + 64));
+    for (int r = 0; r < R; ++r) {
+      const std::uint8_t* row = w + r * stride + 2 * k;
+      prefetch_next_rows(row, stride, R, 2);
+      acc[r][0] = _mm512_dpbf16_ps(acc[r][0], reinterpret_cast<__m512bh>(_mm512_loadu_si512(row)), x0);
+      acc[r][1] = _mm512_dpbf16_ps(acc[r][1], reinterpret_cast<__m512bh>(_mm512_loadu_si512(row + 64)), x1);
+    }
+  }
+  for (; k < n; k += 32) {
+    const auto mask = static_cast<__mmask32>(n - k >= 32 ? 0xFFFFFFFFu : (1u << (n - k)) - 1);
+    const auto xv = reinterpret_cast<__m512bh>(_mm512_loadu_si512(xq + 2 * k));
+    for (int r = 0; r < R; ++r)
+      acc[r][0] = _mm512_dpbf16_ps(acc[r][0], reinterpret_cast<__m512bh>(_mm512_maskz_loadu_epi16(mask, w + r * stride + 2 * k)), xv);
+  }
+  for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[r][0], acc[r][1]));
+}
+
+void dot_bf16(const std::uint8_t* w, std::size_t stride, int rows, const float*, const std::uint8_t* xq,
+              std::int64_t n, float* out) {
+  switch (rows) {
+    case 4: return bf16_rows<4>(w, stride, xq, n, out);
+    case 3: return bf16_rows<3>(w, stride, xq, n, out);
+    case 2: return bf16_rows<2>(w, stride, xq, n, out);
+    default: return bf16_rows<1>(w, stride, xq, n, out);
+  }
+}
+
 }  // namespace
 
+bool rounds_bf16_activations(Isa isa) { return isa == Isa::Avx512 && cpu_has_avx512_bf16(); }
+
+void use_bf16_kernels(DotKernels& k) {
+  k.bf16 = dot_bf16;
+  k.act_bf16 = {row_x_bytes, row_x_prepare};
+  k.tile_bf16 = nullptr;  // (it reads f32 activations) a few tokens take the row kernel each
+  k.gemm = avx512_bf16_gemm;
+}
+
 const GemmKernel* avx512_bf16_gemm(quant::GgmlType type) {
-  static constexpr GemmKernel bf16{{}, batch_bytes, batch_prepare, kTokens, kRowGroup, gemm_bf16, true};
+  static constexpr GemmKernel bf16{{}, batch_bytes, batch_prepare, kTokens, kRowGroup, gemm_bf16};
   return type == quant::GgmlType::BF16 ? &bf16 : avx512_gemm(type);
 }
 
