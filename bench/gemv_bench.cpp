@@ -237,7 +237,7 @@ int main(int argc, char** argv) {
     double gflops[2];
     ThreadPool* pools[2] = {&one, &two};
     for (int t = 0; t < 2; ++t)
-      gflops[t] = flop / best_batch_mean_seconds(runs, [&] { backend::cpu::matmul(m, x, tokens, y, *pools[t]); }) / 1e9;
+      gflops[t] = flop / best_batch_mean_seconds(runs, [&] { backend::cpu::matmul(m, x, tokens, y, *pools[t], isa); }) / 1e9;
     std::printf("| %s | %.0f | %.0f%% | %.0f | %.0f%% |\n", std::string(traits.name).c_str(), gflops[0], 100 * gflops[0] / peak1,
                 gflops[1], 100 * gflops[1] / peak2);
   }
