@@ -173,7 +173,7 @@ int main(int argc, char** argv) {
   ThreadPool one(1), two(2);
   std::printf("CPU kernels: %s, %s; weights per matrix: %.2f GiB; %lld columns; best of %d passes, each GEMV pass "
               "after a read-probe pass over the same matrix\n\n",
-              std::string(backend::cpu::isa_name(isa)).c_str(),
+              backend::cpu::kernel_set_name(isa).c_str(),
               std::string(backend::cpu::row_order_name(backend::cpu::gemv_row_order())).c_str(), gib,
               static_cast<long long>(cols), runs);
   // The probe and the kernel alternate pass by pass on the same bytes and each keeps its best:

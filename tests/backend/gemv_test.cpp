@@ -83,7 +83,7 @@ TEST(Gemv, SimdPathsEqualTheScalarPath) {
   std::vector<Isa> isas = {Isa::Scalar};
   if (best_isa() >= Isa::Avx2) isas.push_back(Isa::Avx2);
   if (best_isa() >= Isa::Avx512) isas.push_back(Isa::Avx512);
-  std::cout << "instruction sets tested: " << isas.size() << " (best: " << isa_name(best_isa()) << ")\n";
+  std::cout << "instruction sets tested: " << isas.size() << " (best: " << kernel_set_name(best_isa()) << ")\n";
   ThreadPool pool(2);
   for (Case c : {Case{GgmlType::F32, 37, 67}, Case{GgmlType::F16, 41, 83}, Case{GgmlType::BF16, 29, 1001}, Case{GgmlType::BF16, 7, 130}, Case{GgmlType::BF16, 3, 31},
                  Case{GgmlType::Q8_0, 53, 96}, Case{GgmlType::Q4_0, 61, 160}, Case{GgmlType::Q4_1, 7, 64},

@@ -83,6 +83,18 @@ TEST(RunCli, SynthesizedModelRunsAndBenchmarks) {
   EXPECT_NE(b.out.find("| tg4 |"), std::string::npos) << b.out;
   EXPECT_NE(b.out.find("f32 peak: not measured"), std::string::npos) << b.out;
   EXPECT_NE(aero("synth " + (scratch / "x.gguf").string() + " --preset 70b").status, 0);
+  // The kernel overrides: a bad value is one line and a non-zero exit; a good one still runs.
+  for (const std::string env : {"AERO_CPU_DISABLE=sse", "AERO_CPU_DISABLE=vbmi,,bf16", "AERO_GEMV_ROWS=diagonal"}) {
+    auto bad = run(env + " " + AERO_BINARY, "run " + model + " --ids 1,2,3 -n 2 --print-ids");
+    EXPECT_EQ(bad.status, 1) << env;
+    EXPECT_EQ(std::count(bad.err.begin(), bad.err.end(), '\n'), 1) << env << ": " << bad.err;
+    EXPECT_EQ(bad.err.rfind("aero: error: ", 0), 0u) << bad.err;
+    EXPECT_TRUE(bad.out.empty()) << env << ": " << bad.out;
+  }
+  auto narrow = run(std::string("AERO_CPU_DISABLE=avx512,bf16 ") + AERO_BINARY,
+                    "run " + model + " --ids 1,2,3 -n 5 --seed 3 --print-ids --ignore-eos -t 2");
+  EXPECT_EQ(narrow.status, 0) << narrow.err;
+  EXPECT_EQ(std::count(narrow.out.begin(), narrow.out.end(), ','), 4) << narrow.out;
 }
 
 TEST(RunCli, AeroRunTakesThePythonToolsFlags) {

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string>
 #include <string_view>
 
 #include "aero/backend/thread_pool.h"
@@ -17,6 +18,13 @@ namespace aero::backend::cpu {
 enum class Isa { Scalar, Avx2, Avx512 };
 Isa best_isa();  // what this CPU runs, detected once
 std::string_view isa_name(Isa isa);
+// The set's name with the extensions its kernels use, e.g. "avx512+vbmi+bf16".
+std::string kernel_set_name(Isa isa);
+// Whether AERO_CPU_DISABLE (a comma-separated list of avx2, avx512, vbmi, bf16; any other name
+// is an error) leaves `feature` unused, as if the CPU lacked it: to run another CPU's kernels on
+// this one (the tests run every AVX-512 variant so), or to keep BF16 weights' products on f32
+// activations where AVX512_BF16 would round them to bf16.
+bool cpu_feature_disabled(std::string_view feature);
 
 // How a matrix-vector product (one token) walks its rows. Groups: kMaxRows rows per kernel call
 // sharing the activation loads, each call prefetching the next call's rows (a row alone is a

@@ -68,7 +68,7 @@ class CpuBackend final : public Backend {
   explicit CpuBackend(unsigned threads) : pool_(threads), isa_(best_isa()), k_(kernels(isa_)) {}
 
   std::string name() const override {
-    return fmt::format("cpu ({}, {} threads, GEMV {})", isa_name(isa_), pool_.size(), row_order_name(gemv_row_order()));
+    return fmt::format("cpu ({}, {} threads, GEMV {})", kernel_set_name(isa_), pool_.size(), row_order_name(gemv_row_order()));
   }
 
   float* allocate(std::size_t count) override {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <cstdlib>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -164,9 +165,9 @@ Isa best_isa() {
     __asm__("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
     const bool ymm_state = (xcr0_lo & 0x6) == 0x6, zmm_state = (xcr0_lo & 0xe6) == 0xe6;
     if (!ymm_state || !__get_cpuid_count(7, 0, &a, &b, &c, &d)) return Isa::Scalar;
-    const bool avx2 = b & (1u << 5);
+    const bool avx2 = (b & (1u << 5)) && !cpu_feature_disabled("avx2");
     const bool avx512 = (b & (1u << 16)) && (b & (1u << 30)) && (b & (1u << 31)) && (c & (1u << 11));  // F BW VL VNNI
-    if (avx512 && zmm_state && avx2) return Isa::Avx512;
+    if (avx512 && zmm_state && avx2 && !cpu_feature_disabled("avx512")) return Isa::Avx512;
     return avx2 ? Isa::Avx2 : Isa::Scalar;
   }();
   return isa;
@@ -289,16 +290,40 @@ ActivationLayout q8_k_nibble_pairs_layout() { return {q8_k_bytes, prepare_q8_k_n
 
 bool cpu_has_avx512_vbmi() {
   unsigned a, b, c, d;
-  return __get_cpuid_count(7, 0, &a, &b, &c, &d) && (c & (1u << 1));
+  return __get_cpuid_count(7, 0, &a, &b, &c, &d) && (c & (1u << 1)) && !cpu_feature_disabled("vbmi");
 }
 
 bool cpu_has_avx512_bf16() {
   // Asked at every product's planning: CPUID traps to the hypervisor on a VM (1% of generation).
   static const bool has = [] {
     unsigned a, b, c, d;
-    return __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 5));
+    return __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 5)) && !cpu_feature_disabled("bf16");
   }();
   return has;
+}
+
+bool cpu_feature_disabled(std::string_view feature) {
+  static const std::vector<std::string> disabled = [] {
+    std::vector<std::string> names;
+    const char* env = std::getenv("AERO_CPU_DISABLE");
+    for (std::string_view rest = env ? env : ""; !rest.empty();) {
+      const std::size_t comma = rest.find(',');
+      const std::string_view name = rest.substr(0, comma);
+      if (name != "avx2" && name != "avx512" && name != "vbmi" && name != "bf16")
+        fail("AERO_CPU_DISABLE lists avx2, avx512, vbmi or bf16, not '{}'", name);
+      names.emplace_back(name);
+      rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+    }
+    return names;
+  }();
+  return std::find(disabled.begin(), disabled.end(), feature) != disabled.end();
+}
+
+std::string kernel_set_name(Isa isa) {
+  std::string name(isa_name(isa));
+  if (isa == Isa::Avx512 && cpu_has_avx512_vbmi()) name += "+vbmi";
+  if (isa == Isa::Avx512 && cpu_has_avx512_bf16()) name += "+bf16";
+  return name;
 }
 
 namespace {
