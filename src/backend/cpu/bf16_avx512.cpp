@@ -24,19 +24,15 @@
 
 #include "aero/quant/types.h"
 #include "backend/cpu/dot.h"
-#include "backend/cpu/transpose_avx512.h"
+#include "backend/cpu/panels_avx512.h"
 
 namespace aero::backend::cpu {
 namespace {
 
-constexpr int kTokens = 32;    // a tile: two 16-lane registers of tokens
-constexpr int kRowGroup = 12;  // rows per pass of the micro-kernel
-
 std::int64_t pairs_of(std::int64_t cols) { return (cols + 1) / 2; }
-std::int64_t token_tiles(std::int64_t n) { return (n + kTokens - 1) / kTokens; }
 
 std::size_t batch_bytes(std::int64_t n, std::int64_t cols) {
-  return static_cast<std::size_t>(token_tiles(n) * pairs_of(cols) * kTokens) * sizeof(std::uint32_t);
+  return static_cast<std::size_t>(token_tiles(n) * pairs_of(cols) * kFloatTokens) * sizeof(std::uint32_t);
 }
 
 // Packs tile `tile`: 32 columns of 16 tokens at a time, rounded to bf16 (tokens past n and the
@@ -44,8 +40,8 @@ std::size_t batch_bytes(std::int64_t n, std::int64_t cols) {
 // in one register.
 void batch_prepare(const float* x, std::int64_t n, std::int64_t cols, std::uint8_t* out, std::int64_t tile) {
   const std::int64_t pairs = pairs_of(cols);
-  auto* packed = reinterpret_cast<std::uint32_t*>(out) + tile * pairs * kTokens;
-  const std::int64_t t0 = tile * kTokens, tokens = std::min<std::int64_t>(kTokens, n - t0);
+  auto* packed = reinterpret_cast<std::uint32_t*>(out) + tile * pairs * kFloatTokens;
+  const std::int64_t t0 = tile * kFloatTokens, tokens = std::min<std::int64_t>(kFloatTokens, n - t0);
   const auto mask = [](std::int64_t left) {
     return static_cast<__mmask16>(left >= 16 ? 0xFFFF : left <= 0 ? 0 : (1u << left) - 1);
   };
@@ -65,43 +61,37 @@ void batch_prepare(const float* x, std::int64_t n, std::int64_t cols, std::uint8
       }
       transpose16(v);
       for (int j = 0; j < 16 && k / 2 + j < pairs; ++j)
-        _mm512_storeu_si512(packed + (k / 2 + j) * kTokens + 16 * half, v[j]);
+        _mm512_storeu_si512(packed + (k / 2 + j) * kFloatTokens + 16 * half, v[j]);
     }
 }
 
 // c[t][r] = Σ_k w[k][r] · x[k][t] for the 12 rows of `w` ([column pair][row]) and a tile.
 void bf16_kernel(const std::uint32_t* w, const std::uint32_t* x, std::int64_t pairs, float* c, std::size_t c_stride,
                  int valid_rows, int valid_tokens) {
-  constexpr int R = kRowGroup;
+  constexpr int R = kFloatRowGroup;
   __m512 acc[R][2];
   for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
   for (std::int64_t p = 0; p < pairs; ++p) {
-    const auto x0 = reinterpret_cast<__m512bh>(_mm512_loadu_si512(x + p * kTokens));
-    const auto x1 = reinterpret_cast<__m512bh>(_mm512_loadu_si512(x + p * kTokens + 16));
+    const auto x0 = reinterpret_cast<__m512bh>(_mm512_loadu_si512(x + p * kFloatTokens));
+    const auto x1 = reinterpret_cast<__m512bh>(_mm512_loadu_si512(x + p * kFloatTokens + 16));
     for (int r = 0; r < R; ++r) {
-      const auto wv = reinterpret_cast<__m512bh>(_mm512_set1_epi32(static_cast<int>(w[p * kRowGroup + r])));
+      const auto wv = reinterpret_cast<__m512bh>(_mm512_set1_epi32(static_cast<int>(w[p * kFloatRowGroup + r])));
       acc[r][0] = _mm512_dpbf16_ps(acc[r][0], wv, x0);
       acc[r][1] = _mm512_dpbf16_ps(acc[r][1], wv, x1);
     }
   }
-  alignas(64) float sums[R][kTokens];
-  for (int r = 0; r < R; ++r) {
-    _mm512_store_ps(sums[r], acc[r][0]);
-    _mm512_store_ps(sums[r] + 16, acc[r][1]);
-  }
-  for (int t = 0; t < valid_tokens; ++t)
-    for (int r = 0; r < valid_rows; ++r) c[t * c_stride + r] = sums[r][t];
+  store_group_sums(acc, c, c_stride, valid_rows, valid_tokens);
 }
 
 void gemm_bf16(const std::uint8_t* w, std::size_t stride, std::int64_t rows, std::int64_t cols,
                const std::uint8_t* packed_x, std::size_t, std::int64_t n, float* y, std::size_t y_stride) {
   const std::int64_t pairs = pairs_of(cols);
   thread_local std::vector<std::uint32_t> group_buffer;
-  group_buffer.resize(static_cast<std::size_t>(kRowGroup * pairs));
+  group_buffer.resize(static_cast<std::size_t>(kFloatRowGroup * pairs));
   std::uint32_t* group = group_buffer.data();
   const auto* x = reinterpret_cast<const std::uint32_t*>(packed_x);
-  for (std::int64_t r = 0; r < rows; r += kRowGroup) {
-    const int valid = static_cast<int>(std::min<std::int64_t>(kRowGroup, rows - r));
+  for (std::int64_t r = 0; r < rows; r += kFloatRowGroup) {
+    const int valid = static_cast<int>(std::min<std::int64_t>(kFloatRowGroup, rows - r));
     // 16 column pairs of the 12 rows at a time, transposed: [pair][row].
     for (std::int64_t p = 0; p < pairs; p += 16) {
       const std::int64_t left = cols - 2 * p;  // columns left in each row
@@ -111,11 +101,11 @@ void gemm_bf16(const std::uint8_t* w, std::size_t stride, std::int64_t rows, std
         v[i] = i < valid ? _mm512_maskz_loadu_epi16(mask, w + (r + i) * stride + 4 * p) : _mm512_setzero_si512();
       transpose16(v);
       for (int j = 0; j < 16 && p + j < pairs; ++j)
-        _mm512_mask_storeu_epi32(group + (p + j) * kRowGroup, 0x0FFF, v[j]);
+        _mm512_mask_storeu_epi32(group + (p + j) * kFloatRowGroup, 0x0FFF, v[j]);
     }
     for (std::int64_t tile = 0; tile < token_tiles(n); ++tile)
-      bf16_kernel(group, x + tile * pairs * kTokens, pairs, y + tile * kTokens * y_stride + r, y_stride, valid,
-                  static_cast<int>(std::min<std::int64_t>(kTokens, n - tile * kTokens)));
+      bf16_kernel(group, x + tile * pairs * kFloatTokens, pairs, y + tile * kFloatTokens * y_stride + r, y_stride, valid,
+                  static_cast<int>(std::min<std::int64_t>(kFloatTokens, n - tile * kFloatTokens)));
   }
 }
 
@@ -179,7 +169,7 @@ void use_bf16_kernels(DotKernels& k) {
 }
 
 const GemmKernel* avx512_bf16_gemm(quant::GgmlType type) {
-  static constexpr GemmKernel bf16{{}, batch_bytes, batch_prepare, kTokens, kRowGroup, gemm_bf16};
+  static constexpr GemmKernel bf16{{}, batch_bytes, batch_prepare, kFloatTokens, kFloatRowGroup, gemm_bf16};
   return type == quant::GgmlType::BF16 ? &bf16 : avx512_gemm(type);
 }
 

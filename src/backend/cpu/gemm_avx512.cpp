@@ -26,7 +26,7 @@
 #include "backend/cpu/block_codes_avx512.h"
 #include "backend/cpu/dot.h"
 #include "backend/cpu/next_panel.h"
-#include "backend/cpu/transpose_avx512.h"
+#include "backend/cpu/panels_avx512.h"
 
 namespace aero::backend::cpu {
 namespace {
@@ -67,10 +67,6 @@ __attribute__((always_inline)) inline void store_tile(const __m512 (&acc)[T][2],
 // and each weight broadcast from memory into two fused multiply-adds. Only the 12 × 32 sums are
 // transposed, once per group and tile, on their way out.
 
-constexpr int kFloatTokens = 32;     // a tile: two 16-lane registers of tokens
-constexpr int kFloatRowGroup = 12;   // rows per pass of the micro-kernel
-
-std::int64_t token_tiles(std::int64_t n) { return (n + kFloatTokens - 1) / kFloatTokens; }
 
 std::size_t float_batch_bytes(std::int64_t n, std::int64_t cols) {
   return static_cast<std::size_t>(token_tiles(n) * cols * kFloatTokens) * sizeof(float);
@@ -125,13 +121,7 @@ void float_kernel(const float* w, const float* x, std::int64_t cols, float* c, s
       acc[r][1] = _mm512_fmadd_ps(wv, x1, acc[r][1]);
     }
   }
-  alignas(64) float sums[R][kFloatTokens];
-  for (int r = 0; r < R; ++r) {
-    _mm512_store_ps(sums[r], acc[r][0]);
-    _mm512_store_ps(sums[r] + 16, acc[r][1]);
-  }
-  for (int t = 0; t < valid_tokens; ++t)
-    for (int r = 0; r < valid_rows; ++r) c[t * c_stride + r] = sums[r][t];
+  store_group_sums(acc, c, c_stride, valid_rows, valid_tokens);
 }
 
 template <class S>
