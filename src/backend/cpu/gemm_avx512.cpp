@@ -67,7 +67,6 @@ __attribute__((always_inline)) inline void store_tile(const __m512 (&acc)[T][2],
 // and each weight broadcast from memory into two fused multiply-adds. Only the 12 × 32 sums are
 // transposed, once per group and tile, on their way out.
 
-
 std::size_t float_batch_bytes(std::int64_t n, std::int64_t cols) {
   return static_cast<std::size_t>(token_tiles(n) * cols * kFloatTokens) * sizeof(float);
 }
