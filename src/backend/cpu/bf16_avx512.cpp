@@ -31,6 +31,14 @@ namespace {
 
 std::int64_t pairs_of(std::int64_t cols) { return (cols + 1) / 2; }
 
+// Masks for loads of the first 16 f32 / 32 bf16 values of a row with `left` columns still to go.
+__mmask16 columns_mask16(std::int64_t left) {
+  return static_cast<__mmask16>(left >= 16 ? 0xFFFF : left <= 0 ? 0 : (1u << left) - 1);
+}
+__mmask32 columns_mask32(std::int64_t left) {
+  return static_cast<__mmask32>(left >= 32 ? 0xFFFFFFFFu : left <= 0 ? 0 : (1u << left) - 1);
+}
+
 std::size_t batch_bytes(std::int64_t n, std::int64_t cols) {
   return static_cast<std::size_t>(token_tiles(n) * pairs_of(cols) * kFloatTokens) * sizeof(std::uint32_t);
 }
@@ -42,9 +50,6 @@ void batch_prepare(const float* x, std::int64_t n, std::int64_t cols, std::uint8
   const std::int64_t pairs = pairs_of(cols);
   auto* packed = reinterpret_cast<std::uint32_t*>(out) + tile * pairs * kFloatTokens;
   const std::int64_t t0 = tile * kFloatTokens, tokens = std::min<std::int64_t>(kFloatTokens, n - t0);
-  const auto mask = [](std::int64_t left) {
-    return static_cast<__mmask16>(left >= 16 ? 0xFFFF : left <= 0 ? 0 : (1u << left) - 1);
-  };
   for (std::int64_t k = 0; k < cols; k += 32)
     for (int half = 0; half < 2; ++half) {
       __m512i v[16];
@@ -55,8 +60,8 @@ void batch_prepare(const float* x, std::int64_t n, std::int64_t cols, std::uint8
           continue;
         }
         const float* row = x + (t0 + token) * cols + k;
-        const __m512 lo = _mm512_maskz_loadu_ps(mask(cols - k), row);
-        const __m512 hi = _mm512_maskz_loadu_ps(mask(cols - k - 16), row + 16);
+        const __m512 lo = _mm512_maskz_loadu_ps(columns_mask16(cols - k), row);
+        const __m512 hi = _mm512_maskz_loadu_ps(columns_mask16(cols - k - 16), row + 16);
         v[t] = reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo));  // columns k..k+31 in order
       }
       transpose16(v);
@@ -92,17 +97,10 @@ void gemm_bf16(const std::uint8_t* w, std::size_t stride, std::int64_t rows, std
   const auto* x = reinterpret_cast<const std::uint32_t*>(packed_x);
   for (std::int64_t r = 0; r < rows; r += kFloatRowGroup) {
     const int valid = static_cast<int>(std::min<std::int64_t>(kFloatRowGroup, rows - r));
-    // 16 column pairs of the 12 rows at a time, transposed: [pair][row].
-    for (std::int64_t p = 0; p < pairs; p += 16) {
-      const std::int64_t left = cols - 2 * p;  // columns left in each row
-      const auto mask = static_cast<__mmask32>(left >= 32 ? 0xFFFFFFFFu : (1u << left) - 1);
-      __m512i v[16];
-      for (int i = 0; i < 16; ++i)
-        v[i] = i < valid ? _mm512_maskz_loadu_epi16(mask, w + (r + i) * stride + 4 * p) : _mm512_setzero_si512();
-      transpose16(v);
-      for (int j = 0; j < 16 && p + j < pairs; ++j)
-        _mm512_mask_storeu_epi32(group + (p + j) * kFloatRowGroup, 0x0FFF, v[j]);
-    }
+    // Bf16 as it lies, 16 column pairs (32 columns) at a time.
+    pack_group(group, pairs, valid, [&](int i, std::int64_t p) __attribute__((always_inline)) {
+      return _mm512_maskz_loadu_epi16(columns_mask32(cols - 2 * p), w + (r + i) * stride + 4 * p);
+    });
     for (std::int64_t tile = 0; tile < token_tiles(n); ++tile)
       bf16_kernel(group, x + tile * pairs * kFloatTokens, pairs, y + tile * kFloatTokens * y_stride + r, y_stride, valid,
                   static_cast<int>(std::min<std::int64_t>(kFloatTokens, n - tile * kFloatTokens)));
@@ -114,11 +112,9 @@ void gemm_bf16(const std::uint8_t* w, std::size_t stride, std::int64_t rows, std
 // The activations as bf16, zero up to a multiple of 32 columns.
 std::size_t row_x_bytes(std::int64_t cols) { return static_cast<std::size_t>((cols + 31) / 32 * 32) * 2; }
 void row_x_prepare(const float* x, std::int64_t cols, std::uint8_t* out) {
-  const auto mask = [](std::int64_t left) {
-    return static_cast<__mmask16>(left >= 16 ? 0xFFFF : left <= 0 ? 0 : (1u << left) - 1);
-  };
   for (std::int64_t k = 0; k < cols; k += 32) {
-    const __m512 lo = _mm512_maskz_loadu_ps(mask(cols - k), x + k), hi = _mm512_maskz_loadu_ps(mask(cols - k - 16), x + k + 16);
+    const __m512 lo = _mm512_maskz_loadu_ps(columns_mask16(cols - k), x + k);
+    const __m512 hi = _mm512_maskz_loadu_ps(columns_mask16(cols - k - 16), x + k + 16);
     _mm512_storeu_si512(out + 2 * k, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo)));
   }
 }
@@ -139,7 +135,7 @@ void bf16_rows(const std::uint8_t* w, std::size_t stride, const std::uint8_t* xq
     }
   }
   for (; k < n; k += 32) {
-    const auto mask = static_cast<__mmask32>(n - k >= 32 ? 0xFFFFFFFFu : (1u << (n - k)) - 1);
+    const __mmask32 mask = columns_mask32(n - k);
     const auto xv = reinterpret_cast<__m512bh>(_mm512_loadu_si512(xq + 2 * k));
     for (int r = 0; r < R; ++r)
       acc[r][0] = _mm512_dpbf16_ps(acc[r][0], reinterpret_cast<__m512bh>(_mm512_maskz_loadu_epi16(mask, w + r * stride + 2 * k)), xv);

@@ -132,21 +132,14 @@ void gemm_float(const std::uint8_t* w, std::size_t stride, std::int64_t rows, st
   const auto* x = reinterpret_cast<const float*>(packed_x);
   for (std::int64_t r = 0; r < rows; r += kFloatRowGroup) {
     const int valid = static_cast<int>(std::min<std::int64_t>(kFloatRowGroup, rows - r));
-    // 16 columns of the 12 rows at a time, converted and transposed: [column][row].
-    for (std::int64_t k = 0; k < cols; k += 16) {
+    // Converted to f32 16 columns at a time; the next group's rows are asked for early.
+    pack_group(group, cols, valid, [&](int i, std::int64_t k) __attribute__((always_inline)) {
+      const std::uint8_t* row = w + (r + i) * stride + k * S::kBytes;
+      if (i < kFloatRowGroup && r + i + kFloatRowGroup < rows)
+        _mm_prefetch(reinterpret_cast<const char*>(row + kFloatRowGroup * stride), _MM_HINT_T0);
       const auto mask = static_cast<__mmask16>(cols - k >= 16 ? 0xFFFF : (1u << (cols - k)) - 1);
-      __m512i v[16];
-      for (int i = 0; i < 16; ++i) {  // rows past `valid` (a last group's) are zero
-        const std::uint8_t* row = w + (r + i) * stride + k * S::kBytes;
-        v[i] = i < valid ? _mm512_castps_si512(S::load16(row, mask)) : _mm512_setzero_si512();
-        // The next group's rows are asked for early.
-        if (i < kFloatRowGroup && r + i + kFloatRowGroup < rows)
-          _mm_prefetch(reinterpret_cast<const char*>(row + kFloatRowGroup * stride), _MM_HINT_T0);
-      }
-      transpose16(v);
-      for (int j = 0; j < 16 && k + j < cols; ++j)
-        _mm512_mask_storeu_epi32(group + (k + j) * kFloatRowGroup, 0x0FFF, v[j]);
-    }
+      return _mm512_castps_si512(S::load16(row, mask));
+    });
     for (std::int64_t tile = 0; tile < token_tiles(n); ++tile)
       float_kernel(group, x + tile * cols * kFloatTokens, cols, y + tile * kFloatTokens * y_stride + r, y_stride, valid,
                    static_cast<int>(std::min<std::int64_t>(kFloatTokens, n - tile * kFloatTokens)));

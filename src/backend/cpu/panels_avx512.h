@@ -40,11 +40,26 @@ __attribute__((always_inline)) inline void transpose16(__m512i r[16]) {
   }
 }
 
-
 constexpr int kFloatTokens = 32;    // a tile: two 16-lane registers of tokens
 constexpr int kFloatRowGroup = 12;  // rows per pass of the micro-kernel
 
 inline std::int64_t token_tiles(std::int64_t n) { return (n + kFloatTokens - 1) / kFloatTokens; }
+
+// Packs a group's 12 rows as 32-bit units (an f32 column, or a pair of bf16 columns) in the order
+// [unit][row], 16 units at a time through one transpose, so that the micro-kernel broadcasts a
+// unit's 12 rows from one 48-byte stretch. load(i, u) gives row i's units u..u+15 (rows past
+// `valid`, a last group's, are zero; so are units past `units`, as the loads mask them).
+template <class Load>
+__attribute__((always_inline)) inline void pack_group(void* group, std::int64_t units, int valid, Load load) {
+  auto* out = static_cast<std::uint8_t*>(group);
+  for (std::int64_t u = 0; u < units; u += 16) {
+    __m512i v[16];
+    for (int i = 0; i < 16; ++i) v[i] = i < valid ? load(i, u) : _mm512_setzero_si512();
+    transpose16(v);
+    for (int j = 0; j < 16 && u + j < units; ++j)
+      _mm512_mask_storeu_epi32(out + (u + j) * kFloatRowGroup * 4, (1u << kFloatRowGroup) - 1, v[j]);
+  }
+}
 
 // c[t][r] = acc[r][t / 16] lane t % 16 for the group's first valid_rows rows and the tile's first
 // valid_tokens tokens: the 12 × 32 sums transposed on their way out, once per group and tile.
