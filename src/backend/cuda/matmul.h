@@ -1,7 +1,7 @@
 // The CUDA backend's matrix products on weights in their stored block format: the one seam
-// between the backend (buffers, uploads, the other operations: cuda_backend.cu) and the
-// product kernels (matmul.cu). Weights cross to the GPU as they lie in the file; nothing is
-// dequantized as a whole.
+// between the backend (buffers, uploads, the other operations) and the product kernels
+// (matmul.cpp on the host, kernels in .cu files). Weights cross to the GPU as they lie in the
+// file; nothing is dequantized as a whole.
 #pragma once
 
 #include <cstddef>
