@@ -143,10 +143,12 @@ int main(int argc, char** argv) {
     for (GgmlType type : kFormats) {
       auto traits = *quant::type_traits(static_cast<std::uint32_t>(type));
       if (!only.empty() && only.find("," + std::string(traits.name) + ",") == std::string::npos) continue;
-      const backend::cpu::RowKernel kernel = backend::cpu::gemv_row_kernel(type, isa);  // as one token's product takes it
+      const backend::cpu::GemvVariant variant = backend::cpu::gemv_variant(type);  // AERO_GEMV_ROWS applies
+      const backend::cpu::RowKernel kernel = backend::cpu::gemv_row_kernel(type, isa, variant);  // as one token's product takes it
       if (!kernel.dot) continue;
       const std::int64_t rows = 64;
-      const int per_call = backend::cpu::gemv_rows_per_call();  // as the GEMV makes its calls
+      const int per_call = backend::cpu::gemv_rows_per_call(variant);  // as the GEMV makes its calls
+      backend::cpu::prefetch_calls_ahead = variant.prefetch_ahead;
       const std::size_t row_bytes = *quant::row_bytes(traits, cols);
       auto w = make_matrix(type, rows, cols);
       std::vector<float> x(cols), y(rows);
@@ -174,7 +176,7 @@ int main(int argc, char** argv) {
   std::printf("CPU kernels: %s, %s; weights per matrix: %.2f GiB; %lld columns; best of %d passes, each GEMV pass "
               "after a read-probe pass over the same matrix\n\n",
               backend::cpu::kernel_set_name(isa).c_str(),
-              std::string(backend::cpu::row_order_name(backend::cpu::gemv_row_order())).c_str(), gib,
+              backend::cpu::default_gemv_variant().name().c_str(), gib,
               static_cast<long long>(cols), runs);
   // The probe and the kernel alternate pass by pass on the same bytes and each keeps its best:
   // on a VM whose clock and neighbours change from one second to the next, a median of the

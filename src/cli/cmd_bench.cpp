@@ -9,6 +9,7 @@
 #include <random>
 
 #include "aero/backend/compute_peak.h"
+#include "aero/backend/cpu_calibration.h"
 #include "aero/backend/memory_bandwidth.h"
 #include "aero/error.h"
 #include "cli/commands.h"
@@ -45,6 +46,7 @@ void add_bench_command(CLI::App& app) {
     std::int64_t prompt = 128, generate = 64;
     int repetitions = 3;
     bool skip_probes = false;
+    bool calibrate = false;
   };
   auto opt = std::make_shared<Options>();
   auto* cmd = app.add_subcommand("bench", "Measure prompt-processing and generation speed");
@@ -53,6 +55,8 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("-n,--n-gen", opt->generate, "generated tokens (default 64; 0 skips)")->check(CLI::NonNegativeNumber);
   cmd->add_option("-r,--repetitions", opt->repetitions, "repetitions of each test (default 3)")->check(CLI::Range(1, 1000));
   cmd->add_flag("--no-probes,--no-bandwidth", opt->skip_probes, "skip measuring the memory bandwidth and f32 peak");
+  cmd->add_flag("--calibrate", opt->calibrate,
+                "measure the CPU's one-token product variants again, whatever the calibration cache holds");
   cmd->callback([opt] {
     if (opt->model.context == 0) opt->model.context = std::max<std::int64_t>(opt->prompt, opt->generate) + 1;
     auto model = engine::Model::open(opt->model.model, opt->model.config);
@@ -68,8 +72,9 @@ void add_bench_command(CLI::App& app) {
       bandwidth = backend::measure_read_bandwidth(probe_pool, std::size_t{1} << 30, 3);
       peak = backend::measure_f32_peak(probe_pool);
     }
+    backend::cpu::force_gemv_calibration(opt->calibrate);
     auto cpu = backend::make_cpu_backend(opt->model.threads);
-    engine::Session session(*model, *cpu, opt->model.session());
+    engine::Session session(*model, *cpu, opt->model.session());  // calibrates (or reads the cache) first
     std::mt19937 rng(42);
     std::uniform_int_distribution<std::int32_t> token(0, static_cast<std::int32_t>(spec.vocab - 1));
     auto tokens = [&](std::int64_t n) {
@@ -92,10 +97,25 @@ void add_bench_command(CLI::App& app) {
       });
     };
     const auto measured = [](double v, const char* unit) { return v > 0 ? fmt::format("{:.1f} {}", v, unit) : "not measured"; };
-    fmt::print("model: {} ({} {}, {} params, {})\nbackend: {}; KV cache {}; memory read bandwidth: {}; f32 peak: {}\n\n",
+    fmt::print("model: {} ({} {}, {} params, {})\nbackend: {}; KV cache {}; memory read bandwidth: {}; f32 peak: {}\n",
                opt->model.model, model::family_name(spec.family), spec.architecture, params, human_bytes(bytes),
                cpu->name(), opt->model.kv_type, measured(bandwidth, "GB/s"), measured(peak, "GFLOP/s"));
-    fmt::print("| test | t/s | GFLOP/s | of f32 peak | GB/s of weights | of bandwidth |\n|---|---|---|---|---|---|\n");
+    // What the one-token products run as on this CPU, and the measurements that chose it.
+    for (const auto& c : backend::cpu::gemv_calibrations()) {
+      fmt::print("GEMV {}\n", c.why());
+      if (opt->calibrate)  // every candidate, as measured on synthetic {rows}x{cols} matrices
+        for (const auto& m : c.measured)
+          fmt::print("  {:6.1f} GB/s  {}{}\n", m.gbps, m.variant.name(), m.variant == c.chosen ? "  <- chosen" : "");
+    }
+    if (backend::cpu::gemv_calibrations().empty())
+      fmt::print("GEMV: {} ({})\n", backend::cpu::default_gemv_variant().name(),
+                 !backend::cpu::gemv_calibration_enabled() ? "AERO_GEMV_CALIBRATE=0"
+                 : model->weight_bytes_per_token() < backend::cpu::kMinCalibratedBytesPerToken
+                     ? "default: the model is too small to calibrate on"
+                     : "default");
+    if (opt->calibrate && !backend::cpu::gemv_calibration_file().empty())
+      fmt::print("calibration cache: {}\n", backend::cpu::gemv_calibration_file().string());
+    fmt::print("\n| test | t/s | GFLOP/s | of f32 peak | GB/s of weights | of bandwidth |\n|---|---|---|---|---|---|\n");
     std::fflush(stdout);
     // One row per test: an untimed warm-up, then the repetitions.
     auto measure = [&](std::int64_t tokens, const auto& run_once) {

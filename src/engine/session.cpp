@@ -29,6 +29,13 @@ Session::Session(Model& model, backend::Backend& backend, SessionOptions options
   if (context_ > s.context)
     fail("--ctx {} is longer than the {} tokens this model was trained for", context_, s.context);
   max_batch_ = std::clamp<std::int64_t>(options.max_batch, 1, context_);
+  {
+    // The backend sees what it will multiply before the first token (the CPU calibrates here).
+    const model::LayerWeights& w = model.weights().acquire(0);  // (a spec has at least one layer)
+    const quant::Matrix* ms[] = {&w.q, &w.k, &w.v, &w.out, &w.gate, &w.up, &w.down, &model.weights().globals().output};
+    backend.prepare(ms, model.weight_bytes_per_token());
+    model.weights().release(0);
+  }
   cache_ = backend.create_kv_cache(s.layers, s.kv_heads, s.head_dim, context_, options.kv_type);
   inv_freq_ = s.rope_inv_freq(model.weights().globals().rope_freqs);
   const auto n = static_cast<std::size_t>(max_batch_);

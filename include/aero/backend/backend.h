@@ -33,6 +33,14 @@ class Backend {
   virtual ~Backend() = default;
   virtual std::string name() const = 0;
 
+  // Called once per model before it runs, with the matrices of one layer and the output head,
+  // and the weight bytes one token reads: a backend may measure here how best to run them (the
+  // CPU backend calibrates its one-token products, cpu_calibration.h). Default: nothing.
+  virtual void prepare(std::span<const quant::Matrix* const> matrices, std::uint64_t bytes_per_token) {
+    (void)matrices;
+    (void)bytes_per_token;
+  }
+
   // A buffer of `count` floats in the backend's memory, alive as long as the backend.
   virtual float* allocate(std::size_t count) = 0;
   // Copies `count` floats out of backend memory into host memory.

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -27,15 +28,40 @@ std::string kernel_set_name(Isa isa);
 bool cpu_feature_disabled(std::string_view feature);
 
 // How a matrix-vector product (one token) walks its rows. Groups: kMaxRows rows per kernel call
-// sharing the activation loads, each call prefetching the next call's rows (a row alone is a
+// sharing the activation loads, each call prefetching the rows some calls ahead (a row alone is a
 // stream too short for the hardware prefetcher on Zen 3 and Zen 5). Sequence: one row after
-// another and no software prefetch, so that a task's weights are one ascending stream; on Zen 4
-// four interleaved rows, prefetched or not, read half of what one stream does (GEMV from DRAM at
-// 45-55% of the probe against 85-95%). Detected once; AERO_GEMV_ROWS=groups|sequence overrides.
+// another, so that a task's weights are one ascending stream; on Zen 4 four interleaved rows,
+// prefetched or not, read half of what one stream does (GEMV from DRAM at 45-55% of the probe
+// against 85-95%).
 enum class RowOrder { Groups, Sequence };
-RowOrder gemv_row_order();
 std::string_view row_order_name(RowOrder order);
 
+// Everything that decides how fast one token's product reads its weights, and that differs
+// between machines in ways no table of CPU models predicts: which kernels, in which order, how
+// far ahead they prefetch, how the rows are cut into tasks. The calibration (cpu_calibration.h)
+// measures the candidates on the machine and sets the fastest per weight format; until then,
+// and for formats it has not measured, the default applies. Every variant computes the same
+// product: only the order of float additions differs between row orders and kernel widths.
+struct GemvVariant {
+  bool narrow = false;             // the AVX2 (256-bit) row kernels on an AVX-512 CPU
+  RowOrder order = RowOrder::Groups;
+  int prefetch_ahead = 1;          // software prefetch of the rows this many calls ahead; 0: none
+  std::uint32_t task_kib = 256;    // weight bytes per task (rows rounded to whole groups)
+  std::uint32_t tasks_per_thread = 8;  // at most: a small matrix is cut finer for balance
+  bool operator==(const GemvVariant&) const = default;
+  std::string name() const;  // e.g. "avx2 rows, groups, prefetch 1 ahead, 256 KiB tasks x8"
+};
+// The variant in force for one token's products of `type` (calibrated, or the default).
+GemvVariant gemv_variant(quant::GgmlType type);
+void set_gemv_variant(quant::GgmlType type, const GemvVariant& variant);
+// Groups with prefetch one call ahead, 256 KiB tasks, eight per thread; AERO_GEMV_ROWS=groups|sequence
+// overrides the order (and sequence means no prefetch), for every variant, calibrated or not.
+GemvVariant default_gemv_variant();
+// Whether a narrow variant runs other kernels than the wide one for `type` on this CPU (an AVX-512
+// CPU whose AVX2 set has a row kernel for it; not BF16 where VDPBF16PS rounds the activations).
+bool gemv_narrow_applies(quant::GgmlType type);
+// AERO_GEMV_ROWS's order when set (any other value: an error).
+std::optional<RowOrder> gemv_row_order_override();
 
 // y[t] = W · x[t] for n activation rows (x is n × cols, y is n × rows, row-major): the
 // batched form prompt processing uses; each weight row is read from memory once per call.

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "aero/backend/backend.h"
+#include "aero/backend/cpu_calibration.h"
 #include "aero/backend/cpu_gemv.h"
 #include "aero/backend/thread_pool.h"
 #include "aero/error.h"
@@ -68,7 +69,11 @@ class CpuBackend final : public Backend {
   explicit CpuBackend(unsigned threads) : pool_(threads), isa_(best_isa()), k_(kernels(isa_)) {}
 
   std::string name() const override {
-    return fmt::format("cpu ({}, {} threads, GEMV {})", kernel_set_name(isa_), pool_.size(), row_order_name(gemv_row_order()));
+    return fmt::format("cpu ({}, {} threads)", kernel_set_name(isa_), pool_.size());
+  }
+
+  void prepare(std::span<const quant::Matrix* const> matrices, std::uint64_t bytes_per_token) override {
+    calibrate_for_model(matrices, bytes_per_token, pool_);
   }
 
   float* allocate(std::size_t count) override {

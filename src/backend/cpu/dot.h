@@ -17,16 +17,19 @@ namespace aero::backend::cpu {
 
 inline constexpr int kMaxRows = 4;
 
-// Row kernels prefetch the bytes at the same offset `rows` rows ahead: the rows a call reads lie
-// one after another, and the next call reads the `rows` rows after them. Each row alone is a
-// short stream (1-3 KiB) that the hardware prefetcher picks up too late, so without this every
-// call began with its rows' first lines missing in cache (measured on Zen 5: Q4_0 GEMV at 9 GB/s
-// of one core's 38; 38 GB/s with it).
-// Off where GEMVs read their rows in sequence (gemv_row_order()); set once, before any kernel runs.
-inline bool prefetch_rows_ahead = true;
+// Row kernels prefetch the bytes at the same offset `rows` × prefetch_calls_ahead rows ahead:
+// the rows a call reads lie one after another, and the next call reads the `rows` rows after
+// them. Each row alone is a short stream (1-3 KiB) that the hardware prefetcher picks up too
+// late on some CPUs, so without this every call began with its rows' first lines missing in
+// cache (measured on Zen 5: Q4_0 GEMV at 9 GB/s of one core's 38; 38 GB/s with it), while on
+// others (Zen 4 reading rows in sequence) it only costs. How far ahead, if at all, is part of
+// the GEMV variant the calibration picks (GemvVariant); the product sets it on the thread that
+// runs each task, so the kernels read it per call. 0: no software prefetch.
+inline thread_local int prefetch_calls_ahead = 1;
 inline void prefetch_next_rows(const std::uint8_t* p, std::size_t stride, int rows, int lines = 1) {
-  if (!prefetch_rows_ahead) return;
-  for (int l = 0; l < lines; ++l) __builtin_prefetch(p + static_cast<std::size_t>(rows) * stride + 64 * l, 0, 3);
+  if (!prefetch_calls_ahead) return;
+  const std::size_t ahead = static_cast<std::size_t>(rows * prefetch_calls_ahead) * stride;
+  for (int l = 0; l < lines; ++l) __builtin_prefetch(p + ahead + 64 * l, 0, 3);
 }
 using DotFn = void (*)(const std::uint8_t* w, std::size_t stride, int rows, const float* x, const std::uint8_t* xq,
                        std::int64_t n, float* out);
@@ -153,11 +156,11 @@ struct DotKernels {
 // The kernel set's row kernel for a format: its own field, else its generic block kernels
 // (no dot: none on this set).
 RowKernel row_kernel(quant::GgmlType type, const DotKernels& k);
-// The row kernel of one token's product with the `isa` set: where rows are read in sequence
-// (Zen 4), the 256-bit one when the AVX2 set has it, but for BF16 on VDPBF16PS (see gemv.cpp).
-RowKernel gemv_row_kernel(quant::GgmlType type, Isa isa);
+// The row kernel of one token's product of `type` with the `isa` set under `variant`: the
+// 256-bit one when the variant is narrow and the AVX2 set has it (see GemvVariant).
+RowKernel gemv_row_kernel(quant::GgmlType type, Isa isa, const GemvVariant& variant);
 // Rows per kernel call in one token's product: 1 where rows are read in sequence, else kMaxRows.
-int gemv_rows_per_call();
+inline int gemv_rows_per_call(const GemvVariant& v) { return v.order == RowOrder::Sequence ? 1 : kMaxRows; }
 
 DotKernels scalar_kernels();
 DotKernels avx2_kernels();    // built with -mavx2 -mfma -mf16c

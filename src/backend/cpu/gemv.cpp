@@ -1,6 +1,8 @@
 #include <cpuid.h>
 
 #include <algorithm>
+#include <array>
+#include <atomic>
 #include <cstring>
 #include <cstdlib>
 #include <string>
@@ -75,17 +77,45 @@ ActivationLayout fallback_layout(const quant::TypeTraits& traits) {
   return {};  // float formats: as they are
 }
 
-// Rows per task: enough that a task streams a few hundred KiB of weights, few enough that
-// both threads get an even share of a small matrix. Rows read in sequence make one stream per
-// task, and longer ones do better: 1 MiB and two tasks per thread at most gave generation on
-// Zen 4 +4-22% (Q4_K_M), +4-15% (Q8_0), −11-+23% (F16) over 256 KiB and eight per thread.
-std::int64_t rows_per_task(const quant::Matrix& w, unsigned threads, bool sequence) {
-  const std::size_t task_bytes = sequence ? std::size_t{1} << 20 : std::size_t{256} << 10;
-  const std::int64_t per_thread = sequence ? 2 : 8;
+// Rows per task: `task_kib` of weights, or fewer so that each thread gets `tasks_per_thread` of a
+// small matrix; whole groups of kMaxRows, so that row × token tiles fill. Rows read in sequence
+// make one stream per task, and longer ones did better there (1 MiB and two per thread on Zen 4:
+// generation +4-22% Q4_K_M over 256 KiB and eight); the calibration decides per machine.
+std::int64_t rows_per_task(const quant::Matrix& w, unsigned threads, const GemvVariant& v) {
+  const std::size_t task_bytes = std::size_t{v.task_kib} << 10;
   const std::int64_t by_bytes = std::max<std::int64_t>(1, static_cast<std::int64_t>(task_bytes / std::max<std::size_t>(w.row_bytes, 1)));
-  const std::int64_t by_balance = std::max<std::int64_t>(1, w.rows / (per_thread * static_cast<std::int64_t>(threads)));
-  // Whole groups of kMaxRows, so that row × token tiles fill.
+  const std::int64_t by_balance =
+      std::max<std::int64_t>(1, w.rows / (std::int64_t{std::max<std::uint32_t>(v.tasks_per_thread, 1)} * static_cast<std::int64_t>(threads)));
   return (std::min(by_bytes, by_balance) + kMaxRows - 1) / kMaxRows * kMaxRows;
+}
+
+// The calibrated variant of each format (type id → packed variant; 0: none set).
+constexpr std::size_t kTypeSlots = 64;
+std::array<std::atomic<std::uint64_t>, kTypeSlots> chosen_variants{};
+
+std::uint64_t pack(const GemvVariant& v) {
+  return 1u | (std::uint64_t{v.narrow} << 1) | (std::uint64_t{v.order == RowOrder::Sequence} << 2) |
+         (std::uint64_t(v.prefetch_ahead & 0xff) << 8) | (std::uint64_t{v.tasks_per_thread & 0xffff} << 16) |
+         (std::uint64_t{v.task_kib} << 32);
+}
+
+GemvVariant unpack(std::uint64_t p) {
+  GemvVariant v;
+  v.narrow = p & 2;
+  v.order = p & 4 ? RowOrder::Sequence : RowOrder::Groups;
+  v.prefetch_ahead = static_cast<int>((p >> 8) & 0xff);
+  v.tasks_per_thread = static_cast<std::uint32_t>((p >> 16) & 0xffff);
+  v.task_kib = static_cast<std::uint32_t>(p >> 32);
+  return v;
+}
+
+// AERO_GEMV_ROWS's order imposed on a variant (sequence reads one stream: no prefetch).
+GemvVariant with_override(GemvVariant v) {
+  if (const auto order = gemv_row_order_override(); order && *order != v.order) {
+    v.order = *order;
+    v.prefetch_ahead = *order == RowOrder::Sequence ? 0 : 1;
+  }
+  return v;
 }
 
 }  // namespace
@@ -96,48 +126,65 @@ RowKernel row_kernel(GgmlType type, const DotKernels& k) {
   return {};
 }
 
-RowOrder gemv_row_order() {
-  static const RowOrder order = [] {
-    RowOrder o = RowOrder::Groups;
-    unsigned a, b, c, d;
-    // Zen 4: AMD family 19h with AVX-512 (Zen 3, the same family, has none).
-    if (__get_cpuid(0, &a, &b, &c, &d) && b == 0x68747541 /* "Auth" */ && __get_cpuid(1, &a, &b, &c, &d)) {
-      const unsigned family = ((a >> 8) & 0xf) + ((a >> 20) & 0xff);
-      if (family == 0x19 && best_isa() == Isa::Avx512) o = RowOrder::Sequence;
-    }
-    if (const char* env = std::getenv("AERO_GEMV_ROWS")) {
-      const std::string_view v(env);
-      if (v == "groups") o = RowOrder::Groups;
-      else if (v == "sequence") o = RowOrder::Sequence;
-      else fail("AERO_GEMV_ROWS must be groups or sequence, not '{}'", v);
-    }
-    prefetch_rows_ahead = o == RowOrder::Groups;
-    return o;
+std::optional<RowOrder> gemv_row_order_override() {
+  static const std::optional<RowOrder> order = []() -> std::optional<RowOrder> {
+    const char* env = std::getenv("AERO_GEMV_ROWS");
+    if (!env) return std::nullopt;
+    const std::string_view v(env);
+    if (v == "groups") return RowOrder::Groups;
+    if (v == "sequence") return RowOrder::Sequence;
+    fail("AERO_GEMV_ROWS must be groups or sequence, not '{}'", v);
   }();
   return order;
 }
 
-int gemv_rows_per_call() { return gemv_row_order() == RowOrder::Sequence ? 1 : kMaxRows; }
+GemvVariant default_gemv_variant() { return with_override(GemvVariant{}); }
+
+GemvVariant gemv_variant(GgmlType type) {
+  const auto slot = static_cast<std::size_t>(type);
+  const std::uint64_t packed = slot < kTypeSlots ? chosen_variants[slot].load(std::memory_order_relaxed) : 0;
+  return packed ? with_override(unpack(packed)) : default_gemv_variant();
+}
+
+void set_gemv_variant(GgmlType type, const GemvVariant& variant) {
+  const auto slot = static_cast<std::size_t>(type);
+  if (slot >= kTypeSlots) fail("no GEMV variant slot for type {}", slot);
+  if (variant.task_kib == 0 || variant.prefetch_ahead < 0 || variant.prefetch_ahead > 8)
+    fail("invalid GEMV variant ({})", variant.name());
+  chosen_variants[slot].store(pack(variant), std::memory_order_relaxed);
+}
 
 std::string_view row_order_name(RowOrder order) { return order == RowOrder::Sequence ? "rows in sequence" : "row groups"; }
 
+std::string GemvVariant::name() const {
+  std::string s = narrow ? "256-bit rows, " : "";
+  s += order == RowOrder::Sequence ? "sequence" : "groups";
+  s += prefetch_ahead ? fmt::format(", prefetch {} ahead", prefetch_ahead) : ", no prefetch";
+  s += task_kib % 1024 == 0 ? fmt::format(", {} MiB tasks x{}", task_kib / 1024, tasks_per_thread)
+                            : fmt::format(", {} KiB tasks x{}", task_kib, tasks_per_thread);
+  return s;
+}
+
 // Zen 4 executes each 512-bit operation as two 256-bit halves, and read in sequence from DRAM
-// the 256-bit row kernels (tuned on Zen 3, whose vector pipes are the same) keep up better: one
-// thread at 2048 columns, share of the probe, AVX-512 / AVX2: Q4_0 57 / 80%, Q5_K 62 / 76%, Q8_0
-// 75 / 93%, Q6_K 85-88 / 91%; generation Q4_0 35.5 / 40.8, Q4_K_M 38.5 / 41.7 t/s, F16 equal.
-RowKernel gemv_row_kernel(GgmlType type, Isa isa) {
-  // (Not BF16's on VDPBF16PS: reading as much per instruction, it reaches the read probe there.)
-  if (isa == Isa::Avx512 && gemv_row_order() == RowOrder::Sequence &&
-      !(type == GgmlType::BF16 && rounds_bf16_activations(isa)))
+// the 256-bit row kernels kept up better there (one thread at 2048 columns, share of the probe,
+// AVX-512 / AVX2: Q4_0 57 / 80%, Q8_0 75 / 93%): a narrow variant takes them on an AVX-512 CPU.
+RowKernel gemv_row_kernel(GgmlType type, Isa isa, const GemvVariant& variant) {
+  if (isa == Isa::Avx512 && variant.narrow)
     if (const RowKernel narrow = row_kernel(type, kernels(Isa::Avx2)); narrow.dot) return narrow;
   return row_kernel(type, kernels(isa));
+}
+
+// A narrow variant changes a format's results only where the wide set computes something else:
+// BF16 on VDPBF16PS rounds the activations to bf16 first, the AVX2 kernel does not.
+bool gemv_narrow_applies(GgmlType type) {
+  return best_isa() == Isa::Avx512 && !(type == GgmlType::BF16 && rounds_bf16_activations(Isa::Avx512)) &&
+         row_kernel(type, kernels(Isa::Avx2)).dot != nullptr;
 }
 
 // Each set is built on first use only, and only where the CPU runs it: building one runs code
 // compiled for its instruction set (GCC initializes the AVX-512 set with 512-bit stores).
 const DotKernels& kernels(Isa isa) {
   if (isa > best_isa()) fail("this CPU cannot run {} kernels", isa_name(isa));
-  gemv_row_order();  // sets the kernels' prefetching before any runs
   switch (isa) {
     case Isa::Avx512: {
       static const DotKernels avx512 = avx512_kernels();
@@ -345,12 +392,14 @@ struct Plan {
   std::int64_t chunk = 0;  // rows per task
   std::size_t tasks = 0;
   int rows_per_call = kMaxRows;  // row kernels: 1 for one token's product read in sequence
+  int prefetch_ahead = 1;        // the variant's, set on the thread that runs each task
 
   void run(std::size_t task, const float* x, std::int64_t n, DotFn f32_dot) const;
 };
 
 void Plan::run(std::size_t task, const float* x, std::int64_t n, DotFn f32_dot) const {
   const std::int64_t begin = static_cast<std::int64_t>(task) * chunk, end = std::min(w->rows, begin + chunk);
+  prefetch_calls_ahead = prefetch_ahead;
   if (gemm) {
     gemm->run(w->data + static_cast<std::size_t>(begin) * w->row_bytes, w->row_bytes, end - begin, w->cols, tile_in,
               tile_stride, n, y + begin, static_cast<std::size_t>(w->rows));
@@ -394,14 +443,17 @@ Plan make_plan(const quant::Matrix& w, float* y, std::int64_t n, Isa isa, unsign
   // Enough tokens to pay for unpacking each panel once: the packed-panel product; else row
   // kernels (and their 4 × 4 tiles).
   p.gemm = n >= kGemmMinTokens && ks.gemm ? ks.gemm(w.type) : nullptr;
-  const RowKernel row = n == 1 ? gemv_row_kernel(w.type, isa) : row_kernel(w.type, ks);
+  const GemvVariant variant = gemv_variant(w.type);
+  const RowKernel row = n == 1 ? gemv_row_kernel(w.type, isa, variant) : row_kernel(w.type, ks);
   p.dot = row.dot;
   p.tile = tile_for(w.type, ks);
   p.layout = p.gemm ? p.gemm->act : p.dot ? row.act : fallback_layout(p.traits);
   p.xq_stride = p.layout.bytes ? p.layout.bytes(w.cols) : 0;
   const std::int64_t block = p.gemm ? p.gemm->row_block : 1;
-  p.rows_per_call = n == 1 ? gemv_rows_per_call() : kMaxRows;
-  p.chunk = (rows_per_task(w, threads, p.rows_per_call == 1) + block - 1) / block * block;
+  p.rows_per_call = n == 1 ? gemv_rows_per_call(variant) : kMaxRows;
+  p.prefetch_ahead = variant.prefetch_ahead;
+  // Batches keep the default's tasks: the calibration measures one token's products only.
+  p.chunk = (rows_per_task(w, threads, n == 1 ? variant : default_gemv_variant()) + block - 1) / block * block;
   p.tasks = static_cast<std::size_t>((w.rows + p.chunk - 1) / p.chunk);
   return p;
 }
