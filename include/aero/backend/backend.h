@@ -1,13 +1,16 @@
-// The operations a transformer forward pass needs, implemented once per device. Model code
-// is written once against this interface; a new device (CUDA next) adds an implementation,
+// The operations a transformer forward pass needs, implemented once per device (cpu, cuda).
+// Model code is written once against this interface; a new device adds an implementation,
 // not a model. Activation buffers come from the backend (host memory on the CPU, device
-// memory on a GPU); token ids and positions are passed from the host.
+// memory on a GPU); token ids, positions, rope angles and weights (matrices, norm vectors,
+// biases) are passed from the host. Weights are immutable model data that outlive the
+// backend's use of them: a GPU backend uploads each once, keyed by its host address.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "aero/model/rope.h"
@@ -43,8 +46,10 @@ class Backend {
 
   // A buffer of `count` floats in the backend's memory, alive as long as the backend.
   virtual float* allocate(std::size_t count) = 0;
-  // Copies `count` floats out of backend memory into host memory.
+  // Copies `count` floats out of backend memory into host memory; waits for the work before.
   virtual void read(const float* src, std::size_t count, float* host) = 0;
+  // Copies `count` floats from host memory into backend memory (inputs built on the host).
+  virtual void write(const float* host, std::size_t count, float* dst) = 0;
 
   // out[t] = row ids[t] of `table`, as f32.
   virtual void embed(const quant::Matrix& table, std::span<const std::int32_t> ids, float* out) = 0;
@@ -57,7 +62,8 @@ class Backend {
     float* ys[] = {y};
     matmul(ws, x, n, ys);
   }
-  // y = x / rms(x) · weight, per row of `width` (rows may be heads); y may be x.
+  // y = x / rms(x) · weight, per row of `width` (rows may be heads); y may be x. `weight`
+  // (width floats) is host memory, as biases are.
   virtual void rms_norm(const float* x, const float* weight, std::int64_t width, std::int64_t rows, double eps,
                         float* y) = 0;
   // x[r] += bias for each of `rows` rows of bias.size().
@@ -81,5 +87,34 @@ class Backend {
 };
 
 std::unique_ptr<Backend> make_cpu_backend(unsigned threads);
+
+// A device as the command line names it: "auto" (the first CUDA GPU when this build has the
+// CUDA backend and a GPU is present, else the CPU), "cpu", "cuda" (GPU 0) or "cuda:N".
+struct Device {
+  enum class Kind { Cpu, Cuda } kind = Kind::Cpu;
+  int index = 0;  // the GPU, for Cuda
+};
+// Parses and resolves a device name; "auto" becomes cpu or cuda:0 here. Throws aero::Error
+// (one line) for an unknown name, for cuda in a build without CUDA, and when no GPU (or no
+// driver) answers or there is no GPU N.
+Device choose_device(std::string_view name);
+std::string device_name(const Device& device);  // "cpu", "cuda:0"
+
+// The backend for a device name (choose_device's names); `threads` are the CPU backend's
+// compute threads (the CUDA backend uses them only to convert weights at upload).
+std::unique_ptr<Backend> make_backend(std::string_view device, unsigned threads);
+std::unique_ptr<Backend> make_backend(const Device& device, unsigned threads);
+
+// The CUDA GPUs this process can use; empty in a build without CUDA or when no driver or GPU
+// answers (never throws for that), with the reason in `why` when given.
+struct GpuInfo {
+  int index = 0;
+  std::string name;
+  std::uint64_t total_bytes = 0, free_bytes = 0;
+  int cc_major = 0, cc_minor = 0;  // compute capability
+};
+std::vector<GpuInfo> list_gpus(std::string* why = nullptr);
+// True when this build has the CUDA backend (whether or not a GPU is present).
+bool built_with_cuda();
 
 }  // namespace aero::backend

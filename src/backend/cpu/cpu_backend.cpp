@@ -81,6 +81,7 @@ class CpuBackend final : public Backend {
     return buffers_.back().get();
   }
   void read(const float* src, std::size_t count, float* host) override { std::memcpy(host, src, count * sizeof(float)); }
+  void write(const float* host, std::size_t count, float* dst) override { std::memcpy(dst, host, count * sizeof(float)); }
 
   void embed(const quant::Matrix& table, std::span<const std::int32_t> ids, float* out) override {
     const auto traits = quant::type_traits(static_cast<std::uint32_t>(table.type));

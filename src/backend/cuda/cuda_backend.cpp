@@ -1,0 +1,316 @@
+// The CUDA backend: every operation queued on one stream of one GPU, nothing waited for until
+// read() brings results back. Weights reach the GPU through WeightCache on first use; the
+// matrix products are matmul.h's; the other kernels are kernels.h's. The few host inputs of
+// a pass (embedding rows decoded on the host, rope angles, positions) go up through pinned
+// staging, and the angles and positions only when they differ from the last ones sent (every
+// layer of a pass passes the same).
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "aero/error.h"
+#include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/kernels.h"
+#include "backend/cuda/matmul.h"
+#include "backend/cuda/weight_cache.h"
+
+#ifndef AERO_CUDA_ARCHITECTURES_TEXT
+#define AERO_CUDA_ARCHITECTURES_TEXT "?"
+#endif
+
+namespace aero::backend::cuda {
+namespace {
+
+std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
+
+// One stream, destroyed last.
+class Stream {
+ public:
+  explicit Stream(int device) : device_(device) {
+    check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), fmt::format("creating a stream on GPU {}", device));
+  }
+  ~Stream() {
+    (void)cudaSetDevice(device_);
+    (void)cudaStreamSynchronize(stream_);
+    (void)cudaStreamDestroy(stream_);
+  }
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+  cudaStream_t get() const { return stream_; }
+
+ private:
+  int device_;
+  cudaStream_t stream_ = nullptr;
+};
+
+kernels::KvFormat kv_format(KvType type) {
+  switch (type) {
+    case KvType::F32: return kernels::KvFormat::F32;
+    case KvType::F16: return kernels::KvFormat::F16;
+    case KvType::Q8_0: return kernels::KvFormat::Q8_0;
+  }
+  return kernels::KvFormat::F16;
+}
+
+// Per layer, keys then values, each [kv_heads][capacity][row], as the CPU's cache.
+class CudaKvCache final : public KvCache {
+ public:
+  CudaKvCache(int device, std::int64_t layers, std::int64_t kv_heads, std::int64_t head_dim, std::int64_t capacity,
+              KvType type, cudaStream_t stream)
+      : device_(device), kv_heads_(kv_heads), head_dim_(head_dim), capacity_(capacity), type_(type) {
+    if (type == KvType::Q8_0 && head_dim % 32 != 0) fail("a q8_0 KV cache needs a head dimension divisible by 32");
+    row_bytes_ = type == KvType::F32 ? 4 * head_dim : type == KvType::F16 ? 2 * head_dim : head_dim / 32 * 34;
+    head_bytes_ = row_bytes_ * capacity;
+    layer_bytes_ = 2 * head_bytes_ * kv_heads;
+    const auto total = static_cast<std::uint64_t>(layer_bytes_) * static_cast<std::uint64_t>(layers);
+    storage_ = DeviceBuffer(device, total,
+                            fmt::format("the KV cache ({} layers x {} tokens, {})", layers, capacity, kv_type_name(type)));
+    // Zeros, as the CPU's: positions not yet written are never read, but hold no garbage either.
+    check(cudaMemsetAsync(storage_.data(), 0, total, stream), "clearing the KV cache");
+  }
+  ~CudaKvCache() override { (void)cudaSetDevice(device_); }  // storage_ is freed on its GPU
+
+  std::int64_t capacity() const override { return capacity_; }
+  std::uint64_t bytes() const override { return storage_.bytes(); }
+  std::int64_t kv_heads() const { return kv_heads_; }
+  std::int64_t head_dim() const { return head_dim_; }
+
+  kernels::KvLayer layer(std::int64_t index) const {
+    kernels::KvLayer l;
+    l.keys = storage_.as<std::uint8_t>() + index * layer_bytes_;
+    l.values = l.keys + kv_heads_ * head_bytes_;
+    l.format = kv_format(type_);
+    l.kv_heads = static_cast<int>(kv_heads_);
+    l.head_dim = static_cast<int>(head_dim_);
+    l.row_bytes = row_bytes_;
+    l.head_bytes = head_bytes_;
+    return l;
+  }
+
+ private:
+  int device_;
+  std::int64_t kv_heads_, head_dim_, capacity_;
+  KvType type_;
+  std::int64_t row_bytes_ = 0, head_bytes_ = 0, layer_bytes_ = 0;
+  DeviceBuffer storage_;
+};
+
+// A small device array refreshed from the host only when its contents change.
+template <class T>
+class HostMirror {
+ public:
+  const T* upload(int device, std::span<const T> host, cudaStream_t stream, const char* purpose) {
+    if (host.size() == last_.size() && std::equal(host.begin(), host.end(), last_.begin())) return device_.as<const T>();
+    if (host.size_bytes() > device_.bytes()) {
+      check(cudaStreamSynchronize(stream), "waiting before growing a buffer");  // the old one may still be read
+      device_ = DeviceBuffer(device, std::max<std::size_t>(host.size_bytes(), 4096), purpose);
+    }
+    std::memcpy(staging_.reserve(host.size_bytes()), host.data(), host.size_bytes());
+    staging_.copy_to_device(device_.data(), host.size_bytes(), stream);
+    last_.assign(host.begin(), host.end());
+    return device_.as<const T>();
+  }
+
+ private:
+  std::vector<T> last_;
+  PinnedStaging staging_;
+  DeviceBuffer device_;
+};
+
+class CudaBackend final : public Backend {
+ public:
+  CudaBackend(int device, unsigned threads)
+      : device_((use_device(device), device)), props_(properties(device)), stream_(device),
+        weights_(device, stream_.get(), threads) {
+    // A build without code for this GPU's architecture fails here, with what to rebuild for.
+    const cudaError_t probe = kernels::probe(stream_.get());
+    if (probe == cudaErrorNoKernelImageForDevice || probe == cudaErrorUnsupportedPtxVersion) {
+      (void)cudaGetLastError();
+      fail("CUDA: this aero was built for CUDA architectures {}, which GPU {} ({}, cc {}.{}) cannot run; rebuild with "
+           "-DAERO_CUDA_ARCHITECTURES={}{}",
+           AERO_CUDA_ARCHITECTURES_TEXT, device, props_.name, props_.major, props_.minor, props_.major, props_.minor);
+    }
+    check(probe, fmt::format("starting a kernel on GPU {}", device));
+    check(cudaStreamSynchronize(stream_.get()), fmt::format("starting a kernel on GPU {}", device));
+    matmul_ = std::make_unique<Matmul>(stream_.get());
+  }
+
+  ~CudaBackend() override {
+    (void)cudaSetDevice(device_);
+    (void)cudaStreamSynchronize(stream_.get());  // then members free their memory, the stream last
+  }
+
+  std::string name() const override {
+    return fmt::format("cuda ({}, cc {}.{}, {:.0f} GiB)", props_.name, props_.major, props_.minor,
+                       static_cast<double>(props_.totalGlobalMem) / (1u << 30));
+  }
+
+  float* allocate(std::size_t count) override {
+    use_device(device_);
+    buffers_.emplace_back(device_, count * sizeof(float), "activations");
+    check(cudaMemsetAsync(buffers_.back().data(), 0, count * sizeof(float), stream_.get()), "clearing activations");
+    return buffers_.back().as<float>();
+  }
+
+  void read(const float* src, std::size_t count, float* host) override {
+    use_device(device_);
+    check(cudaMemcpyAsync(host, src, count * sizeof(float), cudaMemcpyDeviceToHost, stream_.get()),
+          "copying results from the GPU");
+    check(cudaStreamSynchronize(stream_.get()), fmt::format("running on GPU {}", device_));
+  }
+
+  void write(const float* host, std::size_t count, float* dst) override {
+    use_device(device_);
+    check(cudaMemcpyAsync(dst, host, count * sizeof(float), cudaMemcpyHostToDevice, stream_.get()), "copying to the GPU");
+    check(cudaStreamSynchronize(stream_.get()), fmt::format("copying to GPU {}", device_));
+  }
+
+  // Rows decoded on the host (a pass needs n rows of the table: microseconds), then one copy.
+  void embed(const quant::Matrix& table, std::span<const std::int32_t> ids, float* out) override {
+    use_device(device_);
+    const auto row_floats = static_cast<std::size_t>(table.cols);
+    auto* rows = static_cast<float*>(embed_staging_.reserve(ids.size() * row_floats * sizeof(float)));
+    for (std::size_t t = 0; t < ids.size(); ++t) {
+      if (ids[t] < 0 || ids[t] >= table.rows) fail("token id {} is outside the vocabulary (0..{})", ids[t], table.rows - 1);
+      quant::decode_to_f32(table.type, {table.data + static_cast<std::size_t>(ids[t]) * table.row_bytes, table.row_bytes},
+                           {rows + t * row_floats, row_floats});
+    }
+    embed_staging_.copy_to_device(out, ids.size() * row_floats * sizeof(float), stream_.get());
+  }
+
+  using Backend::matmul;
+  void matmul(std::span<const quant::Matrix* const> ws, const float* x, std::int64_t n,
+              std::span<float* const> ys) override {
+    use_device(device_);
+    if (ws.size() != ys.size()) fail("matmul: {} matrices but {} outputs", ws.size(), ys.size());
+    device_matrices_.clear();
+    for (const quant::Matrix* w : ws) device_matrices_.push_back(&weights_.matrix(*w));
+    matmul_->run(device_matrices_, x, n, ys);
+  }
+
+  void rms_norm(const float* x, const float* weight, std::int64_t width, std::int64_t rows, double eps,
+                float* y) override {
+    use_device(device_);
+    const float* w = weights_.vector({weight, static_cast<std::size_t>(width)});
+    check(kernels::rms_norm(x, w, width, rows, static_cast<float>(eps), y, stream_.get()), "rms_norm");
+  }
+
+  void add_bias(float* x, std::span<const float> bias, std::int64_t rows) override {
+    use_device(device_);
+    const float* b = weights_.vector(bias);
+    check(kernels::add_bias(x, b, static_cast<std::int64_t>(bias.size()), rows, stream_.get()), "add_bias");
+  }
+
+  void add(float* x, const float* y, std::int64_t count) override {
+    use_device(device_);
+    check(kernels::add(x, y, count, stream_.get()), "add");
+  }
+
+  void silu_mul(const float* gate, const float* up, std::int64_t count, float* out) override {
+    use_device(device_);
+    check(kernels::silu_mul(gate, up, count, out, stream_.get()), "silu_mul");
+  }
+
+  void rope(float* x, std::int64_t n, std::int64_t heads, std::int64_t head_dim, std::span<const float> cos_sin,
+            model::RopeLayout layout) override {
+    use_device(device_);
+    if (head_dim % 2 != 0) fail("rope: head dimension {} is odd", head_dim);
+    if (static_cast<std::int64_t>(cos_sin.size()) < n * head_dim)
+      fail("rope: {} angles for {} tokens of head dimension {}", cos_sin.size() / 2, n, head_dim);
+    const float* table = rope_table_.upload(device_, cos_sin, stream_.get(), "rope angles");
+    check(kernels::rope(x, n, heads, head_dim, table, layout == model::RopeLayout::HalfSplit, stream_.get()), "rope");
+  }
+
+  std::unique_ptr<KvCache> create_kv_cache(std::int64_t layers, std::int64_t kv_heads, std::int64_t head_dim,
+                                           std::int64_t capacity, KvType type) override {
+    use_device(device_);
+    const std::size_t shared = kernels::attention_shared_bytes(static_cast<int>(head_dim));
+    if (shared > props_.sharedMemPerBlockOptin)
+      fail("CUDA: attention over heads of {} needs {} KiB of shared memory per block; GPU {} offers {} KiB", head_dim,
+           shared / 1024, device_, props_.sharedMemPerBlockOptin / 1024);
+    return std::make_unique<CudaKvCache>(device_, layers, kv_heads, head_dim, capacity, type, stream_.get());
+  }
+
+  void attention(KvCache& cache_base, std::int64_t layer, const float* q, const float* k, const float* v,
+                 std::span<const std::int32_t> positions, std::int64_t heads, float* out) override {
+    use_device(device_);
+    auto& cache = static_cast<CudaKvCache&>(cache_base);
+    const std::int64_t n = static_cast<std::int64_t>(positions.size()), d = cache.head_dim(), kv_heads = cache.kv_heads();
+    if (n == 0) return;
+    if (heads % kv_heads != 0) fail("attention: {} query heads cannot share {} key/value heads evenly", heads, kv_heads);
+    std::int32_t max_position = 0;
+    for (std::int32_t pos : positions) {
+      if (pos < 0 || pos >= cache.capacity()) fail("position {} is outside the context of {} tokens", pos, cache.capacity());
+      max_position = std::max(max_position, pos);
+    }
+    const std::int32_t* device_positions = positions_.upload(device_, positions, stream_.get(), "positions");
+    const kernels::KvLayer kv = cache.layer(layer);
+    check(kernels::kv_store(kv, k, v, device_positions, n, stream_.get()), "storing keys and values");
+
+    kernels::AttentionCall call;
+    call.layer = kv;
+    call.q = q;
+    call.out = out;
+    call.positions = device_positions;
+    call.n = n;
+    call.heads = static_cast<int>(heads);
+    call.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));  // as the CPU's
+    call.max_len = max_position + 1;
+    choose_splits(call, heads / kv_heads);
+    const auto scratch = kernels::attention_scratch_floats(n, call.heads, static_cast<int>(d), call.splits);
+    if (static_cast<std::size_t>(scratch) * sizeof(float) > attention_scratch_.bytes()) {
+      check(cudaStreamSynchronize(stream_.get()), "waiting before growing attention scratch");
+      attention_scratch_ = DeviceBuffer(device_, static_cast<std::size_t>(scratch) * sizeof(float), "attention scratch");
+    }
+    call.scratch = attention_scratch_.as<float>();
+    check(kernels::attention(call, stream_.get()), "attention");
+  }
+
+ private:
+  static cudaDeviceProp properties(int device) {
+    cudaDeviceProp p{};
+    check(cudaGetDeviceProperties(&p, device), fmt::format("reading GPU {}'s properties", device));
+    return p;
+  }
+
+  // Few blocks (one token: a tile per key/value head) over many positions leave most of the
+  // GPU idle: split the positions so that about two blocks per multiprocessor run, none
+  // covering fewer than kMinSplitKeys.
+  void choose_splits(kernels::AttentionCall& call, std::int64_t group) const {
+    constexpr std::int64_t kMinSplitKeys = 128, kMaxSplits = 64;
+    const std::int64_t tiles = ceil_div(call.n * group, kernels::kAttentionRows);
+    const std::int64_t blocks = tiles * call.layer.kv_heads, target = 2 * static_cast<std::int64_t>(props_.multiProcessorCount);
+    std::int64_t splits = 1;
+    if (blocks < target && call.max_len > 2 * kMinSplitKeys)
+      splits = std::min({ceil_div(target, blocks), ceil_div(call.max_len, kMinSplitKeys), kMaxSplits});
+    std::int64_t split_len = call.max_len;
+    if (splits > 1) {
+      split_len = ceil_div(ceil_div(call.max_len, splits), kernels::kAttentionKeys) * kernels::kAttentionKeys;
+      splits = ceil_div(call.max_len, split_len);
+    }
+    call.splits = static_cast<int>(splits);
+    call.split_len = static_cast<int>(splits > 1 ? split_len : call.max_len);
+  }
+
+  int device_;
+  cudaDeviceProp props_;
+  Stream stream_;  // declared first of the members that use it: destroyed after them
+  WeightCache weights_;
+  PinnedStaging embed_staging_;
+  HostMirror<float> rope_table_;
+  HostMirror<std::int32_t> positions_;
+  DeviceBuffer attention_scratch_;
+  std::vector<DeviceBuffer> buffers_;
+  std::vector<const DeviceMatrix*> device_matrices_;
+  std::unique_ptr<Matmul> matmul_;  // destroyed first
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cuda_backend(int index, unsigned threads) {
+  return std::make_unique<CudaBackend>(index, threads);
+}
+
+}  // namespace aero::backend::cuda
