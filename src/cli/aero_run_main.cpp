@@ -1,7 +1,7 @@
 // aero-run: the command line of the original Python `aero-run`, over the same engine as
 // `aero run`, so that its users switch without relearning flags.
 //   aero-run MODEL [--info] [--prompt P] [--interactive] [--max-tokens N] [--temperature T]
-//            [--dtype float32|float16|bfloat16] [--device cpu|cuda|auto] [--model-id DIR]
+//            [--dtype float32|float16|bfloat16] [--device auto|cpu|cuda|cuda:N] [--model-id DIR]
 #include <cstdio>
 #include <exception>
 #include <thread>
@@ -39,23 +39,24 @@ int run(int argc, char** argv) {
   app.add_option("--max-tokens", max_tokens, "tokens to generate (default 128)")->check(CLI::NonNegativeNumber);
   app.add_option("--temperature", temperature, "sampling temperature; 0 is greedy (default 0.8)");
   app.add_option("--dtype", dtype, "activation precision")->check(CLI::IsMember({"float32", "float16", "bfloat16"}));
-  app.add_option("--device", device, "cpu, cuda or auto")->check(CLI::IsMember({"cpu", "cuda", "auto"}));
+  app.add_option("--device", device, "auto (a CUDA GPU when there is one, else the CPU), cpu, cuda or cuda:N");
   app.add_option("--model-id", model_id, "local HF folder or GGUF supplying config and tokenizer");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  if (device == "cuda") aero::fail("the CUDA backend is not in this build yet; use --device cpu (or auto)");
-  // Weights are computed in their stored format and activations in f32 on the CPU, which is
-  // at least as precise as any --dtype asked for.
+  // Checked before anything is read: a device that cannot be used fails at once.
+  const aero::backend::Device chosen = aero::backend::choose_device(device);
+  // Weights are computed in their stored format and activations in f32 (on the CPU and the
+  // GPU alike), which is at least as precise as any --dtype asked for.
   if (info) {
     print_info(*aero::engine::Model::open(model_path, model_id));
     return 0;
   }
   if (interactive || !prompt.empty()) {
     const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
-    auto t = aero::cli::TextModel::open(model_path, model_id, "", threads, {});
+    auto t = aero::cli::TextModel::open(aero::backend::make_backend(chosen, threads), model_path, model_id, "", {});
     aero::engine::SamplingParams sampling;
     sampling.temperature = temperature;
     sampling.validate();

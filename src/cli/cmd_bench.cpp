@@ -59,6 +59,8 @@ void add_bench_command(CLI::App& app) {
                 "measure the CPU's one-token product variants again, whatever the calibration cache holds");
   cmd->callback([opt] {
     if (opt->model.context == 0) opt->model.context = std::max<std::int64_t>(opt->prompt, opt->generate) + 1;
+    const auto device = backend::choose_device(opt->model.device);
+    auto backend = backend::make_backend(device, opt->model.threads);
     auto model = engine::Model::open(opt->model.model, opt->model.config);
     const auto& spec = model->spec();
     std::uint64_t bytes = 0, params = 0;
@@ -67,14 +69,14 @@ void add_bench_command(CLI::App& app) {
       params += std::accumulate(t.shape.begin(), t.shape.end(), std::uint64_t{1}, std::multiplies<>());
     }
     double bandwidth = 0, peak = 0;
-    if (!opt->skip_probes) {
+    // The probes measure the CPU and its memory: the limits of the CPU backend only.
+    if (!opt->skip_probes && device.kind == backend::Device::Kind::Cpu) {
       backend::ThreadPool probe_pool(opt->model.threads);
       bandwidth = backend::measure_read_bandwidth(probe_pool, std::size_t{1} << 30, 3);
       peak = backend::measure_f32_peak(probe_pool);
     }
     backend::cpu::force_gemv_calibration(opt->calibrate);
-    auto cpu = backend::make_cpu_backend(opt->model.threads);
-    engine::Session session(*model, *cpu, opt->model.session());  // calibrates (or reads the cache) first
+    engine::Session session(*model, *backend, opt->model.session());  // the CPU calibrates (or reads its cache) first
     std::mt19937 rng(42);
     std::uniform_int_distribution<std::int32_t> token(0, static_cast<std::int32_t>(spec.vocab - 1));
     auto tokens = [&](std::int64_t n) {
@@ -99,15 +101,16 @@ void add_bench_command(CLI::App& app) {
     const auto measured = [](double v, const char* unit) { return v > 0 ? fmt::format("{:.1f} {}", v, unit) : "not measured"; };
     fmt::print("model: {} ({} {}, {} params, {})\nbackend: {}; KV cache {}; memory read bandwidth: {}; f32 peak: {}\n",
                opt->model.model, model::family_name(spec.family), spec.architecture, params, human_bytes(bytes),
-               cpu->name(), opt->model.kv_type, measured(bandwidth, "GB/s"), measured(peak, "GFLOP/s"));
-    // What the one-token products run as on this CPU, and the measurements that chose it.
+               backend->name(), opt->model.kv_type, measured(bandwidth, "GB/s"), measured(peak, "GFLOP/s"));
+    // What the CPU's one-token products run as, and the measurements that chose it.
+    const bool on_cpu = device.kind == backend::Device::Kind::Cpu;
     for (const auto& c : backend::cpu::gemv_calibrations()) {
       fmt::print("GEMV {}\n", c.why());
       if (opt->calibrate)  // every candidate, as measured on synthetic {rows}x{cols} matrices
         for (const auto& m : c.measured)
           fmt::print("  {:6.1f} GB/s  {}{}\n", m.gbps, m.variant.name(), m.variant == c.chosen ? "  <- chosen" : "");
     }
-    if (backend::cpu::gemv_calibrations().empty())
+    if (on_cpu && backend::cpu::gemv_calibrations().empty())
       fmt::print("GEMV: {} ({})\n", backend::cpu::default_gemv_variant().name(),
                  !backend::cpu::gemv_calibration_enabled() ? "AERO_GEMV_CALIBRATE=0"
                  : model->weight_bytes_per_token() < backend::cpu::kMinCalibratedBytesPerToken

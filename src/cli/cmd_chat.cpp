@@ -26,7 +26,7 @@ void add_chat_command(CLI::App& app) {
   cmd->callback([opt] {
     if (opt->greedy) opt->sampling.temperature = 0;
     opt->sampling.validate();
-    auto t = TextModel::open(opt->model.model, opt->model.config, opt->tokenizer, opt->model.threads, opt->model.session());
+    auto t = TextModel::open(opt->model.backend(), opt->model.model, opt->model.config, opt->tokenizer, opt->model.session());
     engine::Sampler sampler(opt->sampling);
     engine::Chat chat(*t.session, sampler, *t.tokenizer,
                       {.system = opt->system, .max_tokens = opt->max_tokens, .stop = {}, .template_variables = Json::object()});

@@ -1,5 +1,6 @@
 #include <map>
 
+#include "aero/backend/backend.h"
 #include "aero/error.h"
 #include "aero/format/aero_model.h"
 #include "cli/commands.h"
@@ -11,6 +12,7 @@ namespace {
 
 struct InfoOptions {
   std::string path;
+  bool devices = false;
   bool chunks = false;
   bool tensors = false;
   bool json = false;
@@ -126,16 +128,43 @@ void print_text(const format::AeroModel& model, const InfoOptions& opt) {
   for (const auto& w : model.warnings()) fmt::print(stderr, "warning: {}\n", w);
 }
 
+// The GPUs the CUDA backend can run on (aero info --devices).
+void print_devices(bool json) {
+  std::string why;
+  const auto gpus = backend::list_gpus(&why);
+  if (json) {
+    Json list = Json::array();
+    for (const auto& g : gpus)
+      list.push_back(Json{{"index", g.index}, {"name", g.name}, {"total_bytes", g.total_bytes}, {"free_bytes", g.free_bytes},
+                          {"compute_capability", fmt::format("{}.{}", g.cc_major, g.cc_minor)}});
+    Json j{{"cuda_backend", backend::built_with_cuda()}, {"gpus", std::move(list)}};
+    if (gpus.empty()) j["why_none"] = why;
+    fmt::print("{}\n", to_pretty_json(j));
+    return;
+  }
+  if (gpus.empty()) {
+    fmt::print("no CUDA GPU: {}\n", why);
+    return;
+  }
+  for (const auto& g : gpus)
+    fmt::print("cuda:{}  {}  {} ({} free)  compute capability {}.{}\n", g.index, g.name, human_bytes(g.total_bytes),
+               human_bytes(g.free_bytes), g.cc_major, g.cc_minor);
+}
+
 }  // namespace
 
 void add_info_command(CLI::App& app) {
   auto opt = std::make_shared<InfoOptions>();
-  auto* cmd = app.add_subcommand("info", "Describe a model file: architecture, tensors, types, integrity");
-  cmd->add_option("file", opt->path, "a .aero file, AEROSET, GGUF, safetensors or Hugging Face folder")->required();
+  auto* cmd = app.add_subcommand("info", "Describe a model file: architecture, tensors, types, integrity; or list GPUs (--devices)");
+  auto* file = cmd->add_option("file", opt->path, "a .aero file, AEROSET, GGUF, safetensors or Hugging Face folder");
+  cmd->add_flag("--devices", opt->devices, "list the CUDA GPUs aero can run on instead (index, name, memory, compute capability)")
+      ->excludes(file);
   cmd->add_flag("--chunks", opt->chunks, "list the chunks of every file");
   cmd->add_flag("--tensors", opt->tensors, "list every tensor");
   cmd->add_flag("--json", opt->json, "print JSON instead of text");
   cmd->callback([opt] {
+    if (opt->devices) return print_devices(opt->json);
+    if (opt->path.empty()) fail("give a model FILE to describe (or --devices to list GPUs)");
     if (!format::looks_like_aero(opt->path)) {
       if (opt->chunks) fail("--chunks is for .aero files and AEROSETs");
       return print_source_info(opt->path, opt->tensors, opt->json);

@@ -22,9 +22,9 @@ void add_logits_command(CLI::App& app) {
   cmd->add_option("--out", opt->out, "output .safetensors file")->required();
   cmd->callback([opt] {
     const auto ids = engine::parse_token_ids(opt->ids);
+    auto backend = opt->model.backend();
     auto model = engine::Model::open(opt->model.model, opt->model.config);
-    auto cpu = backend::make_cpu_backend(opt->model.threads);
-    engine::Session session(*model, *cpu, opt->model.session());
+    engine::Session session(*model, *backend, opt->model.session());
     const auto logits = session.eval(ids, /*all_logits=*/true);
     format::SafetensorsTensorWrite t{
         .name = "logits",

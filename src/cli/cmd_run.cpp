@@ -12,11 +12,11 @@
 namespace aero::cli {
 
 namespace {
-void print_speed(const engine::GenerationStats& stats, const backend::Backend& cpu) {
+void print_speed(const engine::GenerationStats& stats, const backend::Backend& backend) {
   auto rate = [](std::int64_t n, double s) { return s > 0 ? static_cast<double>(n) / s : 0.0; };
   fmt::print(stderr, "prompt: {} tokens, {:.1f} tok/s | generation: {} tokens, {:.1f} tok/s | {}{}\n",
              stats.prompt_tokens, rate(stats.prompt_tokens, stats.prompt_seconds), stats.generated_tokens,
-             rate(stats.generated_tokens, stats.generation_seconds), cpu.name(),
+             rate(stats.generated_tokens, stats.generation_seconds), backend.name(),
              stats.stopped_by_eos ? " | stopped at end-of-generation" : "");
 }
 }  // namespace
@@ -52,7 +52,7 @@ void add_run_command(CLI::App& app) {
     if (!opt->system.empty() && !opt->chat) fail("--system needs --chat");
     // Ids in and out need no tokenizer (models without one work too); text either way does.
     const bool text = opt->ids.empty() || !opt->print_ids || !opt->stop.empty();
-    auto t = TextModel::open(opt->model.model, opt->model.config, opt->tokenizer, opt->model.threads,
+    auto t = TextModel::open(opt->model.backend(), opt->model.model, opt->model.config, opt->tokenizer,
                              opt->model.session(), text);
     engine::Sampler sampler(opt->sampling);
     if (opt->chat) {

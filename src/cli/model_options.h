@@ -1,5 +1,5 @@
-// Flags shared by the commands that run a model (run, logits, bench): which model, which
-// metadata, how many threads, how long a context, which KV cache type.
+// Flags shared by the commands that run a model (run, chat, logits, bench): which model, which
+// metadata, which device, how many threads, how long a context, which KV cache type.
 #pragma once
 
 #include <memory>
@@ -20,16 +20,20 @@ struct ModelOptions {
   unsigned threads = std::max(1u, std::thread::hardware_concurrency());
   std::int64_t context = 0;
   std::string kv_type = "f16";
+  std::string device = "auto";
 
   void add_to(CLI::App& cmd) {
     cmd.add_option("model", model, "model: .aero, AEROSET folder, .gguf, .safetensors or HF folder")->required();
     cmd.add_option("--config", config, "HF folder or GGUF supplying metadata the model file lacks");
-    cmd.add_option("-t,--threads", threads, "compute threads (default: all cores)")->check(CLI::Range(1u, 1024u));
+    cmd.add_option("--device", device, "auto (a CUDA GPU when there is one, else the CPU), cpu, cuda or cuda:N");
+    cmd.add_option("-t,--threads", threads, "CPU compute threads (default: all cores)")->check(CLI::Range(1u, 1024u));
     cmd.add_option("-c,--ctx", context, "context length in tokens (default: the model's, at most 4096)")
         ->check(CLI::NonNegativeNumber);
     cmd.add_option("--kv-type", kv_type, "KV cache element type: f16, f32 or q8_0")->check(CLI::IsMember({"f16", "f32", "q8_0"}));
   }
 
+  // The backend --device names (checked before any model is read: a bad name fails at once).
+  std::unique_ptr<backend::Backend> backend() const { return backend::make_backend(device, threads); }
   engine::SessionOptions session() const { return {.context = context, .kv_type = backend::kv_type_by_name(kv_type)}; }
 };
 

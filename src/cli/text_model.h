@@ -1,5 +1,5 @@
 // What the text front ends (run, chat, aero-run) share: a model with its tokenizer and a
-// session on the CPU backend.
+// session on a backend.
 #pragma once
 
 #include <cstdio>
@@ -27,11 +27,14 @@ struct TextModel {
   std::unique_ptr<backend::Backend> backend;
   std::unique_ptr<engine::Session> session;
 
-  // `tokenizer_path` (optional) overrides the tokenizer the model carries; without
-  // `with_tokenizer` none is loaded (token ids in and out).
-  static TextModel open(const std::string& model_path, const std::string& metadata_from, const std::string& tokenizer_path,
-                        unsigned threads, engine::SessionOptions session_options, bool with_tokenizer = true) {
+  // `backend` runs the session (made first, so that a device that cannot be used fails
+  // before the model is read); `tokenizer_path` (optional) overrides the tokenizer the model
+  // carries; without `with_tokenizer` none is loaded (token ids in and out).
+  static TextModel open(std::unique_ptr<backend::Backend> backend, const std::string& model_path,
+                        const std::string& metadata_from, const std::string& tokenizer_path,
+                        engine::SessionOptions session_options, bool with_tokenizer = true) {
     TextModel t;
+    t.backend = std::move(backend);
     t.model = engine::Model::open(model_path, metadata_from);
     if (with_tokenizer)
       t.tokenizer = std::make_unique<tokenizer::Tokenizer>(
@@ -39,7 +42,6 @@ struct TextModel {
                                  : tokenizer::Tokenizer::load(tokenizer_path));
     if (t.tokenizer && t.tokenizer->size() > t.model->spec().vocab)
       fail("the tokenizer has {} tokens but the model only {} embeddings", t.tokenizer->size(), t.model->spec().vocab);
-    t.backend = backend::make_cpu_backend(threads);
     t.session = std::make_unique<engine::Session>(*t.model, *t.backend, session_options);
     return t;
   }
