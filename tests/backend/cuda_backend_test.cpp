@@ -1,0 +1,273 @@
+// The CUDA backend's operations against the CPU backend's on random inputs: the same buffers
+// go through both and the results are compared with the tolerance each operation warrants.
+// Skipped, saying why, without a CUDA GPU (or in a build without the CUDA backend).
+#include <cmath>
+#include <cstring>
+#include <numeric>
+#include <random>
+
+#include "aero/backend/backend.h"
+#include "aero/error.h"
+#include "aero/model/rope.h"
+#include "backend/cuda_test_support.h"
+#include "quant/half.h"
+
+namespace aero::test {
+namespace {
+
+using backend::Backend;
+using backend::KvType;
+
+std::vector<float> random_floats(std::size_t n, std::uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(-scale, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = u(rng);
+  return v;
+}
+
+class CudaOps : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    AERO_REQUIRE_GPU();
+    cpu = backend::make_cpu_backend(2);
+    gpu = backend::make_backend("cuda", 2);
+  }
+  // Runs `op` on both backends with `inputs` uploaded to each; returns both results (`out`
+  // floats of the buffer `op` writes, which it returns).
+  template <class Op>
+  std::pair<std::vector<float>, std::vector<float>> both(const std::vector<std::vector<float>>& inputs, std::size_t out,
+                                                         const Op& op) {
+    auto run = [&](Backend& b) {
+      std::vector<float*> buffers;
+      for (const auto& in : inputs) buffers.push_back(upload(b, in));
+      const float* result = op(b, buffers);
+      return download(b, result, out);
+    };
+    return {run(*gpu), run(*cpu)};
+  }
+  std::unique_ptr<Backend> cpu, gpu;
+};
+
+TEST_F(CudaOps, NameSaysCudaAndTheGpu) {
+  EXPECT_EQ(gpu->name().rfind("cuda (", 0), 0u) << gpu->name();
+  EXPECT_NE(gpu->name().find("cc "), std::string::npos) << gpu->name();
+}
+
+TEST_F(CudaOps, ReadReturnsWhatWriteStored) {
+  const auto v = random_floats(1000, 1);
+  float* p = upload(*gpu, v);
+  EXPECT_EQ(download(*gpu, p, v.size()), v);
+  EXPECT_EQ(download(*gpu, gpu->allocate(7), 7), std::vector<float>(7, 0.0f));  // buffers start as zeros
+}
+
+// f32 sums in a different order than the CPU's double sum: 2e-5 of the largest output.
+TEST_F(CudaOps, RmsNormEqualsCpu) {
+  for (const auto& shape : {std::pair<std::int64_t, std::int64_t>{4096, 3}, {128, 40}, {100, 5}, {1, 2}}) {
+    const std::int64_t width = shape.first, rows = shape.second;
+    const auto x = random_floats(static_cast<std::size_t>(width * rows), 2);
+    const auto weight = random_floats(static_cast<std::size_t>(width), 3);
+    const auto n = static_cast<std::size_t>(width * rows);
+    auto [g, c] = both({x}, n, [&](Backend& b, const std::vector<float*>& in) {
+      float* y = b.allocate(n);
+      b.rms_norm(in[0], weight.data(), width, rows, 1e-6, y);
+      return y;
+    });
+    EXPECT_LE(relative_error(g, c), 2e-5f) << width << " x " << rows;
+    auto [gi, ci] = both({x}, n, [&](Backend& b, const std::vector<float*>& in) {  // in place, as per-head norms run
+      b.rms_norm(in[0], weight.data(), width, rows, 1e-6, in[0]);
+      return in[0];
+    });
+    EXPECT_LE(relative_error(gi, ci), 2e-5f) << width << " x " << rows << " in place";
+  }
+}
+
+// The same f32 products (the GPU may fuse a multiply and an add): 1e-5.
+TEST_F(CudaOps, RopeEqualsCpuInBothLayouts) {
+  const std::int64_t n = 5, heads = 4, head_dim = 64;
+  std::vector<std::int32_t> positions = {3, 4, 5, 6, 4000};
+  std::vector<double> inv_freq(static_cast<std::size_t>(head_dim / 2));
+  for (std::size_t i = 0; i < inv_freq.size(); ++i) inv_freq[i] = std::pow(10000.0, -2.0 * static_cast<double>(i) / head_dim);
+  const auto table = model::rope_table(positions, inv_freq);
+  const auto x = random_floats(static_cast<std::size_t>(n * heads * head_dim), 4);
+  for (auto layout : {model::RopeLayout::HalfSplit, model::RopeLayout::Interleaved}) {
+    auto [g, c] = both({x}, x.size(), [&](Backend& b, const std::vector<float*>& in) {
+      b.rope(in[0], n, heads, head_dim, table, layout);
+      return in[0];
+    });
+    EXPECT_LE(relative_error(g, c), 1e-5f) << (layout == model::RopeLayout::HalfSplit ? "half split" : "interleaved");
+  }
+  // A second table of the same size (the next pass's positions) is used, not the first one again.
+  positions = {7, 8, 9, 10, 11};
+  const auto next = model::rope_table(positions, inv_freq);
+  auto [g, c] = both({x}, x.size(), [&](Backend& b, const std::vector<float*>& in) {
+    b.rope(in[0], n, heads, head_dim, table, model::RopeLayout::HalfSplit);
+    b.rope(in[0], n, heads, head_dim, next, model::RopeLayout::HalfSplit);
+    return in[0];
+  });
+  EXPECT_LE(relative_error(g, c), 1e-5f);
+}
+
+// expf against the CPU's vector exp: 1e-5.
+TEST_F(CudaOps, SiluMulEqualsCpu) {
+  const std::size_t n = 10007;
+  const auto gate = random_floats(n, 5, 8.0f), up = random_floats(n, 6);
+  auto [g, c] = both({gate, up}, n, [&](Backend& b, const std::vector<float*>& in) {
+    b.silu_mul(in[0], in[1], static_cast<std::int64_t>(n), in[0]);  // in place, as the forward pass runs it
+    return in[0];
+  });
+  EXPECT_LE(relative_error(g, c), 1e-5f);
+}
+
+// One addition per element: exact.
+TEST_F(CudaOps, AddAndBiasEqualCpuExactly) {
+  const std::size_t width = 96, rows = 7;
+  const auto x = random_floats(width * rows, 7), y = random_floats(width * rows, 8), bias = random_floats(width, 9);
+  auto [g, c] = both({x, y}, x.size(), [&](Backend& b, const std::vector<float*>& in) {
+    b.add(in[0], in[1], static_cast<std::int64_t>(x.size()));
+    b.add_bias(in[0], bias, static_cast<std::int64_t>(rows));
+    return in[0];
+  });
+  EXPECT_EQ(g, c);
+}
+
+// A table of `rows` random rows in `type`.
+std::vector<std::uint8_t> make_table(quant::GgmlType type, std::int64_t rows, std::int64_t cols, std::size_t& row_bytes) {
+  const auto traits = *quant::type_traits(static_cast<std::uint32_t>(type));
+  row_bytes = *quant::row_bytes(traits, static_cast<std::uint64_t>(cols));
+  std::vector<std::uint8_t> table(row_bytes * static_cast<std::size_t>(rows));
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const auto row = random_floats(static_cast<std::size_t>(cols), 100 + static_cast<std::uint32_t>(r));
+    std::uint8_t* dst = table.data() + static_cast<std::size_t>(r) * row_bytes;
+    if (type == quant::GgmlType::F32) std::memcpy(dst, row.data(), row_bytes);
+    else if (type == quant::GgmlType::F16 || type == quant::GgmlType::BF16)
+      for (std::size_t c = 0; c < row.size(); ++c) {
+        const std::uint16_t h = type == quant::GgmlType::F16 ? quant::fp32_to_fp16(row[c]) : quant::fp32_to_bf16(row[c]);
+        std::memcpy(dst + 2 * c, &h, 2);
+      }
+    else quant::encode_from_f32(type, row, {dst, row_bytes});
+  }
+  return table;
+}
+
+// Both decode rows with the same reference decoders: exact.
+TEST_F(CudaOps, EmbedEqualsCpuForEveryTableFormat) {
+  using quant::GgmlType;
+  const std::int64_t rows = 10, cols = 512;
+  const std::vector<std::int32_t> ids = {3, 0, 9, 3};
+  for (auto type : {GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_K,
+                    GgmlType::Q6_K, GgmlType::Q5_K, GgmlType::IQ4_XS}) {
+    std::size_t row_bytes = 0;
+    const auto bytes = make_table(type, rows, cols, row_bytes);
+    const quant::Matrix table{.type = type, .data = bytes.data(), .rows = rows, .cols = cols, .row_bytes = row_bytes};
+    const auto n = ids.size() * static_cast<std::size_t>(cols);
+    auto [g, c] = both({}, n, [&](Backend& b, const std::vector<float*>&) {
+      float* out = b.allocate(n);
+      b.embed(table, ids, out);
+      return out;
+    });
+    EXPECT_EQ(g, c) << quant::type_traits(static_cast<std::uint32_t>(type))->name;
+  }
+  std::size_t row_bytes = 0;
+  const auto bytes = make_table(GgmlType::F32, rows, cols, row_bytes);
+  const quant::Matrix table{.type = GgmlType::F32, .data = bytes.data(), .rows = rows, .cols = cols, .row_bytes = row_bytes};
+  const std::int32_t bad[] = {1, 10};
+  EXPECT_THROW(gpu->embed(table, bad, gpu->allocate(2 * cols)), Error);
+}
+
+// Attention through the cache: a prompt batch, then tokens one at a time, compared with the
+// CPU after every call.
+struct AttentionCase {
+  std::int64_t heads, kv_heads, head_dim;
+  KvType kv;
+  std::int64_t prompt, steps;  // prompt tokens in one call, then single tokens
+};
+
+std::string case_name(const AttentionCase& c) {
+  return fmt::format("{}q{}kv d{} {} prompt {} + {}", c.heads, c.kv_heads, c.head_dim, backend::kv_type_name(c.kv), c.prompt,
+                     c.steps);
+}
+
+// F32: the same sums in another order, 1e-5. F16: both round keys and values to the same
+// halves, 1e-4. Q8_0: the CPU also quantizes each query to 8 bits for its integer dot (the GPU
+// keeps it f32), which moves scores by about 1%: 3e-2 of the largest output.
+float tolerance(KvType kv) { return kv == KvType::F32 ? 1e-5f : kv == KvType::F16 ? 1e-4f : 3e-2f; }
+
+void check_attention(Backend& cpu, Backend& gpu, const AttentionCase& c) {
+  const std::int64_t layers = 2, layer = 1, capacity = c.prompt + c.steps + 3;
+  auto cpu_cache = cpu.create_kv_cache(layers, c.kv_heads, c.head_dim, capacity, c.kv);
+  auto gpu_cache = gpu.create_kv_cache(layers, c.kv_heads, c.head_dim, capacity, c.kv);
+  std::int64_t position = 0;
+  std::uint32_t seed = 1000;
+  auto call = [&](std::int64_t n) {
+    const auto q = random_floats(static_cast<std::size_t>(n * c.heads * c.head_dim), seed++, 2.0f);
+    const auto k = random_floats(static_cast<std::size_t>(n * c.kv_heads * c.head_dim), seed++, 2.0f);
+    const auto v = random_floats(static_cast<std::size_t>(n * c.kv_heads * c.head_dim), seed++);
+    std::vector<std::int32_t> positions(static_cast<std::size_t>(n));
+    std::iota(positions.begin(), positions.end(), static_cast<std::int32_t>(position));
+    position += n;
+    const auto out_size = static_cast<std::size_t>(n * c.heads * c.head_dim);
+    auto run = [&](Backend& b, backend::KvCache& cache) {
+      float* out = b.allocate(out_size);
+      b.attention(cache, layer, upload(b, q), upload(b, k), upload(b, v), positions, c.heads, out);
+      return download(b, out, out_size);
+    };
+    const auto expected = run(cpu, *cpu_cache);
+    const auto got = run(gpu, *gpu_cache);
+    EXPECT_LE(relative_error(got, expected), tolerance(c.kv)) << case_name(c) << ", " << n << " tokens at " << position - n;
+  };
+  call(c.prompt);
+  for (std::int64_t s = 0; s < c.steps; ++s) call(1);
+}
+
+TEST_F(CudaOps, AttentionEqualsCpu) {
+  for (KvType kv : {KvType::F32, KvType::F16, KvType::Q8_0}) {
+    check_attention(*cpu, *gpu, {8, 2, 64, kv, 7, 4});    // GQA
+    check_attention(*cpu, *gpu, {4, 4, 128, kv, 7, 3});   // MHA
+    check_attention(*cpu, *gpu, {6, 1, 96, kv, 7, 3});    // MQA
+    check_attention(*cpu, *gpu, {32, 8, 128, kv, 1, 2});  // Llama 3 8B's heads, from an empty cache
+  }
+  check_attention(*cpu, *gpu, {8, 2, 80, KvType::F16, 7, 2});  // a head size that is no power of two
+}
+
+// Long enough that the positions are split over blocks (and combined): a prompt of 300 (few
+// enough rows that it is split too) and generation steps past it; a prompt of 1200 tokens
+// with Llama 3 8B's heads (blocks enough without splitting), then steps (split).
+TEST_F(CudaOps, LongAttentionSplitOverBlocksEqualsCpu) {
+  for (KvType kv : {KvType::F32, KvType::F16, KvType::Q8_0}) check_attention(*cpu, *gpu, {8, 2, 64, kv, 300, 5});
+  check_attention(*cpu, *gpu, {32, 8, 128, KvType::F16, 1200, 3});
+}
+
+TEST_F(CudaOps, BadInputIsAnError) {
+  auto cache = gpu->create_kv_cache(1, 2, 64, 8, KvType::F16);
+  float* q = gpu->allocate(8 * 64);
+  float* kv = gpu->allocate(2 * 64);
+  const std::int32_t past_end[] = {8};
+  EXPECT_THROW(gpu->attention(*cache, 0, q, kv, kv, past_end, 8, q), Error);
+  const std::int32_t fine[] = {0};
+  EXPECT_THROW(gpu->attention(*cache, 0, q, kv, kv, fine, 7, q), Error);  // 7 heads cannot share 2
+  EXPECT_THROW(gpu->create_kv_cache(1, 2, 48, 8, KvType::Q8_0), Error);   // q8_0 rows need 32 | head_dim
+  EXPECT_THROW(gpu->create_kv_cache(1 << 20, 64, 256, 1 << 20, KvType::F32), Error);  // petabytes: out of memory
+  // The backend still works after a refused allocation.
+  const auto v = random_floats(10, 11);
+  EXPECT_EQ(download(*gpu, upload(*gpu, v), v.size()), v);
+}
+
+TEST(CudaDevice, NamesAreCheckedAndResolved) {
+  EXPECT_EQ(backend::choose_device("cpu").kind, backend::Device::Kind::Cpu);
+  for (const char* bad : {"gpu", "cuda:", "cuda:-1", "cuda:1x", "CUDA", "", "cuda0"})
+    EXPECT_THROW(backend::choose_device(bad), Error) << bad;
+  const auto resolved = backend::choose_device("auto");
+  EXPECT_EQ(resolved.kind == backend::Device::Kind::Cuda, why_no_gpu().empty());
+  if (why_no_gpu().empty()) {
+    EXPECT_EQ(backend::choose_device("cuda:0").kind, backend::Device::Kind::Cuda);
+    EXPECT_THROW(backend::choose_device("cuda:4096"), Error);
+  } else {
+    EXPECT_THROW(backend::choose_device("cuda"), Error);
+    EXPECT_THROW(backend::make_backend("cuda:0", 1), Error);
+  }
+  EXPECT_EQ(backend::make_backend("cpu", 1)->name().rfind("cpu", 0), 0u);
+}
+
+}  // namespace
+}  // namespace aero::test
