@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "aero/format/model_source.h"
+#include "backend/cuda_test_support.h"
 #include "engine/hf_reference.h"
 #include "cli/run_command.h"
 #include "test_support.h"
@@ -103,10 +104,68 @@ TEST(RunCli, AeroRunTakesThePythonToolsFlags) {
   auto info = run(AERO_RUN_BINARY, m + " --info --dtype bfloat16 --device cpu");
   EXPECT_EQ(info.status, 0) << info.err;
   EXPECT_NE(info.out.find("layers: 3"), std::string::npos) << info.out;
-  auto cuda = run(AERO_RUN_BINARY, m + " --device cuda --prompt hi");
-  EXPECT_EQ(cuda.status, 1);
-  EXPECT_NE(cuda.err.find("CUDA"), std::string::npos) << cuda.err;
+  if (!test::why_no_gpu().empty()) {  // (where there is a GPU, CudaCli runs it)
+    auto cuda = run(AERO_RUN_BINARY, m + " --device cuda --prompt hi");
+    EXPECT_EQ(cuda.status, 1);
+    EXPECT_NE(cuda.err.find("CUDA"), std::string::npos) << cuda.err;
+  }
   EXPECT_NE(run(AERO_RUN_BINARY, m + " --dtype float64 --info").status, 0);
+}
+
+// --device on every command that runs a model: a bad name, or a GPU this machine (or build)
+// lacks, is one line and exit 1 before anything is read; with a GPU, the same commands run.
+TEST(CudaCli, DeviceFlag) {
+  test::ScratchDir scratch;
+  const auto model = (scratch / "tiny.gguf").string();
+  ASSERT_EQ(aero("synth " + model + " --arch llama --preset tiny --type F16").status, 0);
+  const bool gpu = test::why_no_gpu().empty();
+  std::vector<std::string> refused = {"run " + model + " --ids 1,2 --print-ids --device bogus",
+                                      "run " + model + " --ids 1,2 --print-ids --device cuda:x",
+                                      "run " + model + " --ids 1,2 --print-ids --device cuda:4096",
+                                      "bench " + model + " -p 4 -n 2 -r 1 --device gpu"};
+  if (!gpu)
+    for (const char* args : {"run {} --ids 1,2 --print-ids --device cuda", "logits {} --ids 1,2 --out {}.logits --device cuda",
+                             "bench {} -p 4 -n 2 -r 1 --no-probes --device cuda:0", "chat {} --device cuda"})
+      refused.push_back(fmt::format(fmt::runtime(args), model, model));
+  for (const auto& args : refused) {
+    auto r = aero(args);
+    EXPECT_EQ(r.status, 1) << args;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << args << ": " << r.err;
+    EXPECT_EQ(r.err.rfind("aero: error: ", 0), 0u) << r.err;
+    EXPECT_NE(r.err.find("device"), std::string::npos) << r.err;
+    EXPECT_TRUE(r.out.empty()) << args << ": " << r.out;
+  }
+  auto bogus = run(AERO_RUN_BINARY, model + " --device bogus --info");
+  EXPECT_EQ(bogus.status, 1);
+  EXPECT_EQ(bogus.err.rfind("aero-run: error: unknown device", 0), 0u) << bogus.err;
+
+  auto cpu = aero("run " + model + " --ids 1,2,3 -n 3 --greedy --print-ids --ignore-eos --device cpu -t 2");
+  ASSERT_EQ(cpu.status, 0) << cpu.err;
+  if (!gpu) return;
+  // On a GPU: three ids (CudaForward compares them with transformers), and the speed line and
+  // the benchmark name the GPU.
+  auto cuda = aero("run " + model + " --ids 1,2,3 -n 3 --greedy --print-ids --ignore-eos --device cuda");
+  ASSERT_EQ(cuda.status, 0) << cuda.err;
+  EXPECT_EQ(std::count(cuda.out.begin(), cuda.out.end(), ','), 2) << cuda.out;
+  EXPECT_NE(cuda.err.find("| cuda ("), std::string::npos) << cuda.err;
+  auto bench = aero("bench " + model + " -p 16 -n 4 -r 1 --device cuda");
+  ASSERT_EQ(bench.status, 0) << bench.err;
+  EXPECT_NE(bench.out.find("backend: cuda ("), std::string::npos) << bench.out;
+  auto aero_run = run(AERO_RUN_BINARY, model + " --device cuda --info");
+  EXPECT_EQ(aero_run.status, 0) << aero_run.err;
+}
+
+TEST(CudaCli, InfoListsDevices) {
+  auto r = aero("info --devices");
+  ASSERT_EQ(r.status, 0) << r.err;
+  if (test::why_no_gpu().empty()) EXPECT_EQ(r.out.rfind("cuda:0  ", 0), 0u) << r.out;
+  else EXPECT_EQ(r.out, "no CUDA GPU: " + test::why_no_gpu() + "\n");
+  auto json = aero("info --devices --json");
+  ASSERT_EQ(json.status, 0) << json.err;
+  EXPECT_NE(json.out.find("\"gpus\""), std::string::npos) << json.out;
+  auto none = aero("info");
+  EXPECT_EQ(none.status, 1);
+  EXPECT_NE(none.err.find("--devices"), std::string::npos) << none.err;
 }
 
 }  // namespace
