@@ -13,8 +13,10 @@ namespace aero {
 namespace {
 
 using test::CommandResult;
+std::string aero_binary() { return test::built_binary(AERO_BINARY); }
+std::string aero_run_binary() { return test::built_binary(AERO_RUN_BINARY); }
 CommandResult run(const std::string& binary, const std::string& args) { return test::run_command(binary, args); }
-CommandResult aero(const std::string& args) { return run(AERO_BINARY, args); }
+CommandResult aero(const std::string& args) { return run(aero_binary(), args); }
 
 std::string ids_text(std::span<const std::int32_t> ids) { return fmt::format("{}", fmt::join(ids, ",")); }
 
@@ -84,16 +86,16 @@ TEST(RunCli, SynthesizedModelRunsAndBenchmarks) {
   EXPECT_NE(b.out.find("| tg4 |"), std::string::npos) << b.out;
   EXPECT_NE(b.out.find("f32 peak: not measured"), std::string::npos) << b.out;
   EXPECT_NE(aero("synth " + (scratch / "x.gguf").string() + " --preset 70b").status, 0);
-  // The kernel overrides: a bad value is one line and a non-zero exit; a good one still runs.
+  // The CPU kernel overrides: a bad value is one line and a non-zero exit; a good one still runs.
   for (const std::string env : {"AERO_CPU_DISABLE=sse", "AERO_CPU_DISABLE=vbmi,,bf16", "AERO_GEMV_ROWS=diagonal"}) {
-    auto bad = run(env + " " + AERO_BINARY, "run " + model + " --ids 1,2,3 -n 2 --print-ids");
+    auto bad = run(env + " " + aero_binary(), "run " + model + " --ids 1,2,3 -n 2 --print-ids --device cpu");
     EXPECT_EQ(bad.status, 1) << env;
     EXPECT_EQ(std::count(bad.err.begin(), bad.err.end(), '\n'), 1) << env << ": " << bad.err;
     EXPECT_EQ(bad.err.rfind("aero: error: ", 0), 0u) << bad.err;
     EXPECT_TRUE(bad.out.empty()) << env << ": " << bad.out;
   }
-  auto narrow = run(std::string("AERO_CPU_DISABLE=avx512,bf16 ") + AERO_BINARY,
-                    "run " + model + " --ids 1,2,3 -n 5 --seed 3 --print-ids --ignore-eos -t 2");
+  auto narrow = run(std::string("AERO_CPU_DISABLE=avx512,bf16 ") + aero_binary(),
+                    "run " + model + " --ids 1,2,3 -n 5 --seed 3 --print-ids --ignore-eos -t 2 --device cpu");
   EXPECT_EQ(narrow.status, 0) << narrow.err;
   EXPECT_EQ(std::count(narrow.out.begin(), narrow.out.end(), ','), 4) << narrow.out;
 }
@@ -101,15 +103,15 @@ TEST(RunCli, SynthesizedModelRunsAndBenchmarks) {
 TEST(RunCli, AeroRunTakesThePythonToolsFlags) {
   AERO_REQUIRE_SHARED(shared);
   const std::string m = (shared / "fixtures/hf/qwen2").string();
-  auto info = run(AERO_RUN_BINARY, m + " --info --dtype bfloat16 --device cpu");
+  auto info = run(aero_run_binary(), m + " --info --dtype bfloat16 --device cpu");
   EXPECT_EQ(info.status, 0) << info.err;
   EXPECT_NE(info.out.find("layers: 3"), std::string::npos) << info.out;
   if (!test::why_no_gpu().empty()) {  // (where there is a GPU, CudaCli runs it)
-    auto cuda = run(AERO_RUN_BINARY, m + " --device cuda --prompt hi");
+    auto cuda = run(aero_run_binary(), m + " --device cuda --prompt hi");
     EXPECT_EQ(cuda.status, 1);
     EXPECT_NE(cuda.err.find("CUDA"), std::string::npos) << cuda.err;
   }
-  EXPECT_NE(run(AERO_RUN_BINARY, m + " --dtype float64 --info").status, 0);
+  EXPECT_NE(run(aero_run_binary(), m + " --dtype float64 --info").status, 0);
 }
 
 // --device on every command that runs a model: a bad name, or a GPU this machine (or build)
@@ -135,7 +137,7 @@ TEST(CudaCli, DeviceFlag) {
     EXPECT_NE(r.err.find("device"), std::string::npos) << r.err;
     EXPECT_TRUE(r.out.empty()) << args << ": " << r.out;
   }
-  auto bogus = run(AERO_RUN_BINARY, model + " --device bogus --info");
+  auto bogus = run(aero_run_binary(), model + " --device bogus --info");
   EXPECT_EQ(bogus.status, 1);
   EXPECT_EQ(bogus.err.rfind("aero-run: error: unknown device", 0), 0u) << bogus.err;
 
@@ -151,7 +153,7 @@ TEST(CudaCli, DeviceFlag) {
   auto bench = aero("bench " + model + " -p 16 -n 4 -r 1 --device cuda");
   ASSERT_EQ(bench.status, 0) << bench.err;
   EXPECT_NE(bench.out.find("backend: cuda ("), std::string::npos) << bench.out;
-  auto aero_run = run(AERO_RUN_BINARY, model + " --device cuda --info");
+  auto aero_run = run(aero_run_binary(), model + " --device cuda --info");
   EXPECT_EQ(aero_run.status, 0) << aero_run.err;
 }
 

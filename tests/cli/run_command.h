@@ -5,11 +5,21 @@
 
 #include <array>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <string>
 
 #include "test_support.h"
 
 namespace aero::test {
+
+// A binary the build made (AERO_BINARY, AERO_RUN_BINARY), or the one of that name in
+// $AERO_BIN_DIR when the tests run from a bundle on another machine (scripts/test-gpu.sh).
+inline std::string built_binary(const char* built_path) {
+  if (const char* dir = std::getenv("AERO_BIN_DIR"))
+    return (std::filesystem::path(dir) / std::filesystem::path(built_path).filename()).string();
+  return built_path;
+}
 
 struct CommandResult {
   int status = -1;

@@ -86,10 +86,11 @@ TEST_P(CudaForward, IncrementalDecodingEqualsOnePass) {
   }
 }
 
-// The default f16 cache, and q8_0: close to the reference, as on the CPU.
+// The default f16 cache, and q8_0: close to the reference. (On the CPU the fixtures reach
+// 1.0e-4..2.6e-4 with f16, and up to 4.3e-3 with q8_0, whose dot also rounds the query to 8 bits.)
 TEST_P(CudaForward, HalfAndQ8CachesStayClose) {
   EXPECT_LE(relative_error(all_logits(backend::KvType::F16), ref_.logits), 3e-3f);
-  EXPECT_LE(relative_error(all_logits(backend::KvType::Q8_0), ref_.logits), 3e-2f);
+  EXPECT_LE(relative_error(all_logits(backend::KvType::Q8_0), ref_.logits), 1e-2f);
 }
 
 std::vector<Case> cases() {

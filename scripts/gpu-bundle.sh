@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Builds aero with the CUDA backend on this (GPU-less) machine and gathers everything the GPU
+# machine needs to run it into .gpu-bundle/, which scripts/test-gpu.sh runs from there:
+#   bin/    aero, aero-run (stripped)
+#   tests/  cuda_backend_test, cli_test (stripped)
+#   lib/    every shared library they link that is not the C/C++ runtime (glibc, libgcc_s,
+#           libstdc++: the GPU machine's are newer) nor CUDA's (the driver's libcuda and the
+#           toolkit's libraries: the GPU machine has its own, and they are hundreds of MiB)
+#   shared/ the Hugging Face fixture models the GPU tests compare against
+#   scripts/test-gpu.sh
+# Environment: AERO_CUDA_ARCHITECTURES (default 90: H100/H200), JOBS (default 2),
+# BUILD_DIR (default build-gpu), SHARED (default ../shared).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+build=${BUILD_DIR:-build-gpu}
+bundle=$root/.gpu-bundle
+shared=${SHARED:-$root/../shared}
+
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DAERO_CUDA=ON \
+  -DAERO_CUDA_ARCHITECTURES="${AERO_CUDA_ARCHITECTURES:-90}" -DAERO_BUILD_TESTS=ON -DAERO_BUILD_BENCH=OFF >/dev/null
+ninja -C "$build" -j"${JOBS:-2}" aero_cli aero_run cuda_backend_test cli_test
+
+rm -rf "$bundle"
+mkdir -p "$bundle"/{bin,tests,lib,scripts}
+cp "$build"/bin/aero "$build"/bin/aero-run "$bundle"/bin/
+cp "$build"/tests/cuda_backend_test "$build"/tests/cli_test "$bundle"/tests/
+strip --strip-unneeded "$bundle"/bin/* "$bundle"/tests/*
+cp scripts/test-gpu.sh "$bundle"/scripts/
+
+# The shared libraries, by the path the loader resolves here.
+runtime='^(linux-vdso|ld-linux|libc\.so|libm\.so|libmvec|libpthread|libdl\.so|librt\.so|libresolv|libutil\.so|libgcc_s|libstdc\+\+)'
+left_to_gpu_machine=()
+while read -r name path; do
+  if [[ $name =~ $runtime ]]; then continue; fi
+  if [[ $name =~ ^lib(cuda|nvidia|cublas|cudart|nvrtc|nvJitLink|cusparse|cufft|curand|cusolver) || $path == /usr/local/cuda* ]]; then
+    left_to_gpu_machine+=("$name")
+    continue
+  fi
+  [ -f "$path" ] || { echo "gpu-bundle: $name is not found here ($path)" >&2; exit 1; }
+  cp -L "$path" "$bundle/lib/$name"
+done < <(ldd "$bundle"/bin/* "$bundle"/tests/* | awk '$2 == "=>" && $3 ~ /^\// { print $1, $3 } $2 == "=>" && $3 == "not" { print $1, "missing" }' | sort -u)
+strip --strip-unneeded "$bundle"/lib/* 2>/dev/null || true
+
+# The fixtures CudaForward reads (a few MiB).
+for m in llama llama-mha qwen2 qwen3; do
+  if [ -d "$shared/fixtures/hf/$m" ]; then
+    mkdir -p "$bundle/shared/fixtures/hf"
+    cp -r "$shared/fixtures/hf/$m" "$bundle/shared/fixtures/hf/"
+  fi
+done
+[ -d "$bundle/shared" ] || echo "gpu-bundle: no fixtures at $shared/fixtures/hf: the GPU's forward tests will skip" >&2
+
+glibcxx=$(objdump -T "$bundle"/bin/* "$bundle"/tests/* | grep -o 'GLIBCXX_[0-9.]*' | sort -uV | tail -1)
+glibc=$(objdump -T "$bundle"/bin/* "$bundle"/tests/* "$bundle"/lib/* | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1)
+size=$(du -sm "$bundle" | cut -f1)
+echo "gpu-bundle: $bundle, ${size} MiB: $(ls "$bundle"/lib | tr '\n' ' ')"
+echo "gpu-bundle: needs on the GPU machine: $glibc, $glibcxx (Ubuntu 24.04 has GLIBC_2.39, GLIBCXX_3.4.32)${left_to_gpu_machine:+, and from its CUDA: ${left_to_gpu_machine[*]}}"
+if [ "$size" -ge 60 ]; then echo "gpu-bundle: the bundle is over 60 MiB" >&2; exit 1; fi
