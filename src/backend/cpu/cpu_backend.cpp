@@ -199,6 +199,14 @@ class CpuBackend final : public Backend {
     pool_.run(static_cast<std::size_t>(rows), [&](std::size_t r) { f(static_cast<std::int64_t>(r)); });
   }
 
+  // The AVX-512 set has no Q8_0 row kernel of this shape (its products take Q8_0 through the
+  // generic block kernels, whose activations are laid out otherwise): a q8_0 cache's rows go
+  // through the AVX2 set's kernel there, which every AVX-512 CPU runs.
+  DotFn q8_0_dot() const {
+    if (k_.q8_0) return k_.q8_0;
+    return kernels(isa_ == Isa::Avx512 ? Isa::Avx2 : Isa::Scalar).q8_0;
+  }
+
   static void store_row(const CpuKvCache& cache, const float* src, std::uint8_t* dst, std::int64_t d) {
     switch (cache.type) {
       case KvType::F32: std::memcpy(dst, src, static_cast<std::size_t>(d) * 4); break;
@@ -226,7 +234,7 @@ class CpuBackend final : public Backend {
     const std::uint8_t* keys = cache.key(layer, g, 0);
     const std::uint8_t* values = cache.value(layer, g, 0);
     const auto stride = static_cast<std::size_t>(cache.row_bytes);
-    DotFn dot = cache.type == KvType::F32 ? k_.f32 : cache.type == KvType::F16 ? k_.f16 : k_.q8_0;
+    DotFn dot = cache.type == KvType::F32 ? k_.f32 : cache.type == KvType::F16 ? k_.f16 : q8_0_dot();
     if (cache.type == KvType::Q8_0) {
       q8.resize(stride);
       quant::encode_from_f32(quant::GgmlType::Q8_0, {q, static_cast<std::size_t>(d)}, q8);
