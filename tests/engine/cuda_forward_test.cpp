@@ -33,6 +33,53 @@ std::int32_t argmax(std::span<const float> v) {
   return static_cast<std::int32_t>(std::max_element(v.begin(), v.end()) - v.begin());
 }
 
+// The CUDA backend for everything but the matrix products, which the CPU backend computes
+// (inputs copied down, results copied up): the rest of the GPU's forward pass (embedding,
+// norms, rope in both layouts, the cache, attention) checked apart from the product kernels.
+class GpuWithCpuProducts final : public backend::Backend {
+ public:
+  explicit GpuWithCpuProducts(std::unique_ptr<backend::Backend> gpu) : gpu_(std::move(gpu)), cpu_(backend::make_cpu_backend(2)) {}
+  std::string name() const override { return gpu_->name() + " with CPU products"; }
+  float* allocate(std::size_t count) override { return gpu_->allocate(count); }
+  void read(const float* src, std::size_t count, float* host) override { gpu_->read(src, count, host); }
+  void write(const float* host, std::size_t count, float* dst) override { gpu_->write(host, count, dst); }
+  void embed(const quant::Matrix& table, std::span<const std::int32_t> ids, float* out) override { gpu_->embed(table, ids, out); }
+  using Backend::matmul;
+  void matmul(std::span<const quant::Matrix* const> ws, const float* x, std::int64_t n, std::span<float* const> ys) override {
+    std::vector<float> hx(static_cast<std::size_t>(n * ws[0]->cols));
+    gpu_->read(x, hx.size(), hx.data());
+    std::vector<std::vector<float>> hy;
+    std::vector<float*> hy_ptrs;
+    for (const auto* w : ws) hy.emplace_back(static_cast<std::size_t>(n * w->rows));
+    for (auto& y : hy) hy_ptrs.push_back(y.data());
+    cpu_->matmul(ws, hx.data(), n, hy_ptrs);
+    for (std::size_t i = 0; i < ws.size(); ++i) gpu_->write(hy[i].data(), hy[i].size(), ys[i]);
+  }
+  void rms_norm(const float* x, const float* weight, std::int64_t width, std::int64_t rows, double eps, float* y) override {
+    gpu_->rms_norm(x, weight, width, rows, eps, y);
+  }
+  void add_bias(float* x, std::span<const float> bias, std::int64_t rows) override { gpu_->add_bias(x, bias, rows); }
+  void add(float* x, const float* y, std::int64_t count) override { gpu_->add(x, y, count); }
+  void silu_mul(const float* gate, const float* up, std::int64_t count, float* out) override {
+    gpu_->silu_mul(gate, up, count, out);
+  }
+  void rope(float* x, std::int64_t n, std::int64_t heads, std::int64_t head_dim, std::span<const float> cos_sin,
+            model::RopeLayout layout) override {
+    gpu_->rope(x, n, heads, head_dim, cos_sin, layout);
+  }
+  std::unique_ptr<backend::KvCache> create_kv_cache(std::int64_t layers, std::int64_t kv_heads, std::int64_t head_dim,
+                                                    std::int64_t capacity, backend::KvType type) override {
+    return gpu_->create_kv_cache(layers, kv_heads, head_dim, capacity, type);
+  }
+  void attention(backend::KvCache& cache, std::int64_t layer, const float* q, const float* k, const float* v,
+                 std::span<const std::int32_t> positions, std::int64_t heads, float* out) override {
+    gpu_->attention(cache, layer, q, k, v, positions, heads, out);
+  }
+
+ private:
+  std::unique_ptr<backend::Backend> gpu_, cpu_;
+};
+
 class CudaForward : public ::testing::TestWithParam<Case> {
  protected:
   void SetUp() override {
@@ -64,6 +111,21 @@ TEST_P(CudaForward, LogitsEqualTransformers) {
   EXPECT_LE(error, 1e-3f);
 }
 
+// Everything but the products on the GPU: as close as the CPU gets (1e-4), prompt and
+// token by token.
+TEST_P(CudaForward, OperationsBesideProductsEqualTransformers) {
+  GpuWithCpuProducts hybrid(std::move(gpu_));
+  engine::Session session(*model_, hybrid, {.kv_type = backend::KvType::F32});
+  const auto logits = session.eval(ref_.input_ids, true);
+  EXPECT_LE(relative_error(logits, ref_.logits), 1e-4f);
+  engine::Session stepwise(*model_, hybrid, {.kv_type = backend::KvType::F32});
+  for (std::size_t t = 0; t < ref_.input_ids.size(); ++t) {
+    const auto step = stepwise.eval(std::span(ref_.input_ids).subspan(t, 1));
+    const std::span<const float> row(ref_.logits.data() + t * ref_.vocab, static_cast<std::size_t>(ref_.vocab));
+    ASSERT_LE(relative_error(step, row), 1e-4f) << "position " << t;
+  }
+}
+
 TEST_P(CudaForward, GreedyContinuationEqualsTransformers) {
   engine::Session session(*model_, *gpu_, {.kv_type = backend::KvType::F32});
   std::vector<std::int32_t> ids = ref_.prompt_ids;
@@ -86,11 +148,12 @@ TEST_P(CudaForward, IncrementalDecodingEqualsOnePass) {
   }
 }
 
-// The default f16 cache, and q8_0: close to the reference. (On the CPU the fixtures reach
-// 1.0e-4..2.6e-4 with f16, and up to 4.3e-3 with q8_0, whose dot also rounds the query to 8 bits.)
+// The default f16 cache, and q8_0 where heads are whole q8_0 blocks (qwen3): close to the
+// reference. (On the CPU the fixtures reach 1.0e-4..2.6e-4 with f16; qwen3 4.3e-3 with q8_0,
+// whose dot there also rounds the query to 8 bits.)
 TEST_P(CudaForward, HalfAndQ8CachesStayClose) {
   EXPECT_LE(relative_error(all_logits(backend::KvType::F16), ref_.logits), 3e-3f);
-  EXPECT_LE(relative_error(all_logits(backend::KvType::Q8_0), ref_.logits), 1e-2f);
+  if (model_->spec().head_dim % 32 == 0) EXPECT_LE(relative_error(all_logits(backend::KvType::Q8_0), ref_.logits), 1e-2f);
 }
 
 std::vector<Case> cases() {
