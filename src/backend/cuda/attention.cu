@@ -5,7 +5,7 @@
 // A block takes up to kAttentionRows query rows of one key/value head — a row is a (token,
 // query head of the group) pair — so each cache row it loads serves every head that shares
 // it and every token of the tile. Keys and values come in tiles of kAttentionKeys positions,
-// converted to f32 in shared memory. For one token (generation) there are few rows and many
+// converted to f32 in shared memory; scores, softmax and sums are f32 (no tensor cores yet). For one token (generation) there are few rows and many
 // positions: the positions are split over `splits` blocks, each leaves its unnormalized sum
 // with its running max and denominator, and a second kernel combines them.
 #include <cuda_fp16.h>
@@ -20,21 +20,9 @@ constexpr int kRows = kAttentionRows;
 constexpr int kKeys = kAttentionKeys;
 constexpr int kThreads = 128;
 constexpr int kWarps = kThreads / 32;
-static_assert(kKeys == 32, "the softmax step gives each key of a tile to one lane of a warp");
+static_assert(kKeys == 32, "the score step gives each key of a tile to one lane of a warp");
+static_assert(kRows == 4 * kWarps, "the score step gives each warp four rows");
 constexpr int kQ8Block = 32, kQ8BlockBytes = 34;  // ggml's Q8_0: an f16 scale and 32 int8
-
-__device__ float load_element(const std::uint8_t* row, KvFormat format, int i) {
-  switch (format) {
-    case KvFormat::F32: return reinterpret_cast<const float*>(row)[i];
-    case KvFormat::F16: return __half2float(reinterpret_cast<const __half*>(row)[i]);
-    case KvFormat::Q8_0: {
-      const std::uint8_t* block = row + (i / kQ8Block) * kQ8BlockBytes;
-      const float scale = __half2float(*reinterpret_cast<const __half*>(block));
-      return scale * static_cast<float>(static_cast<std::int8_t>(block[2 + i % kQ8Block]));
-    }
-  }
-  return 0.0f;
-}
 
 // Block (token, kv head, keys or values); for Q8_0 each warp quantizes 32-element blocks as
 // ggml's reference does (scale = amax / 127, codes rounded half away from zero).
@@ -68,19 +56,52 @@ __global__ void kv_store_kernel(KvLayer layer, const float* k, const float* v, c
   }
 }
 
+// Four consecutive elements of a cache row, as f32: one 16-byte (f32) or 8-byte (f16) load,
+// or for q8_0 two 2-byte loads of codes (blocks are 34 bytes: only 2-byte aligned) and the
+// block's scale.
+template <KvFormat F>
+__device__ float4 load4(const std::uint8_t* row, int i) {
+  if constexpr (F == KvFormat::F32) {
+    return *reinterpret_cast<const float4*>(row + 4 * i);
+  } else if constexpr (F == KvFormat::F16) {
+    const uint2 bits = *reinterpret_cast<const uint2*>(row + 2 * i);
+    const float2 a = __half22float2(*reinterpret_cast<const __half2*>(&bits.x));
+    const float2 b = __half22float2(*reinterpret_cast<const __half2*>(&bits.y));
+    return make_float4(a.x, a.y, b.x, b.y);
+  } else {
+    const std::uint8_t* block = row + (i / kQ8Block) * kQ8BlockBytes;
+    const float scale = __half2float(*reinterpret_cast<const __half*>(block));
+    const std::uint8_t* codes = block + 2 + i % kQ8Block;
+    const unsigned short lo = *reinterpret_cast<const unsigned short*>(codes);
+    const unsigned short hi = *reinterpret_cast<const unsigned short*>(codes + 2);
+    return make_float4(scale * static_cast<float>(static_cast<signed char>(lo & 0xff)),
+                       scale * static_cast<float>(static_cast<signed char>(lo >> 8)),
+                       scale * static_cast<float>(static_cast<signed char>(hi & 0xff)),
+                       scale * static_cast<float>(static_cast<signed char>(hi >> 8)));
+  }
+}
+
+// Shared memory of one block, in floats: queries [rows][d]; keys [keys][d + 4] (the padding
+// puts the 16-byte reads of 8 consecutive lanes on distinct banks); values [keys][d];
+// probabilities [keys][rows] (read as float4 by every thread); per row max, denominator,
+// correction, position.
 struct Shared {
-  float *q, *k, *v, *p, *o, *m, *l, *correction;
+  float *q, *k, *v, *p, *m, *l, *correction;
   int* pos;
 };
+
+__host__ __device__ constexpr std::size_t shared_floats(int d) {
+  return static_cast<std::size_t>(kRows) * d + static_cast<std::size_t>(kKeys) * (d + 4) +
+         static_cast<std::size_t>(kKeys) * d + kKeys * kRows + 3 * kRows;
+}
 
 __device__ Shared carve(float* base, int d) {
   Shared s;
   s.q = base;
   s.k = s.q + kRows * d;
-  s.v = s.k + kKeys * (d + 1);  // keys padded: the score step reads 32 keys' element i at once
+  s.v = s.k + kKeys * (d + 4);
   s.p = s.v + kKeys * d;
-  s.o = s.p + kRows * kKeys;
-  s.m = s.o + kRows * d;
+  s.m = s.p + kKeys * kRows;
   s.l = s.m + kRows;
   s.correction = s.l + kRows;
   s.pos = reinterpret_cast<int*>(s.correction + kRows);
@@ -88,11 +109,13 @@ __device__ Shared carve(float* base, int d) {
 }
 
 // Grid: (row tiles, kv heads, splits). Rows of kv head g: row = t × group + j is query head
-// g × group + j of token t.
+// g × group + j of token t. Each thread keeps the sums of columns tid and tid + 128 of every
+// row in registers (head_dim ≤ 256); scores go a lane per key and a warp per four rows.
+template <KvFormat F>
 __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionCall c, int group, int rows_total) {
-  extern __shared__ float shared_memory[];
-  const int d = c.layer.head_dim;
-  const Shared s = carve(shared_memory, d);
+  extern __shared__ float4 shared_memory4[];  // float4: 16-byte alignment for the vector reads
+  const int d = c.layer.head_dim, d4 = d / 4;
+  const Shared s = carve(reinterpret_cast<float*>(shared_memory4), d);
   const int g = blockIdx.y, split = blockIdx.z, r0 = blockIdx.x * kRows;
   const int rows = min(kRows, rows_total - r0);
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
@@ -101,8 +124,8 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionCall c, in
     const int r = idx / d, i = idx % d, row = r0 + r;
     const std::int64_t t = row / group, h = static_cast<std::int64_t>(g) * group + row % group;
     s.q[idx] = c.q[(t * c.heads + h) * d + i];
-    s.o[idx] = 0.0f;
   }
+  for (int idx = tid; idx < kKeys * kRows; idx += kThreads) s.p[idx] = 0.0f;  // rows past `rows` stay 0
   if (tid < kRows) {
     s.m[tid] = -INFINITY;
     s.l[tid] = 0.0f;
@@ -115,44 +138,67 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionCall c, in
   const std::uint8_t* keys = c.layer.keys + g * c.layer.head_bytes;
   const std::uint8_t* values = c.layer.values + g * c.layer.head_bytes;
 
+  float acc[2][kRows];
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) acc[0][r] = acc[1][r] = 0.0f;
+  const int col0 = tid, col1 = tid + kThreads;
+
   for (int k0 = begin; k0 < end; k0 += kKeys) {
-    const int tile = min(kKeys, end - k0);
-    for (int idx = tid; idx < tile * d; idx += kThreads) {
-      const int kk = idx / d, i = idx % d;
-      const std::int64_t at = static_cast<std::int64_t>(k0 + kk) * c.layer.row_bytes;
-      s.k[kk * (d + 1) + i] = load_element(keys + at, c.layer.format, i);
-      s.v[idx] = load_element(values + at, c.layer.format, i);
-    }
-    __syncthreads();
-    // Scores; a key after the row's own position (causal mask) or past the tile is -inf.
-    for (int idx = tid; idx < rows * kKeys; idx += kThreads) {
-      const int r = idx / kKeys, kk = idx % kKeys;
-      float score = -INFINITY;
-      if (kk < tile && k0 + kk <= s.pos[r]) {
-        const float* qr = s.q + r * d;
-        const float* kr = s.k + kk * (d + 1);
-        float dot = 0.0f;
-        for (int i = 0; i < d; ++i) dot += qr[i] * kr[i];
-        score = dot * c.scale;
+    const int tile = min(kKeys, end - k0), chunks = tile * d4;
+    // Keys and values of the tile, four elements a load, four loads in flight per thread.
+    for (int c0 = tid; c0 < chunks; c0 += 4 * kThreads) {
+      float4 kx[4], vx[4];
+#pragma unroll
+      for (int u = 0; u < 4; ++u) {
+        const int chunk = c0 + u * kThreads;
+        if (chunk < chunks) {
+          const std::int64_t at = static_cast<std::int64_t>(k0 + chunk / d4) * c.layer.row_bytes;
+          kx[u] = load4<F>(keys + at, 4 * (chunk % d4));
+          vx[u] = load4<F>(values + at, 4 * (chunk % d4));
+        }
       }
-      s.p[idx] = score;
+#pragma unroll
+      for (int u = 0; u < 4; ++u) {
+        const int chunk = c0 + u * kThreads;
+        if (chunk < chunks) {
+          const int kk = chunk / d4, i = 4 * (chunk % d4);
+          *reinterpret_cast<float4*>(s.k + kk * (d + 4) + i) = kx[u];
+          *reinterpret_cast<float4*>(s.v + kk * d + i) = vx[u];
+        }
+      }
     }
     __syncthreads();
-    // Online softmax, a warp per row and a lane per key: the running max rises to the tile's,
-    // what was summed so far is rescaled by exp(old max - new max).
-    for (int r = warp; r < rows; r += kWarps) {
-      const float score = s.p[r * kKeys + lane];
+    // Scores of four rows against this lane's key, then each row's online softmax across the
+    // warp: the running max rises to the tile's, what was summed is rescaled by exp(old − new).
+    float dot[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    const float4* key = reinterpret_cast<const float4*>(s.k + lane * (d + 4));
+    for (int i4 = 0; i4 < d4; ++i4) {
+      const float4 kv = key[i4];
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const int r = warp + kWarps * j;
+        if (r < rows) {
+          const float4 qv = reinterpret_cast<const float4*>(s.q + r * d)[i4];
+          dot[j] += qv.x * kv.x + qv.y * kv.y + qv.z * kv.z + qv.w * kv.w;
+        }
+      }
+    }
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int r = warp + kWarps * j;
+      if (r >= rows) continue;  // (the same for the whole warp)
+      const float score = lane < tile && k0 + lane <= s.pos[r] ? dot[j] * c.scale : -INFINITY;  // causal mask
       float tile_max = score;
       for (int offset = 16; offset > 0; offset /= 2) tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, offset));
       const float old_max = s.m[r], new_max = fmaxf(old_max, tile_max);
       float p = 0.0f, correction = 1.0f;
       if (new_max != -INFINITY) {  // else no key of this row yet: nothing to add or rescale
-        p = expf(score - new_max);  // 0 for a masked key
+        p = expf(score - new_max);             // 0 for a masked key
         correction = expf(old_max - new_max);  // 0 while old_max is -inf
       }
       float sum = p;
       for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
-      s.p[r * kKeys + lane] = p;
+      s.p[lane * kRows + r] = p;
       if (lane == 0) {
         s.l[r] = s.l[r] * correction + sum;
         s.m[r] = new_max;
@@ -160,30 +206,58 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionCall c, in
       }
     }
     __syncthreads();
-    for (int idx = tid; idx < rows * d; idx += kThreads) {
-      const int r = idx / d, i = idx % d;
-      const float* pr = s.p + r * kKeys;
-      float acc = s.o[idx] * s.correction[r];
-      for (int kk = 0; kk < tile; ++kk) acc += pr[kk] * s.v[kk * d + i];
-      s.o[idx] = acc;
+    // The probability-weighted values into this thread's columns of every row.
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) {
+      const float correction = s.correction[r];
+      acc[0][r] *= correction;
+      acc[1][r] *= correction;
     }
-    __syncthreads();
+    for (int kk = 0; kk < tile; ++kk) {
+      const float4* p4 = reinterpret_cast<const float4*>(s.p + kk * kRows);
+      float p[kRows];
+#pragma unroll
+      for (int r4 = 0; r4 < kRows / 4; ++r4) {
+        const float4 x = p4[r4];
+        p[4 * r4] = x.x, p[4 * r4 + 1] = x.y, p[4 * r4 + 2] = x.z, p[4 * r4 + 3] = x.w;
+      }
+      if (col0 < d) {
+        const float v0 = s.v[kk * d + col0];
+#pragma unroll
+        for (int r = 0; r < kRows; ++r) acc[0][r] += p[r] * v0;
+      }
+      if (col1 < d) {
+        const float v1 = s.v[kk * d + col1];
+#pragma unroll
+        for (int r = 0; r < kRows; ++r) acc[1][r] += p[r] * v1;
+      }
+    }
+    __syncthreads();  // before the next tile overwrites keys, values and probabilities
   }
 
-  if (c.splits == 1) {
-    for (int idx = tid; idx < rows * d; idx += kThreads) {
-      const int r = idx / d, i = idx % d, row = r0 + r;
-      const std::int64_t t = row / group, h = static_cast<std::int64_t>(g) * group + row % group;
-      const float l = s.l[r];
-      c.out[(t * c.heads + h) * d + i] = l > 0.0f ? s.o[idx] / l : 0.0f;
-    }
-    return;
-  }
-  // Partial results: [split][kv head][row] sums of d floats, then (max, denominator) pairs.
+  // Out: normalized (one split), or the partial sums with (max, denominator) per row:
+  // [split][kv head][row] sums of d floats, then the pairs.
   const std::int64_t slot = (static_cast<std::int64_t>(split) * c.layer.kv_heads + g) * rows_total + r0;
-  for (int idx = tid; idx < rows * d; idx += kThreads) c.scratch[slot * d + idx] = s.o[idx];
   float* ml = c.scratch + static_cast<std::int64_t>(c.splits) * c.layer.kv_heads * rows_total * d;
-  if (tid < rows) {
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) {
+    if (r >= rows) break;
+    const int row = r0 + r;
+    const std::int64_t t = row / group, h = static_cast<std::int64_t>(g) * group + row % group;
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int col = half == 0 ? col0 : col1;
+      if (col >= d) continue;
+      const float sum = half == 0 ? acc[0][r] : acc[1][r];
+      if (c.splits == 1) {
+        const float l = s.l[r];
+        c.out[(t * c.heads + h) * d + col] = l > 0.0f ? sum / l : 0.0f;
+      } else {
+        c.scratch[(slot + r) * d + col] = sum;
+      }
+    }
+  }
+  if (c.splits > 1 && tid < rows) {
     ml[2 * (slot + tid)] = s.m[tid];
     ml[2 * (slot + tid) + 1] = s.l[tid];
   }
@@ -228,27 +302,51 @@ std::int64_t attention_scratch_floats(std::int64_t n, int heads, int head_dim, i
   return splits <= 1 ? 0 : static_cast<std::int64_t>(splits) * n * heads * (head_dim + 2);
 }
 
-std::size_t attention_shared_bytes(int head_dim) {
-  const std::size_t d = static_cast<std::size_t>(head_dim);
-  const std::size_t floats = kRows * d + kKeys * (d + 1) + kKeys * d + kRows * kKeys + kRows * d + 3 * kRows;
-  return floats * sizeof(float) + kRows * sizeof(int);
+std::size_t attention_shared_bytes(int head_dim) { return shared_floats(head_dim) * sizeof(float) + kRows * sizeof(int); }
+
+namespace {
+
+using Kernel = void (*)(AttentionCall, int, int);
+
+Kernel kernel_for(KvFormat format) {
+  switch (format) {
+    case KvFormat::F32: return attention_kernel<KvFormat::F32>;
+    case KvFormat::F16: return attention_kernel<KvFormat::F16>;
+    case KvFormat::Q8_0: return attention_kernel<KvFormat::Q8_0>;
+  }
+  return attention_kernel<KvFormat::F16>;
 }
+
+// Shared memory beyond the default 48 KiB must be asked for, per kernel and GPU: once per size
+// (the largest asked so far, per GPU and format, is remembered).
+cudaError_t allow_shared(Kernel kernel, KvFormat format, std::size_t bytes) {
+  if (bytes <= 48 * 1024) return cudaSuccess;
+  static std::size_t allowed[64][3] = {};
+  int device = 0;
+  cudaError_t status = cudaGetDevice(&device);
+  if (status != cudaSuccess) return status;
+  std::size_t* slot = device < 64 ? &allowed[device][static_cast<int>(format)] : nullptr;
+  if (slot && *slot >= bytes) return cudaSuccess;
+  status = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
+  if (status == cudaSuccess && slot) *slot = bytes;
+  return status;
+}
+
+}  // namespace
 
 cudaError_t attention(const AttentionCall& call, cudaStream_t stream) {
   if (call.n <= 0) return cudaSuccess;
   const int group = call.heads / call.layer.kv_heads;
   const int rows_total = static_cast<int>(call.n) * group;
   const std::size_t shared = attention_shared_bytes(call.layer.head_dim);
-  if (shared > 48 * 1024) {  // beyond the default a kernel must ask for (the host checked the GPU's limit)
-    const cudaError_t status =
-        cudaFuncSetAttribute(attention_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared));
-    if (status != cudaSuccess) return status;
-  }
+  const Kernel kernel = kernel_for(call.layer.format);
+  cudaError_t status = allow_shared(kernel, call.layer.format, shared);
+  if (status != cudaSuccess) return status;
   const dim3 grid(static_cast<unsigned>((rows_total + kRows - 1) / kRows), static_cast<unsigned>(call.layer.kv_heads),
                   static_cast<unsigned>(call.splits));
-  attention_kernel<<<grid, kThreads, shared, stream>>>(call, group, rows_total);
+  kernel<<<grid, kThreads, shared, stream>>>(call, group, rows_total);
   if (call.splits > 1) {
-    const cudaError_t status = cudaGetLastError();
+    status = cudaGetLastError();
     if (status != cudaSuccess) return status;
     combine_kernel<<<dim3(static_cast<unsigned>(rows_total), static_cast<unsigned>(call.layer.kv_heads)), 128, 0, stream>>>(
         call, group, rows_total);

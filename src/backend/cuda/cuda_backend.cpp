@@ -226,6 +226,8 @@ class CudaBackend final : public Backend {
   std::unique_ptr<KvCache> create_kv_cache(std::int64_t layers, std::int64_t kv_heads, std::int64_t head_dim,
                                            std::int64_t capacity, KvType type) override {
     use_device(device_);
+    if (head_dim % 4 != 0 || head_dim > kernels::kAttentionMaxHeadDim)
+      fail("CUDA: attention takes heads of a multiple of 4 elements up to {}, not {}", kernels::kAttentionMaxHeadDim, head_dim);
     const std::size_t shared = kernels::attention_shared_bytes(static_cast<int>(head_dim));
     if (shared > props_.sharedMemPerBlockOptin)
       fail("CUDA: attention over heads of {} needs {} KiB of shared memory per block; GPU {} offers {} KiB", head_dim,
@@ -277,9 +279,9 @@ class CudaBackend final : public Backend {
 
   // Few blocks (one token: a tile per key/value head) over many positions leave most of the
   // GPU idle: split the positions so that about two blocks per multiprocessor run, none
-  // covering fewer than kMinSplitKeys.
+  // covering fewer than kMinSplitKeys (two tiles).
   void choose_splits(kernels::AttentionCall& call, std::int64_t group) const {
-    constexpr std::int64_t kMinSplitKeys = 128, kMaxSplits = 64;
+    constexpr std::int64_t kMinSplitKeys = 64, kMaxSplits = 64;
     const std::int64_t tiles = ceil_div(call.n * group, kernels::kAttentionRows);
     const std::int64_t blocks = tiles * call.layer.kv_heads, target = 2 * static_cast<std::int64_t>(props_.multiProcessorCount);
     std::int64_t splits = 1;

@@ -64,8 +64,11 @@ struct AttentionCall {
 // Query rows one block takes (token, head-of-group pairs) and keys per tile.
 inline constexpr int kAttentionRows = 16;
 inline constexpr int kAttentionKeys = 32;
+// Heads the kernel takes: a multiple of 4 (rows are read four elements at a time), at most
+// 256 (each thread sums two columns). The host refuses others when the cache is made.
+inline constexpr int kAttentionMaxHeadDim = 256;
 std::int64_t attention_scratch_floats(std::int64_t n, int heads, int head_dim, int splits);
-// Shared memory one block needs for head_dim (the host refuses a head too large for the GPU).
+// Shared memory one block needs for head_dim.
 std::size_t attention_shared_bytes(int head_dim);
 cudaError_t attention(const AttentionCall& call, cudaStream_t stream);
 
