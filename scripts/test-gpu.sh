@@ -10,7 +10,7 @@
 #
 # Environment: BUNDLE (default: .gpu-bundle beside scripts/, or the bundle this copy lies in),
 # WORK_DIR (default /tmp/aero-gpu: models, logs), PRESETS (default "1b 8b"), TYPES (default
-# "F16 Q8_0 Q4_0 Q4_K_M"), PP/TG/REPS (bench: default 512/128/2), SKIP_TESTS=1, SKIP_BENCH=1,
+# "F16 Q8_0 Q4_0 Q4_K_M"), PP/TG/REPS (bench: default 512/128/2), SKIP_TESTS=1, SKIP_MATMUL_BENCH=1, SKIP_BENCH=1,
 # DEADLINE (seconds after which no new model is made or benchmarked: default 470), DEVICE
 # (what the smoke test and the benchmarks run on: default cuda; cpu for a comparison).
 set -uo pipefail
@@ -69,9 +69,16 @@ run_tests() {
 if [ "${SKIP_TESTS:-0}" != 1 ]; then
   section "CUDA backend tests"
   AERO_SHARED="$bundle/shared" run_tests cuda_backend_test "$bundle/tests/cuda_backend_test"
+  section "CUDA product tests"
+  run_tests cuda_matmul_test "$bundle/tests/cuda_matmul_test"
   section "CLI tests (--device)"
   AERO_BIN_DIR="$bundle/bin" AERO_SHARED="$bundle/shared" run_tests cli_test "$bundle/tests/cli_test" \
     --gtest_filter='CudaCli.*:RunCli.AeroRunTakesThePythonToolsFlags:RunCli.GreedyIdsReproduceTransformers'
+fi
+
+if [ "${SKIP_MATMUL_BENCH:-0}" != 1 ]; then
+  section "product kernels on 8B shapes"
+  timeout 120 "$bundle/bin/aero-cuda-matmul-bench" 2>&1 | tee "$work/matmul-bench.log"
 fi
 
 rows=()
