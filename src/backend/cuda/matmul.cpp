@@ -228,6 +228,7 @@ void Matmul::run(std::span<const DeviceMatrix* const> ws, const float* x, std::i
     const auto expected = static_cast<std::size_t>(cols / g.block_elements * g.block_bytes);
     if (w->row_bytes != expected)
       fail("matmul: {} rows of {} columns are {} bytes, not {}", type_name(w->type), cols, expected, w->row_bytes);
+    if (w->row_bytes > (std::size_t{1} << 26)) fail("matmul: rows of {} bytes are too long", w->row_bytes);
     if (!w->data || reinterpret_cast<std::uintptr_t>(w->data) % 16 != 0)
       fail("matmul: weights must be in device memory aligned to 16 bytes");
     if (!ys[i]) fail("matmul: no output");
