@@ -104,6 +104,7 @@ struct Weights {
       CHECK(cudaGetLastError());
       copies.push_back(p);
     }
+    CHECK(cudaDeviceSynchronize());  // the fill (default stream) must not overlap the timings
   }
   ~Weights() {
     for (void* p : copies) cudaFree(p);
@@ -216,7 +217,7 @@ int main(int argc, char** argv) {
   const Shape shapes[] = {{4096, 4096, "attn q/o"}, {1024, 4096, "attn k/v"}, {14336, 4096, "ffn gate/up"},
                           {4096, 14336, "ffn down"}, {128256, 4096, "output"}};
 
-  std::printf("\n== decode, 1 token: weights read per call ==\n");
+  std::printf("\n== decode, 1 token (default paths: decode kernels for quantized weights, cuBLAS for float ones) ==\n");
   std::printf("%-6s %-16s %10s %9s %9s %7s\n", "format", "rows x cols", "MB", "us", "GB/s", "of copy");
   for (GgmlType t : types) {
     for (const Shape& s : shapes) {
@@ -240,7 +241,7 @@ int main(int argc, char** argv) {
 
   // Several tokens: the decode kernels (one pass over the weights per 8 tokens) against the
   // prefill path (dequantize + cuBLAS), on the ffn down shape; the faster one sets the threshold.
-  std::printf("\n== several tokens, 4096 x 14336: decode kernels vs dequantize + cuBLAS (us per call) ==\n");
+  std::printf("\n== several tokens, 4096 x 14336: decode kernels vs cuBLAS (dequantized to f16 first) (us per call) ==\n");
   std::printf("%-6s %6s %12s %12s\n", "format", "tokens", "decode", "cuBLAS");
   auto decode_mm = [&] {
     setenv("AERO_CUDA_GEMV_MAX_TOKENS", "1000000", 1);
