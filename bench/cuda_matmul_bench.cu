@@ -77,6 +77,12 @@ __global__ void fill_weights(std::uint8_t* p, std::size_t bytes, int type, int b
   }
 }
 
+__global__ void copy_kernel(const uint4* __restrict__ a, uint4* __restrict__ b, std::size_t n) {
+  for (std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += static_cast<std::size_t>(gridDim.x) * blockDim.x)
+    b[i] = a[i];
+}
+
 __global__ void fill_activations(float* x, std::size_t n, std::uint32_t seed) {
   const std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < n) x[i] = (static_cast<float>(hash(i, seed) & 0xffff) / 65536.0f - 0.5f) * 4.0f;
@@ -98,6 +104,7 @@ struct Weights {
       CHECK(cudaGetLastError());
       copies.push_back(p);
     }
+    CHECK(cudaDeviceSynchronize());  // the fill (default stream) must not overlap the timings
   }
   ~Weights() {
     for (void* p : copies) cudaFree(p);
@@ -146,16 +153,23 @@ double time_calls(cudaStream_t stream, int calls, Fn&& fn) {
   return ms * 1e-3 / (reps * calls);
 }
 
-double copy_bandwidth(cudaStream_t stream) {
-  const std::size_t bytes = std::size_t{2} << 30;
+// The better of cudaMemcpyAsync and a plain 16-byte copy kernel over 4 GiB, counting bytes read
+// plus bytes written; after a second of copying, so that the clocks are up.
+double copy_bandwidth(cudaStream_t stream, int sms) {
+  const std::size_t bytes = std::size_t{4} << 30;
   void *a, *b;
   CHECK(cudaMalloc(&a, bytes));
   CHECK(cudaMalloc(&b, bytes));
   CHECK(cudaMemsetAsync(a, 1, bytes, stream));
-  const double s = time_calls(stream, 10, [&](int) { CHECK(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice, stream)); });
+  for (int i = 0; i < 200; ++i) CHECK(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice, stream));
+  const double memcpy_s = time_calls(stream, 10, [&](int) { CHECK(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice, stream)); });
+  const double kernel_s = time_calls(stream, 10, [&](int) {
+    copy_kernel<<<sms * 8, 512, 0, stream>>>(static_cast<const uint4*>(a), static_cast<uint4*>(b), bytes / 16);
+  });
   CHECK(cudaFree(a));
   CHECK(cudaFree(b));
-  return 2.0 * static_cast<double>(bytes) / s;  // bytes read + written
+  std::printf("copy: cudaMemcpyAsync %.0f GB/s, kernel %.0f GB/s\n", 2.0 * bytes / memcpy_s / 1e9, 2.0 * bytes / kernel_s / 1e9);
+  return 2.0 * static_cast<double>(bytes) / std::min(memcpy_s, kernel_s);
 }
 
 const char* name_of(GgmlType t) { return aero::quant::type_traits(static_cast<std::uint32_t>(t))->name.data(); }
@@ -187,7 +201,7 @@ int main(int argc, char** argv) {
   const auto l2 = static_cast<std::size_t>(prop.l2CacheSize);
   cudaStream_t stream;
   CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-  const double copy_bw = copy_bandwidth(stream);
+  const double copy_bw = copy_bandwidth(stream, prop.multiProcessorCount);
   std::printf("%s: %d SMs, %.0f MB L2; device-to-device copy %.0f GB/s (read + written)\n", prop.name,
               prop.multiProcessorCount, l2 / 1e6, copy_bw / 1e9);
 
@@ -203,7 +217,7 @@ int main(int argc, char** argv) {
   const Shape shapes[] = {{4096, 4096, "attn q/o"}, {1024, 4096, "attn k/v"}, {14336, 4096, "ffn gate/up"},
                           {4096, 14336, "ffn down"}, {128256, 4096, "output"}};
 
-  std::printf("\n== decode, 1 token: weights read per call ==\n");
+  std::printf("\n== decode, 1 token (default paths: decode kernels for quantized weights, cuBLAS for float ones) ==\n");
   std::printf("%-6s %-16s %10s %9s %9s %7s\n", "format", "rows x cols", "MB", "us", "GB/s", "of copy");
   for (GgmlType t : types) {
     for (const Shape& s : shapes) {
@@ -227,7 +241,7 @@ int main(int argc, char** argv) {
 
   // Several tokens: the decode kernels (one pass over the weights per 8 tokens) against the
   // prefill path (dequantize + cuBLAS), on the ffn down shape; the faster one sets the threshold.
-  std::printf("\n== several tokens, 4096 x 14336: decode kernels vs dequantize + cuBLAS (us per call) ==\n");
+  std::printf("\n== several tokens, 4096 x 14336: decode kernels vs cuBLAS (dequantized to f16 first) (us per call) ==\n");
   std::printf("%-6s %6s %12s %12s\n", "format", "tokens", "decode", "cuBLAS");
   auto decode_mm = [&] {
     setenv("AERO_CUDA_GEMV_MAX_TOKENS", "1000000", 1);

@@ -6,9 +6,10 @@
 //    for the decode kernels (integer formats) the activations quantized exactly as the GPU does
 //    (q8_1: d = max|x| / 127 per 32 columns, q = round(x · (1/d)): same f32 operations, same
 //    bits), for the prefill path weights and activations rounded to f16 (bf16 for BF16 weights)
-//    as the GPU rounds them before cuBLAS. What is left is the order of f32 sums: the GPU stays
-//    within 2e-5 (decode) and 2e-4 (prefill: cuBLAS's f32 accumulation over f16 products, and
-//    a weight's f16 rounding that can differ by an ulp where the GPU fuses a multiply-add) of it,
+//    as the GPU rounds them before cuBLAS. What is left is f32 rounding: the GPU stays within
+//    1e-4 (decode: sums in another order, and the K formats' scale·sum − min·sum split, seen up
+//    to 3e-5 on an H200) and 2e-4 (prefill: cuBLAS's f32 accumulation over f16 products, and a
+//    weight's f16 rounding that can differ by an ulp where the GPU fuses a multiply-add) of it,
 //    relative to each output row's norm over the tokens. Any wrong block, scale or row gives
 //    errors of 1e-2 or more.
 // 2. The CPU product (backend::cpu::matmul), which quantizes activations its own way (Q8_0 per 32
@@ -313,7 +314,7 @@ TEST(CudaMatmul, EveryFormatAgainstBothReferences) {
           const auto x = random_activations(n, s.cols, rng);
           const auto y = gpu_product(mm, type, w, x, n, s.rows, s.cols);
           const double e_mirror = worst_row_error(y, mirror(type, gemv, wf, x, n, s.rows, s.cols), n, s.rows);
-          EXPECT_LT(e_mirror, gemv ? 2e-5 : 2e-4);
+          EXPECT_LT(e_mirror, gemv ? 1e-4 : 2e-4);
           const double e_cpu = relative_error(y, cpu_product(type, w, x, n, s.rows, s.cols));
           EXPECT_LT(e_cpu, cpu_tolerance(type));
         }
@@ -345,7 +346,7 @@ TEST(CudaMatmul, ConvertedFormat) {
     const bool gemv = n <= kTestGemvMaxTokens;
     const auto x = random_activations(n, cols, rng);
     const auto y = gpu_product(mm, upload, converted, x, n, rows, cols);
-    EXPECT_LT(worst_row_error(y, mirror(upload, gemv, cf, x, n, rows, cols), n, rows), gemv ? 2e-5 : 2e-4);
+    EXPECT_LT(worst_row_error(y, mirror(upload, gemv, cf, x, n, rows, cols), n, rows), gemv ? 1e-4 : 2e-4);
     EXPECT_LT(relative_error(y, cpu_product(original, w, x, n, rows, cols)), 3e-2);
   }
 }
@@ -392,28 +393,71 @@ TEST(CudaMatmul, GroupOfMixedFormats) {
     for (std::size_t i = 0; i < ms.size(); ++i) {
       SCOPED_TRACE("matrix " + std::to_string(i));
       const auto y = outs[i]->download();
-      EXPECT_LT(worst_row_error(y, mirror(types[i], gemv, decoded[i], x, n, rows[i], cols), n, rows[i]), gemv ? 2e-5 : 2e-4);
+      EXPECT_LT(worst_row_error(y, mirror(types[i], gemv, decoded[i], x, n, rows[i], cols), n, rows[i]), gemv ? 1e-4 : 2e-4);
     }
   }
 }
 
 // The default thresholds (no AERO_CUDA_GEMV_MAX_TOKENS), across the token counts where the paths
-// change: every call's result is near the CPU's, whichever path it took.
+// change, alone and as one group whose matrices take different paths (F16 always cuBLAS, the
+// quantized ones the decode kernels up to 8 tokens): every output is near the CPU's.
 TEST(CudaMatmul, DefaultPathsAgreeWithCpu) {
   AERO_REQUIRE_GPU();
   ScopedEnv env("AERO_CUDA_GEMV_MAX_TOKENS", "");
   std::mt19937 rng(8);
   Matmul mm(nullptr);
-  for (GgmlType type : {GgmlType::Q4_K, GgmlType::F16, GgmlType::Q8_0}) {
-    const std::int64_t rows = 64, cols = 512;
-    const auto w = make_weights(type, rows, cols, rng);
-    for (std::int64_t n : {7, 8, 9, 31, 32, 33, 100}) {
-      SCOPED_TRACE(std::string(traits_of(type).name) + ", " + std::to_string(n) + " tokens");
-      const auto x = random_activations(n, cols, rng);
-      EXPECT_LT(relative_error(gpu_product(mm, type, w, x, n, rows, cols), cpu_product(type, w, x, n, rows, cols)),
-                cpu_tolerance(type));
+  const std::int64_t cols = 512;
+  const GgmlType types[] = {GgmlType::Q4_K, GgmlType::F16, GgmlType::Q8_0, GgmlType::BF16, GgmlType::Q6_K};
+  const std::int64_t rows[] = {64, 48, 40, 33, 70};
+  std::vector<std::vector<std::uint8_t>> host;
+  std::vector<std::unique_ptr<DeviceArray<std::uint8_t>>> dev;
+  std::vector<DeviceMatrix> ms;
+  for (std::size_t i = 0; i < std::size(types); ++i) {
+    host.push_back(make_weights(types[i], rows[i], cols, rng));
+    dev.push_back(std::make_unique<DeviceArray<std::uint8_t>>(host.back().size()));
+    dev.back()->upload(host.back());
+    ms.push_back({types[i], dev.back()->ptr, rows[i], cols, row_bytes_of(types[i], cols)});
+  }
+  for (std::int64_t n : {1, 7, 8, 9, 31, 32, 33, 100}) {
+    const auto x = random_activations(n, cols, rng);
+    for (std::size_t i = 0; i < ms.size(); ++i) {
+      SCOPED_TRACE(std::string(traits_of(types[i]).name) + " alone, " + std::to_string(n) + " tokens");
+      EXPECT_LT(relative_error(gpu_product(mm, types[i], host[i], x, n, rows[i], cols), cpu_product(types[i], host[i], x, n, rows[i], cols)),
+                cpu_tolerance(types[i]));
+    }
+    DeviceArray<float> dx(x.size());
+    dx.upload(x);
+    std::vector<std::unique_ptr<DeviceArray<float>>> outs;
+    std::vector<const DeviceMatrix*> ws;
+    std::vector<float*> ys;
+    for (std::size_t i = 0; i < ms.size(); ++i) {
+      outs.push_back(std::make_unique<DeviceArray<float>>(static_cast<std::size_t>(n * rows[i])));
+      cuda_ok(cudaMemset(outs.back()->ptr, 0xFF, outs.back()->count * sizeof(float)));
+      ws.push_back(&ms[i]);
+      ys.push_back(outs.back()->ptr);
+    }
+    mm.run(ws, dx.ptr, n, ys);
+    cuda_ok(cudaDeviceSynchronize());
+    for (std::size_t i = 0; i < ms.size(); ++i) {
+      SCOPED_TRACE(std::string(traits_of(types[i]).name) + " in a group, " + std::to_string(n) + " tokens");
+      EXPECT_LT(relative_error(outs[i]->download(), cpu_product(types[i], host[i], x, n, rows[i], cols)), cpu_tolerance(types[i]));
     }
   }
+}
+
+// A matrix of more rows than one f16 tile holds (32 MiB: 65536 rows of 256 columns) takes the
+// prefill path in several tiles, each written to its rows of the output.
+TEST(CudaMatmul, PrefillInSeveralTiles) {
+  AERO_REQUIRE_GPU();
+  ScopedEnv env("AERO_CUDA_GEMV_MAX_TOKENS", std::to_string(kTestGemvMaxTokens));
+  std::mt19937 rng(10);
+  const GgmlType type = GgmlType::Q4_0;
+  const std::int64_t rows = 65536 + 1000, cols = 256, n = 20;
+  const auto w = make_weights(type, rows, cols, rng);
+  const auto x = random_activations(n, cols, rng);
+  Matmul mm(nullptr);
+  const auto y = gpu_product(mm, type, w, x, n, rows, cols);
+  EXPECT_LT(worst_row_error(y, mirror(type, false, decode(type, w, rows, cols), x, n, rows, cols), n, rows), 2e-4);
 }
 
 // The same call twice gives the same bits (split tiles are summed in a fixed order), and a call

@@ -20,19 +20,26 @@ namespace {
 using quant::GgmlType;
 namespace kn = kernels;
 
-// Where decode ends and prefill begins. Up to this many tokens a call runs the decode kernels,
-// ceil(n / 8) launches that each read the weights once; past it, quantized weights are decoded to
-// f16 (2 bytes a weight written and read again) and multiplied by cuBLAS on tensor cores, and
-// float weights go to cuBLAS as they are. For a 4096 × 4096 Q4_K matrix on an H200 (4.3 TB/s),
-// 32 tokens are 4 decode passes over 9.4 MB against decoding to 33.5 MB of f16 and a GEMM reading
-// it: about 15 µs against 25 µs, so quantized formats stay on the decode kernels up to 32 tokens;
-// f16/bf16/f32 weights, which cuBLAS reads directly, leave them after one launch (8 tokens).
-// AERO_CUDA_GEMV_MAX_TOKENS=N sets both limits (for measuring: bench/cuda_matmul_bench).
-constexpr std::int64_t kGemvMaxTokensQuantized = 32;
-constexpr std::int64_t kGemvMaxTokensFloat = 8;
-// Rows of a quantized matrix decoded to f16 at a time for the prefill GEMM: a tile of 32 MiB
-// (4096 rows of 4096 columns) fits the H100/H200's 50-60 MB L2 between being written and read.
+// Where decode ends and prefill begins, per matrix of a group. Quantized weights take the decode
+// kernels up to kGemvMaxTokensQuantized tokens (one launch, reading the weights once); past it
+// they are decoded to f16 (2 bytes a weight written and read again) and multiplied by cuBLAS on
+// tensor cores. Measured on an H200 for a 4096 x 14336 matrix (bench/cuda_matmul_bench, µs per
+// call, decode kernels / dequantize + cuBLAS): Q4_0 81 / 170 at 8 tokens and 162 / 173 at 16;
+// Q4_K 79 / 163 and 156 / 166; Q8_0 93 / 168 and 191 / 170; Q6_K 124 / 167 at 4 but 233 / 167
+// at 8. One launch (8 tokens) is where every format is still at least even.
+// Float weights (F16, BF16, F32) go to cuBLAS at every token count, activations rounded to the
+// weights' type (f32 for F32): it reads F16 at 3.0-3.6 TB/s from one token on (33 µs for that
+// matrix against 76 µs for the decode kernels, whose f32 products are kept for
+// AERO_CUDA_GEMV_MAX_TOKENS). AERO_CUDA_GEMV_MAX_TOKENS=N sets both limits to N (for tests and
+// measurements).
+constexpr std::int64_t kGemvMaxTokensQuantized = 8;
+constexpr std::int64_t kGemvMaxTokensFloat = 0;
+// Rows of a quantized matrix decoded to f16 at a time for the prefill GEMM: 32 MiB (which the
+// H100/H200's 50-60 MB L2 keeps between being written and read) but never fewer than 4096 rows,
+// so that the GEMM has 128-row tiles for every multiprocessor (1170-row tiles of a 4096 x 14336
+// matrix left two thirds of an H200 idle: 400 µs at 512 tokens against 177 µs for 14336 x 4096).
 constexpr std::size_t kDequantTileBytes = std::size_t{32} << 20;
+constexpr std::int64_t kDequantTileMinRows = 4096;
 // cuBLAS's workspace, given to it so that a captured graph needs no allocation (NVIDIA
 // recommends 32 MiB on Hopper).
 constexpr std::size_t kCublasWorkspaceBytes = std::size_t{32} << 20;
@@ -178,7 +185,7 @@ void Matmul::reserve(std::int64_t max_tokens, std::int64_t max_cols, std::int64_
     const auto tokens = static_cast<std::size_t>(max_tokens);
     s.x16.ensure(tokens * cols * 2, "f16 activations");
     s.xbf.ensure(tokens * cols * 2, "bf16 activations");
-    const std::int64_t tile_rows = std::min(max_rows, std::max<std::int64_t>(64, static_cast<std::int64_t>(kDequantTileBytes / (cols * 2))));
+    const std::int64_t tile_rows = std::min(max_rows, std::max(kDequantTileMinRows, static_cast<std::int64_t>(kDequantTileBytes / (cols * 2))));
     s.tile.ensure(static_cast<std::size_t>(tile_rows) * cols * 2, "f16 weight tile");
   }
 }
@@ -213,7 +220,8 @@ void Matmul::run(std::span<const DeviceMatrix* const> ws, const float* x, std::i
   constexpr std::size_t kMaxGroup = 16;
   if (ws.size() > kMaxGroup) fail("matmul: {} matrices in one group (at most {})", ws.size(), kMaxGroup);
   Checked checked[kMaxGroup];
-  bool any_integer = false, any_float = false;
+  bool gemv[kMaxGroup] = {};  // this matrix takes the decode kernels
+  bool any_gemv = false, any_gemm = false, gemv_integer = false;
   for (std::size_t i = 0; i < ws.size(); ++i) {
     const DeviceMatrix* w = ws[i];
     if (!w) fail("matmul: no matrix");
@@ -228,21 +236,21 @@ void Matmul::run(std::span<const DeviceMatrix* const> ws, const float* x, std::i
     const auto expected = static_cast<std::size_t>(cols / g.block_elements * g.block_bytes);
     if (w->row_bytes != expected)
       fail("matmul: {} rows of {} columns are {} bytes, not {}", type_name(w->type), cols, expected, w->row_bytes);
+    if (w->row_bytes > (std::size_t{1} << 26)) fail("matmul: rows of {} bytes are too long", w->row_bytes);
     if (!w->data || reinterpret_cast<std::uintptr_t>(w->data) % 16 != 0)
       fail("matmul: weights must be in device memory aligned to 16 bytes");
     if (!ys[i]) fail("matmul: no output");
     checked[i] = {*format, g};
-    (g.integer ? any_integer : any_float) = true;
+    gemv[i] = n <= (g.integer ? s.gemv_max_quantized : s.gemv_max_float);
+    (gemv[i] ? any_gemv : any_gemm) = true;
+    gemv_integer = gemv_integer || (gemv[i] && g.integer);
   }
-  const std::int64_t gemv_max =
-      any_float && !any_integer ? s.gemv_max_float : any_integer && !any_float ? s.gemv_max_quantized
-                                                                              : std::min(s.gemv_max_float, s.gemv_max_quantized);
   const auto count = ws.size();
   const auto ucols = static_cast<std::size_t>(cols);
 
-  if (n <= gemv_max) {
+  if (any_gemv) {
     // Decode: activations quantized once for every integer-format matrix of the group.
-    if (any_integer) {
+    if (gemv_integer) {
       const auto tokens = static_cast<std::size_t>(n);
       s.xq.ensure(tokens * ucols, "q8_1 activations");
       s.xds.ensure(tokens * (ucols / 32) * sizeof(float2), "q8_1 scales");
@@ -251,6 +259,7 @@ void Matmul::run(std::span<const DeviceMatrix* const> ws, const float* x, std::i
     const bool x_aligned = reinterpret_cast<std::uintptr_t>(x) % 16 == 0;
     // One launch per format (matrices of one format share it, up to kGemvGroup) and 8 tokens.
     bool done[kMaxGroup] = {};
+    for (std::size_t i = 0; i < count; ++i) done[i] = !gemv[i];
     for (std::size_t first = 0; first < count; ++first) {
       if (done[first]) continue;
       const kn::Format format = checked[first].format;
@@ -279,7 +288,7 @@ void Matmul::run(std::span<const DeviceMatrix* const> ws, const float* x, std::i
       for (std::int64_t t0 = 0; t0 < n; t0 += kn::kGemvTokens) {
         launch.n = static_cast<int>(std::min<std::int64_t>(kn::kGemvTokens, n - t0));
         launch.x = x + t0 * cols;
-        if (any_integer) {
+        if (gemv_integer) {
           launch.xq = s.xq.as<std::int8_t>() + t0 * cols;
           launch.xds = s.xds.as<float2>() + t0 * (cols / 32);
         }
@@ -287,13 +296,14 @@ void Matmul::run(std::span<const DeviceMatrix* const> ws, const float* x, std::i
         check(kn::gemv(launch, s.stream), "decode kernel");
       }
     }
-    return;
   }
+  if (!any_gemm) return;
 
   // Prefill: cuBLAS on f16 (quantized weights decoded tile by tile), bf16 or f32.
   if (cols > INT_MAX || n > INT_MAX) fail("matmul: {} tokens of {} columns are too many for cuBLAS", n, cols);
   bool need_f16 = false, need_bf16 = false;
   for (std::size_t i = 0; i < count; ++i) {
+    if (gemv[i]) continue;
     if (checked[i].format == kn::Format::BF16) need_bf16 = true;
     else if (checked[i].format != kn::Format::F32) need_f16 = true;
     if (ws[i]->rows > INT_MAX) fail("matmul: {} rows are too many for cuBLAS", ws[i]->rows);
@@ -308,13 +318,14 @@ void Matmul::run(std::span<const DeviceMatrix* const> ws, const float* x, std::i
     check(kn::convert_activations(x, static_cast<std::int64_t>(elements), s.xbf.ptr, true, s.stream), "activations to bf16");
   }
   for (std::size_t i = 0; i < count; ++i) {
+    if (gemv[i]) continue;
     const DeviceMatrix& w = *ws[i];
     switch (checked[i].format) {
       case kn::Format::F32: gemm(s.blas, w.rows, n, cols, w.data, CUDA_R_32F, x, CUDA_R_32F, ys[i], w.rows); break;
       case kn::Format::F16: gemm(s.blas, w.rows, n, cols, w.data, CUDA_R_16F, s.x16.ptr, CUDA_R_16F, ys[i], w.rows); break;
       case kn::Format::BF16: gemm(s.blas, w.rows, n, cols, w.data, CUDA_R_16BF, s.xbf.ptr, CUDA_R_16BF, ys[i], w.rows); break;
       default: {
-        const std::int64_t budget_rows = std::max<std::int64_t>(64, static_cast<std::int64_t>(kDequantTileBytes / (ucols * 2)));
+        const std::int64_t budget_rows = std::max(kDequantTileMinRows, static_cast<std::int64_t>(kDequantTileBytes / (ucols * 2)));
         const std::int64_t tile_rows = std::min(w.rows, budget_rows);
         s.tile.ensure(static_cast<std::size_t>(tile_rows) * ucols * 2, "f16 weight tile");
         for (std::int64_t r0 = 0; r0 < w.rows; r0 += tile_rows) {

@@ -12,8 +12,7 @@
 // Memory. Weight rows are not 16-byte multiples of blocks (Q4_0's are 18 bytes), so each warp
 // streams its slice of the 32 rows through shared memory: a ring of three stages, each one
 // segment of every row copied by cp.async in 16-byte pieces (consecutive lanes take consecutive
-// pieces of a row: coalesced), two stages in flight while the third is computed, with an L2
-// evict-first hint (weights are read once). Each row's segment keeps its alignment modulo 16 in
+// pieces of a row: coalesced), two stages in flight while the third is computed. Each row's segment keeps its alignment modulo 16 in
 // its slot. When every row starts 16-byte aligned (`aligned`: row_bytes % 16 == 0, as for the
 // usual widths) the segment's place modulo 16 is the same for every row and is one of a few
 // values: the kernel branches once per stage (uniformly) to code where every field's offset is a

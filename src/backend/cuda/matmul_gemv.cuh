@@ -46,14 +46,9 @@ struct Stage {
 
 constexpr int gcd16(int v) { return (v & 15) == 0 ? 16 : (v & 7) == 0 ? 8 : (v & 3) == 0 ? 4 : (v & 1) == 0 ? 2 : 1; }
 
-__device__ __forceinline__ std::uint64_t evict_first_policy() {
-  std::uint64_t policy;
-  asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(policy));
-  return policy;
-}
-__device__ __forceinline__ void cp_async16(void* smem_dst, const void* src, std::uint64_t policy) {
+__device__ __forceinline__ void cp_async16(void* smem_dst, const void* src) {
   const auto dst = static_cast<unsigned>(__cvta_generic_to_shared(smem_dst));
-  asm volatile("cp.async.cg.shared.global.L2::cache_hint [%0], [%1], 16, %2;" ::"r"(dst), "l"(src), "l"(policy) : "memory");
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(dst), "l"(src) : "memory");
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
 template <int N>
@@ -123,29 +118,45 @@ __global__ void __launch_bounds__(256, 2) gemv_kernel(const GemvLaunch p) {
   const std::int64_t kb = nb * slice / slices, ke = nb * (slice + 1) / slices;
   const int stages = static_cast<int>((ke - kb + F::B - 1) / F::B);
   std::uint8_t* ring = smem_bytes + static_cast<std::size_t>(warp) * St::kWarpBytes;
-  const std::uint64_t policy = evict_first_policy();
 
   // Stage s of all 32 rows into its slot: row r's segment starts at byte (address & 15) of the
-  // row's slot. Pieces past the matrix's end are copied byte by byte up to it.
+  // row's slot. Flat index f = 32i + lane over (row r, piece q) = (f / P, f % P): consecutive
+  // lanes take consecutive pieces of a row.
+  const auto tile_rows = static_cast<int>(rows - row0 < kTileRows ? rows - row0 : kTileRows);
+  const std::uint8_t* tile_data = data + row0 * static_cast<std::int64_t>(rb);
   auto issue = [&](int s) {
     if (s < stages) {
       const std::int64_t b0 = kb + static_cast<std::int64_t>(s) * F::B;
       const int len = static_cast<int>(ke - b0 < F::B ? ke - b0 : F::B) * F::BB;
       std::uint8_t* slot0 = ring + (s % kStages) * STAGE;
+      if constexpr (ALIGNED) {
+        // Every row's segment has the same place modulo 16 and the matrix ends on a 16-byte
+        // boundary: no piece crosses it.
+        const std::int64_t off = b0 * F::BB;
+        const std::uint8_t* base = tile_data + (off & ~std::int64_t{15});
+        const int pieces = static_cast<int>(((off & 15) + len + 15) >> 4);
 #pragma unroll
-      for (int i = 0; i < P; ++i) {
-        const int f = i * 32 + lane, r = f / P, q = f % P;
-        const std::int64_t rr = row0 + r;
-        if (rr < rows) {
-          const std::uint8_t* a = data + rr * static_cast<std::int64_t>(rb) + b0 * F::BB;
-          const auto* src = reinterpret_cast<const std::uint8_t*>(reinterpret_cast<std::uintptr_t>(a) & ~std::uintptr_t{15}) + 16 * q;
-          if (src < a + len) {
-            std::uint8_t* dst = slot0 + r * SB + 16 * q;
-            if (src + 16 <= mat_end) {
-              cp_async16(dst, src, policy);
-            } else {
-              for (int b = 0; b < 16; ++b)
-                if (src + b < mat_end) dst[b] = src[b];
+        for (int i = 0; i < P; ++i) {
+          const int f = i * 32 + lane, r = f / P, q = f % P;
+          if (r < tile_rows && q < pieces)
+            cp_async16(slot0 + r * SB + 16 * q, base + static_cast<std::uint32_t>(r) * static_cast<std::uint32_t>(rb) + 16 * q);
+        }
+      } else {
+        // Pieces past the matrix's end are copied byte by byte up to it.
+#pragma unroll
+        for (int i = 0; i < P; ++i) {
+          const int f = i * 32 + lane, r = f / P, q = f % P;
+          if (r < tile_rows) {
+            const std::uint8_t* a = tile_data + r * static_cast<std::int64_t>(rb) + b0 * F::BB;
+            const auto* src = reinterpret_cast<const std::uint8_t*>(reinterpret_cast<std::uintptr_t>(a) & ~std::uintptr_t{15}) + 16 * q;
+            if (src < a + len) {
+              std::uint8_t* dst = slot0 + r * SB + 16 * q;
+              if (src + 16 <= mat_end) {
+                cp_async16(dst, src);
+              } else {
+                for (int b = 0; b < 16; ++b)
+                  if (src + b < mat_end) dst[b] = src[b];
+              }
             }
           }
         }
