@@ -246,6 +246,9 @@ TEST_F(CudaOps, BadInputIsAnError) {
   EXPECT_THROW(gpu->attention(*cache, 0, q, kv, kv, past_end, 8, q), Error);
   const std::int32_t fine[] = {0};
   EXPECT_THROW(gpu->attention(*cache, 0, q, kv, kv, fine, 7, q), Error);  // 7 heads cannot share 2
+  EXPECT_THROW(gpu->attention(*cache, 1, q, kv, kv, fine, 8, q), Error);  // the cache has one layer
+  EXPECT_THROW(gpu->create_kv_cache(1, 2, 264, 8, KvType::F16), Error);   // heads up to 256
+  EXPECT_THROW(gpu->create_kv_cache(1, 2, 18, 8, KvType::F16), Error);    // a multiple of 4
   EXPECT_THROW(gpu->create_kv_cache(1, 2, 48, 8, KvType::Q8_0), Error);   // q8_0 rows need 32 | head_dim
   EXPECT_THROW(gpu->create_kv_cache(1 << 20, 64, 256, 1 << 20, KvType::F32), Error);  // petabytes: out of memory
   // The backend still works after a refused allocation.

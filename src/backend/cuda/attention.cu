@@ -129,6 +129,7 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionCall c, in
   if (tid < kRows) {
     s.m[tid] = -INFINITY;
     s.l[tid] = 0.0f;
+    s.correction[tid] = 1.0f;  // (rows past `rows` keep it)
     s.pos[tid] = tid < rows ? c.positions[(r0 + tid) / group] : -1;
   }
   __syncthreads();

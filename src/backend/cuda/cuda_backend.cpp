@@ -59,7 +59,7 @@ class CudaKvCache final : public KvCache {
  public:
   CudaKvCache(int device, std::int64_t layers, std::int64_t kv_heads, std::int64_t head_dim, std::int64_t capacity,
               KvType type, cudaStream_t stream)
-      : device_(device), kv_heads_(kv_heads), head_dim_(head_dim), capacity_(capacity), type_(type) {
+      : device_(device), layers_(layers), kv_heads_(kv_heads), head_dim_(head_dim), capacity_(capacity), type_(type) {
     if (type == KvType::Q8_0 && head_dim % 32 != 0) fail("a q8_0 KV cache needs a head dimension divisible by 32");
     row_bytes_ = type == KvType::F32 ? 4 * head_dim : type == KvType::F16 ? 2 * head_dim : head_dim / 32 * 34;
     head_bytes_ = row_bytes_ * capacity;
@@ -68,7 +68,7 @@ class CudaKvCache final : public KvCache {
     storage_ = DeviceBuffer(device, total,
                             fmt::format("the KV cache ({} layers x {} tokens, {})", layers, capacity, kv_type_name(type)));
     // Zeros, as the CPU's: positions not yet written are never read, but hold no garbage either.
-    check(cudaMemsetAsync(storage_.data(), 0, total, stream), "clearing the KV cache");
+    if (total > 0) check(cudaMemsetAsync(storage_.data(), 0, total, stream), "clearing the KV cache");
   }
   ~CudaKvCache() override { (void)cudaSetDevice(device_); }  // storage_ is freed on its GPU
 
@@ -78,6 +78,7 @@ class CudaKvCache final : public KvCache {
   std::int64_t head_dim() const { return head_dim_; }
 
   kernels::KvLayer layer(std::int64_t index) const {
+    if (index < 0 || index >= layers_) fail("layer {} is outside the KV cache's {} layers", index, layers_);
     kernels::KvLayer l;
     l.keys = storage_.as<std::uint8_t>() + index * layer_bytes_;
     l.values = l.keys + kv_heads_ * head_bytes_;
@@ -91,7 +92,7 @@ class CudaKvCache final : public KvCache {
 
  private:
   int device_;
-  std::int64_t kv_heads_, head_dim_, capacity_;
+  std::int64_t layers_, kv_heads_, head_dim_, capacity_;
   KvType type_;
   std::int64_t row_bytes_ = 0, head_bytes_ = 0, layer_bytes_ = 0;
   DeviceBuffer storage_;
@@ -102,7 +103,8 @@ template <class T>
 class HostMirror {
  public:
   const T* upload(int device, std::span<const T> host, cudaStream_t stream, const char* purpose) {
-    if (host.size() == last_.size() && std::equal(host.begin(), host.end(), last_.begin())) return device_.as<const T>();
+    if (host.empty() || (host.size() == last_.size() && std::equal(host.begin(), host.end(), last_.begin())))
+      return device_.as<const T>();
     if (host.size_bytes() > device_.bytes()) {
       check(cudaStreamSynchronize(stream), "waiting before growing a buffer");  // the old one may still be read
       device_ = DeviceBuffer(device, std::max<std::size_t>(host.size_bytes(), 4096), purpose);
@@ -150,7 +152,8 @@ class CudaBackend final : public Backend {
   float* allocate(std::size_t count) override {
     use_device(device_);
     buffers_.emplace_back(device_, count * sizeof(float), "activations");
-    check(cudaMemsetAsync(buffers_.back().data(), 0, count * sizeof(float), stream_.get()), "clearing activations");
+    if (count > 0)
+      check(cudaMemsetAsync(buffers_.back().data(), 0, count * sizeof(float), stream_.get()), "clearing activations");
     return buffers_.back().as<float>();
   }
 

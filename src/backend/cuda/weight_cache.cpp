@@ -72,7 +72,9 @@ WeightCache::MatrixEntry WeightCache::upload(const quant::Matrix& host) {
                                        type_name(to), gib(bytes_)));
   // From pageable memory (the mapped file, or `converted`): the call returns once the bytes
   // are staged, so `converted` may go when it returns; the copy itself is ordered on the stream.
-  check(cudaMemcpyAsync(e.storage.data(), bytes, size, cudaMemcpyHostToDevice, stream_), "uploading a weight matrix");
+  if (size > 0)
+    check(cudaMemcpyAsync(e.storage.data(), bytes, size, cudaMemcpyHostToDevice, stream_), "uploading a weight matrix");
+  // (Waiting for a converted matrix costs little, once, and does not lean on that rule.)
   if (!converted.empty()) check(cudaStreamSynchronize(stream_), "uploading a converted weight matrix");
   e.device.data = e.storage.as<std::uint8_t>();
   bytes_ += size;
@@ -91,8 +93,9 @@ const float* WeightCache::vector(std::span<const float> host) {
   if (it != vectors_.end() && it->second.count == host.size()) return it->second.storage.as<const float>();
   if (it != vectors_.end()) evict(host.data());
   VectorEntry e{.count = host.size(), .storage = DeviceBuffer(device_, host.size_bytes(), "a norm or bias vector")};
-  check(cudaMemcpyAsync(e.storage.data(), host.data(), host.size_bytes(), cudaMemcpyHostToDevice, stream_),
-        "uploading a norm or bias vector");
+  if (!host.empty())
+    check(cudaMemcpyAsync(e.storage.data(), host.data(), host.size_bytes(), cudaMemcpyHostToDevice, stream_),
+          "uploading a norm or bias vector");
   bytes_ += host.size_bytes();
   return vectors_.emplace(host.data(), std::move(e)).first->second.storage.as<const float>();
 }
