@@ -29,10 +29,6 @@ std::filesystem::path model_path(const std::filesystem::path& shared, const Case
   return out;
 }
 
-std::int32_t argmax(std::span<const float> v) {
-  return static_cast<std::int32_t>(std::max_element(v.begin(), v.end()) - v.begin());
-}
-
 // The CUDA backend for everything but the matrix products, which the CPU backend computes
 // (inputs copied down, results copied up): the rest of the GPU's forward pass (embedding,
 // norms, rope in both layouts, the cache, attention) checked apart from the product kernels.
@@ -128,13 +124,7 @@ TEST_P(CudaForward, OperationsBesideProductsEqualTransformers) {
 
 TEST_P(CudaForward, GreedyContinuationEqualsTransformers) {
   engine::Session session(*model_, *gpu_, {.kv_type = backend::KvType::F32});
-  std::vector<std::int32_t> ids = ref_.prompt_ids;
-  auto logits = session.eval(ids);
-  while (ids.size() < ref_.greedy_ids.size()) {
-    ids.push_back(argmax(logits));
-    logits = session.eval(std::span(ids).last(1));
-  }
-  EXPECT_EQ(ids, ref_.greedy_ids);
+  EXPECT_EQ(greedy_ids(session, ref_.prompt_ids, ref_.greedy_ids.size()), ref_.greedy_ids);
 }
 
 // Token by token through the GPU's cache gives what one pass gives.

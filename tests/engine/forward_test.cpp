@@ -27,10 +27,6 @@ float max_abs_diff(std::span<const float> a, std::span<const float> b) {
   return m;
 }
 
-std::int32_t argmax(std::span<const float> v) {
-  return static_cast<std::int32_t>(std::max_element(v.begin(), v.end()) - v.begin());
-}
-
 // The fixture model as it reaches aero: the HF folder itself, or converted by aero to .aero
 // or GGUF (GGUF llama weights carry llama.cpp's permuted Q/K rows and interleaved rotary).
 struct Case {
@@ -81,13 +77,7 @@ TEST_P(Forward, GreedyContinuationEqualsTransformers) {
   auto model = open(shared);
   auto cpu = backend::make_cpu_backend(2);
   engine::Session session(*model, *cpu, {.kv_type = backend::KvType::F32});
-  std::vector<std::int32_t> ids = ref.prompt_ids;
-  auto logits = session.eval(ids);
-  while (ids.size() < ref.greedy_ids.size()) {
-    ids.push_back(argmax(logits));
-    logits = session.eval(std::span(ids).last(1));
-  }
-  EXPECT_EQ(ids, ref.greedy_ids);
+  EXPECT_EQ(greedy_ids(session, ref.prompt_ids, ref.greedy_ids.size()), ref.greedy_ids);
 }
 
 // Token by token through the KV cache gives what one pass over the sequence gives.

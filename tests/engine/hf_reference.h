@@ -2,11 +2,13 @@
 // transformers, a prompt and its greedy continuation (../shared/fixtures/hf/<arch>/).
 #pragma once
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <string>
 #include <vector>
 
+#include "aero/engine/session.h"
 #include "aero/format/model_source.h"
 
 namespace aero::test {
@@ -35,6 +37,19 @@ struct HfReference {
     return r;
   }
 };
+
+// Greedy decoding on `session` from `prompt` until `length` ids: the fixtures' greedy_ids are
+// transformers' answer to the same.
+inline std::vector<std::int32_t> greedy_ids(engine::Session& session, const std::vector<std::int32_t>& prompt,
+                                            std::size_t length) {
+  std::vector<std::int32_t> ids = prompt;
+  auto logits = session.eval(ids);
+  while (ids.size() < length) {
+    ids.push_back(static_cast<std::int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin()));
+    logits = session.eval(std::span(ids).last(1));
+  }
+  return ids;
+}
 
 // The fixture models, one folder each.
 inline std::vector<std::string> hf_fixture_models() { return {"llama", "llama-mha", "qwen2", "qwen3"}; }
