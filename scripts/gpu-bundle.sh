@@ -27,6 +27,7 @@ cp "$build"/bin/aero "$build"/bin/aero-run "$build"/bin/aero-cuda-matmul-bench "
 cp "$build"/tests/cuda_backend_test "$build"/tests/cuda_matmul_test "$build"/tests/cli_test "$bundle"/tests/
 strip --strip-unneeded "$bundle"/bin/* "$bundle"/tests/*
 cp scripts/test-gpu.sh "$bundle"/scripts/
+mkdir -p "$bundle"/bench && cp bench/build_llama_cpp.sh "$bundle"/bench/
 
 # The shared libraries, by the path the loader resolves here.
 runtime='^(linux-vdso|ld-linux|libc\.so|libm\.so|libmvec|libpthread|libdl\.so|librt\.so|libresolv|libutil\.so|libgcc_s|libstdc\+\+)'

@@ -12,7 +12,10 @@
 # WORK_DIR (default /tmp/aero-gpu: models, logs), PRESETS (default "1b 8b"), TYPES (default
 # "F16 Q8_0 Q4_0 Q4_K_M"), PP/TG/REPS (bench: default 512/128/2), SKIP_TESTS=1, SKIP_MATMUL_BENCH=1, SKIP_BENCH=1,
 # DEADLINE (seconds after which no new model is made or benchmarked: default 470), DEVICE
-# (what the smoke test and the benchmarks run on: default cuda; cpu for a comparison).
+# (what the smoke test and the benchmarks run on: default cuda; cpu for a comparison), PEER_SRC
+# (llama.cpp's source, an archive or git bundle: when set, its CUDA llama-bench is built at the
+# start, in the background, and run on every model aero benchmarks, right after aero, same -p/-n/-r,
+# -fa 1 -ngl 99; the table gains its figures and the ratios).
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 if [ -n "${BUNDLE:-}" ]; then bundle=$BUNDLE
@@ -32,6 +35,13 @@ status=0
 section() { printf '\n== %s (at %ds)\n' "$1" $((SECONDS - start)); }
 save_logs() { if [ -n "${OUT:-}" ]; then mkdir -p "$OUT/test-gpu" && cp "$work"/*.log "$OUT/test-gpu/" 2>/dev/null; fi; }
 first_error() { grep -m1 -E 'error|Error|what\(\)' "$1" | cut -c1-160; }
+
+peer_bin=
+if [ -n "${PEER_SRC:-}" ]; then
+  # 16 cores build llama-bench in ~4 min while the tests run on the GPU.
+  ( LLAMA_SRC=$PEER_SRC CUDA=1 "$here/bench/build_llama_cpp.sh" "$work/peer" >"$work/peer-build.out" 2>&1 ) &
+  peer_build=$!
+fi
 
 section "GPU"
 if command -v nvidia-smi >/dev/null; then
@@ -95,8 +105,24 @@ bench() {
   tg=$(awk -F'|' '$2 ~ /^ tg/ { gsub(/ /, "", $3); print $3 }' "$log")
   gbs=$(awk -F'|' '$2 ~ /^ tg/ { gsub(/ /, "", $6); print $6 }' "$log")
   size=$(grep -oP 'params, \K[^)]+' "$log" | head -1)
-  rows+=("| $label | $size | $pp | $tg | $gbs |")
+  local row="| $label | $size | $pp | $tg | $gbs |"
+  if [ -n "${peer_build:-}" ]; then
+    if [ -z "$peer_bin" ]; then
+      if wait "$peer_build"; then peer_bin=$(tail -1 "$work/peer-build.out"); else peer_bin=none; tail -5 "$work/peer-build.out"; fi
+    fi
+    if [ "$peer_bin" != none ]; then
+      local plog=$work/peer-${2// /-}.log
+      timeout 150 "$peer_bin/llama-bench" -m "$model" -p "${PP:-512}" -n "${TG:-128}" -r "${REPS:-2}" -fa 1 -ngl 99 >"$plog" 2>&1
+      grep -E '^\| (model|llama)' "$plog"
+      local ppp tgp
+      ppp=$(awk -F'|' '$(NF-2) ~ /pp/ { split($(NF-1), a, "±"); gsub(/ /, "", a[1]); print a[1] }' "$plog")
+      tgp=$(awk -F'|' '$(NF-2) ~ /tg/ { split($(NF-1), a, "±"); gsub(/ /, "", a[1]); print a[1] }' "$plog")
+      row+=" ${ppp:-?} | ${tgp:-?} | $(ratio "$pp" "$ppp") | $(ratio "$tg" "$tgp") |"
+    fi
+  fi
+  rows+=("$row")
 }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", a / b; else print "?" }'; }
 
 # make PRESET TYPE: the model file, synthesized (F16) or quantized from the preset's F16.
 make_model() {
@@ -150,7 +176,12 @@ save_logs
 section "summary"
 printf '%s\n' "${summary[@]}"
 if [ ${#rows[@]} -gt 0 ]; then
-  printf '\n| model | size | pp%s t/s | tg%s t/s | tg GB/s of weights |\n|---|---|---|---|---|\n' "${PP:-512}" "${TG:-128}"
+  printf '\n| model | size | pp%s t/s | tg%s t/s | tg GB/s of weights |' "${PP:-512}" "${TG:-128}"
+  [ -n "${peer_build:-}" ] && printf ' llama.cpp pp | llama.cpp tg | pp ratio | tg ratio |'
+  printf '\n|---|---|---|---|---|'
+  [ -n "${peer_build:-}" ] && printf '%s' '---|---|---|---|'
+  printf '\n'
+
   printf '%s\n' "${rows[@]}"
 fi
 printf '\ntotal %ds\n' $((SECONDS - start))
