@@ -50,6 +50,9 @@ for m in llama llama-mha qwen2 qwen3; do
     cp -r "$shared/fixtures/hf/$m" "$bundle/shared/fixtures/hf/"
   fi
 done
+# The vocabularies the benchmark models are given, so llama.cpp loads the same files.
+mkdir -p "$bundle/shared/fixtures/tokenizer"
+cp "$shared"/fixtures/tokenizer/ggml-vocab-llama-{spm,bpe}.gguf "$bundle/shared/fixtures/tokenizer/" 2>/dev/null || true
 [ -d "$bundle/shared" ] || echo "gpu-bundle: no fixtures at $shared/fixtures/hf: the GPU's forward tests will skip" >&2
 
 glibcxx=$(objdump -T "$bundle"/bin/* "$bundle"/tests/* | grep -o 'GLIBCXX_[0-9.]*' | sort -uV | tail -1)

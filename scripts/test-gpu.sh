@@ -113,10 +113,10 @@ bench() {
     if [ "$peer_bin" != none ]; then
       local plog=$work/peer-${2// /-}.log
       timeout 150 "$peer_bin/llama-bench" -m "$model" -p "${PP:-512}" -n "${TG:-128}" -r "${REPS:-2}" -fa 1 -ngl 99 >"$plog" 2>&1
-      grep -E '^\| (model|llama)' "$plog"
+      grep -E '^\| ' "$plog" || tail -3 "$plog"
       local ppp tgp
-      ppp=$(awk -F'|' '$(NF-2) ~ /pp/ { split($(NF-1), a, "±"); gsub(/ /, "", a[1]); print a[1] }' "$plog")
-      tgp=$(awk -F'|' '$(NF-2) ~ /tg/ { split($(NF-1), a, "±"); gsub(/ /, "", a[1]); print a[1] }' "$plog")
+      ppp=$(awk -F'|' 'NF > 3 && $(NF-2) ~ / pp[0-9]/ { split($(NF-1), a, "±"); gsub(/ /, "", a[1]); print a[1] }' "$plog")
+      tgp=$(awk -F'|' 'NF > 3 && $(NF-2) ~ / tg[0-9]/ { split($(NF-1), a, "±"); gsub(/ /, "", a[1]); print a[1] }' "$plog")
       row+=" ${ppp:-?} | ${tgp:-?} | $(ratio "$pp" "$ppp") | $(ratio "$tg" "$tgp") |"
     fi
   fi
@@ -129,7 +129,12 @@ make_model() {
   local preset=$1 type=$2 f16=$work/llama-$1-F16.gguf out=$work/llama-$1-$2.gguf
   [ -s "$out" ] && { echo "$out"; return; }
   if [ "$type" = F16 ]; then
-    "$aero" synth "$out" --arch llama --preset "$preset" --type F16 >"$work/synth-$preset.log" 2>&1  # (written atomically)
+    # With a real vocabulary of the preset's size (llama.cpp refuses a model without one).
+    local vocab=$bundle/shared/fixtures/tokenizer/ggml-vocab-llama-spm.gguf
+    [ "$preset" = 8b ] && vocab=$bundle/shared/fixtures/tokenizer/ggml-vocab-llama-bpe.gguf
+    local with=()
+    [ -f "$vocab" ] && with=(--vocab "$vocab")
+    "$aero" synth "$out" --arch llama --preset "$preset" --type F16 "${with[@]}" >"$work/synth-$preset.log" 2>&1  # (written atomically)
   else
     "$aero" quantize "$f16" "$out" "$type" >"$work/quantize-$preset-$type.log" 2>&1
   fi

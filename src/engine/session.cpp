@@ -83,44 +83,48 @@ void Session::forward(std::span<const std::int32_t> tokens, bool all_logits, flo
   const std::vector<float> angles = model::rope_table(positions, inv_freq_);
   const auto& globals = model_.weights().globals();
 
-  b.embed(globals.embedding, tokens, x_);
-  for (std::int64_t layer = 0; layer < s.layers; ++layer) {
-    const model::LayerWeights& w = model_.weights().acquire(layer);
+  const std::int64_t first = all_logits ? 0 : n - 1, rows = n - first;  // tokens whose logits are wanted
+  // Everything up to reading the logits is one step: a GPU replays the steps of a shape it
+  // has seen (a CUDA graph) instead of launching each operation.
+  b.run_step(n, position_ + n - 1, [&] {
+    b.embed(globals.embedding, tokens, x_);
+    for (std::int64_t layer = 0; layer < s.layers; ++layer) {
+      const model::LayerWeights& w = model_.weights().acquire(layer);
 
-    // Attention block: x += Wo · attention(rope(Wq·xb), rope(Wk·xb), Wv·xb), xb = norm(x).
-    b.rms_norm(x_, w.attn_norm.data(), s.hidden, n, s.norm_eps, xb_);
-    const quant::Matrix* qkv[] = {&w.q, &w.k, &w.v};
-    float* qkv_out[] = {q_, k_, v_};
-    b.matmul(qkv, xb_, n, qkv_out);
-    if (!w.q_bias.empty()) b.add_bias(q_, w.q_bias, n);
-    if (!w.k_bias.empty()) b.add_bias(k_, w.k_bias, n);
-    if (!w.v_bias.empty()) b.add_bias(v_, w.v_bias, n);
-    if (!w.q_norm.empty()) b.rms_norm(q_, w.q_norm.data(), s.head_dim, n * s.heads, s.norm_eps, q_);
-    if (!w.k_norm.empty()) b.rms_norm(k_, w.k_norm.data(), s.head_dim, n * s.kv_heads, s.norm_eps, k_);
-    b.rope(q_, n, s.heads, s.head_dim, angles, s.rope_layout);
-    b.rope(k_, n, s.kv_heads, s.head_dim, angles, s.rope_layout);
-    b.attention(*cache_, layer, q_, k_, v_, positions, s.heads, att_);
-    b.matmul(w.out, att_, n, xb_);
-    b.add(x_, xb_, n * s.hidden);
+      // Attention block: x += Wo · attention(rope(Wq·xb), rope(Wk·xb), Wv·xb), xb = norm(x).
+      b.rms_norm(x_, w.attn_norm.data(), s.hidden, n, s.norm_eps, xb_);
+      const quant::Matrix* qkv[] = {&w.q, &w.k, &w.v};
+      float* qkv_out[] = {q_, k_, v_};
+      b.matmul(qkv, xb_, n, qkv_out);
+      if (!w.q_bias.empty()) b.add_bias(q_, w.q_bias, n);
+      if (!w.k_bias.empty()) b.add_bias(k_, w.k_bias, n);
+      if (!w.v_bias.empty()) b.add_bias(v_, w.v_bias, n);
+      if (!w.q_norm.empty()) b.rms_norm(q_, w.q_norm.data(), s.head_dim, n * s.heads, s.norm_eps, q_);
+      if (!w.k_norm.empty()) b.rms_norm(k_, w.k_norm.data(), s.head_dim, n * s.kv_heads, s.norm_eps, k_);
+      b.rope(q_, n, s.heads, s.head_dim, angles, s.rope_layout);
+      b.rope(k_, n, s.kv_heads, s.head_dim, angles, s.rope_layout);
+      b.attention(*cache_, layer, q_, k_, v_, positions, s.heads, att_);
+      b.matmul(w.out, att_, n, xb_);
+      b.add(x_, xb_, n * s.hidden);
 
-    // Feed-forward block: x += Wdown · (silu(Wgate·xb) ⊙ Wup·xb), xb = norm(x).
-    b.rms_norm(x_, w.ffn_norm.data(), s.hidden, n, s.norm_eps, xb_);
-    const quant::Matrix* gate_up[] = {&w.gate, &w.up};
-    float* gate_up_out[] = {gate_, up_};
-    b.matmul(gate_up, xb_, n, gate_up_out);
-    b.silu_mul(gate_, up_, n * s.ffn, gate_);
-    b.matmul(w.down, gate_, n, xb_);
-    b.add(x_, xb_, n * s.hidden);
+      // Feed-forward block: x += Wdown · (silu(Wgate·xb) ⊙ Wup·xb), xb = norm(x).
+      b.rms_norm(x_, w.ffn_norm.data(), s.hidden, n, s.norm_eps, xb_);
+      const quant::Matrix* gate_up[] = {&w.gate, &w.up};
+      float* gate_up_out[] = {gate_, up_};
+      b.matmul(gate_up, xb_, n, gate_up_out);
+      b.silu_mul(gate_, up_, n * s.ffn, gate_);
+      b.matmul(w.down, gate_, n, xb_);
+      b.add(x_, xb_, n * s.hidden);
 
-    model_.weights().release(layer);
-  }
+      model_.weights().release(layer);
+    }
+    if (!logits_out) return;
+    // Logits of every token, or of the last one only (all a generation step needs).
+    b.rms_norm(x_ + first * s.hidden, globals.output_norm.data(), s.hidden, rows, s.norm_eps, xb_);
+    b.matmul(globals.output, xb_, rows, logits_);
+  });
   position_ += n;
-  if (!logits_out) return;
-  // Logits of every token, or of the last one only (all a generation step needs).
-  const std::int64_t first = all_logits ? 0 : n - 1, rows = n - first;
-  b.rms_norm(x_ + first * s.hidden, globals.output_norm.data(), s.hidden, rows, s.norm_eps, xb_);
-  b.matmul(globals.output, xb_, rows, logits_);
-  b.read(logits_, static_cast<std::size_t>(rows * s.vocab), logits_out);
+  if (logits_out) b.read(logits_, static_cast<std::size_t>(rows * s.vocab), logits_out);
 }
 
 }  // namespace aero::engine

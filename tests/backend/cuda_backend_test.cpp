@@ -238,6 +238,31 @@ TEST_F(CudaOps, LongAttentionSplitOverBlocksEqualsCpu) {
   check_attention(*cpu, *gpu, {32, 8, 128, KvType::F16, 1200, 3});
 }
 
+// Steps of one shape are recorded on their second run and replayed after; a replay whose
+// operations differ from the recording's (here: another input buffer) runs them directly
+// instead. Each step's result against the same additions on the host.
+TEST_F(CudaOps, StepsReplayOnlyTheirOwnOperations) {
+  const std::size_t n = 4096;
+  const auto a = random_floats(n, 11), b = random_floats(n, 12), c = random_floats(n, 13);
+  float* x = upload(*gpu, a);
+  float* y = upload(*gpu, b);
+  float* z = upload(*gpu, c);
+  std::vector<float> expected = a;
+  const std::vector<float> rope_angles = {1.0f, 0.0f};  // a host input: staged on every step
+  const std::vector<float> pair = {1.0f, 2.0f};
+  float* r = upload(*gpu, pair);
+  for (int step = 0; step < 6; ++step) {
+    const bool other = step == 4;  // step 4 adds z where the recording added y
+    gpu->run_step(1, step, [&] {
+      gpu->rope(r, 1, 1, 2, rope_angles, model::RopeLayout::Interleaved);
+      gpu->add(x, other ? z : y, static_cast<std::int64_t>(n));
+    });
+    for (std::size_t i = 0; i < n; ++i) expected[i] += other ? c[i] : b[i];
+    ASSERT_EQ(download(*gpu, x, n), expected) << "step " << step;
+  }
+  EXPECT_EQ(download(*gpu, r, 2), pair);  // rotated by angle 0, six times
+}
+
 TEST_F(CudaOps, BadInputIsAnError) {
   auto cache = gpu->create_kv_cache(1, 2, 64, 8, KvType::F16);
   float* q = gpu->allocate(8 * 64);

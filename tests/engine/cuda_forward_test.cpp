@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdlib>
 
 #include <fmt/format.h>
 
@@ -144,6 +145,27 @@ TEST_P(CudaForward, IncrementalDecodingEqualsOnePass) {
 TEST_P(CudaForward, HalfAndQ8CachesStayClose) {
   EXPECT_LE(relative_error(all_logits(backend::KvType::F16), ref_.logits), 3e-3f);
   if (model_->spec().head_dim % 32 == 0) EXPECT_LE(relative_error(all_logits(backend::KvType::Q8_0), ref_.logits), 1e-2f);
+}
+
+// Decode steps replay CUDA graphs (a shape's second step is recorded, later ones replayed): the
+// same logits, bit for bit, as launching every operation (AERO_CUDA_GRAPHS=0).
+TEST_P(CudaForward, RecordedStepsEqualDirectLaunches) {
+  ::setenv("AERO_CUDA_GRAPHS", "0", 1);
+  auto direct = backend::make_backend("cuda", 2);
+  ::unsetenv("AERO_CUDA_GRAPHS");
+  engine::Session launched(*model_, *direct, {.kv_type = backend::KvType::F32});
+  engine::Session replayed(*model_, *gpu_, {.kv_type = backend::KvType::F32});
+  auto a = launched.eval(ref_.prompt_ids);
+  std::vector<float> expected(a.begin(), a.end());
+  auto b = replayed.eval(ref_.prompt_ids);
+  ASSERT_EQ(std::vector<float>(b.begin(), b.end()), expected);
+  for (int step = 0; step < 24; ++step) {
+    const std::int32_t next = static_cast<std::int32_t>(std::max_element(expected.begin(), expected.end()) - expected.begin());
+    a = launched.eval(std::span(&next, 1));
+    expected.assign(a.begin(), a.end());
+    b = replayed.eval(std::span(&next, 1));
+    ASSERT_EQ(std::vector<float>(b.begin(), b.end()), expected) << "step " << step;
+  }
 }
 
 std::vector<Case> cases() {

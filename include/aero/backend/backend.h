@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -42,6 +43,17 @@ class Backend {
   virtual void prepare(std::span<const quant::Matrix* const> matrices, std::uint64_t bytes_per_token) {
     (void)matrices;
     (void)bytes_per_token;
+  }
+
+  // One forward pass: `ops` queues its operations (everything but reading results back) for
+  // `tokens` tokens, the latest at `max_position`. A GPU backend may record the operations of
+  // a shape once and replay the recording afterwards (the CUDA backend: a CUDA graph), running
+  // `ops` with launches suppressed to gather the step's inputs: `ops` must do nothing but call
+  // this backend, and may run more than once. Default: ops().
+  virtual void run_step(std::int64_t tokens, std::int64_t max_position, const std::function<void()>& ops) {
+    (void)tokens;
+    (void)max_position;
+    ops();
   }
 
   // A buffer of `count` floats in the backend's memory, alive as long as the backend.

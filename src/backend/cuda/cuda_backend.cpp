@@ -14,6 +14,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/matmul.h"
+#include "backend/cuda/step_graph.h"
 #include "backend/cuda/weight_cache.h"
 
 #ifndef AERO_CUDA_ARCHITECTURES_TEXT
@@ -98,34 +99,14 @@ class CudaKvCache final : public KvCache {
   DeviceBuffer storage_;
 };
 
-// A small device array refreshed from the host only when its contents change.
-template <class T>
-class HostMirror {
- public:
-  const T* upload(int device, std::span<const T> host, cudaStream_t stream, const char* purpose) {
-    if (host.empty() || (host.size() == last_.size() && std::equal(host.begin(), host.end(), last_.begin())))
-      return device_.as<const T>();
-    if (host.size_bytes() > device_.bytes()) {
-      check(cudaStreamSynchronize(stream), "waiting before growing a buffer");  // the old one may still be read
-      device_ = DeviceBuffer(device, std::max<std::size_t>(host.size_bytes(), 4096), purpose);
-    }
-    std::memcpy(staging_.reserve(host.size_bytes()), host.data(), host.size_bytes());
-    staging_.copy_to_device(device_.data(), host.size_bytes(), stream);
-    last_.assign(host.begin(), host.end());
-    return device_.as<const T>();
-  }
-
- private:
-  std::vector<T> last_;
-  PinnedStaging staging_;
-  DeviceBuffer device_;
-};
+// Operation codes of step signatures (StepGraphs::launch).
+enum Op : std::uint64_t { kEmbed = 10, kMatmul, kRmsNorm, kAddBias, kAdd, kSiluMul, kRope, kAttention };
 
 class CudaBackend final : public Backend {
  public:
   CudaBackend(int device, unsigned threads)
       : device_((use_device(device), device)), props_(properties(device)), stream_(device),
-        weights_(device, stream_.get(), threads) {
+        weights_(device, stream_.get(), threads), graphs_(device, stream_.get()) {
     // A build without code for this GPU's architecture fails here, with what to rebuild for.
     const cudaError_t probe = kernels::probe(stream_.get());
     if (probe == cudaErrorNoKernelImageForDevice || probe == cudaErrorUnsupportedPtxVersion) {
@@ -149,6 +130,24 @@ class CudaBackend final : public Backend {
                        static_cast<double>(props_.totalGlobalMem) / (1u << 30));
   }
 
+  // Decode steps (up to StepGraphs::kMaxGraphTokens tokens) replay as CUDA graphs, one per
+  // token count and attention length bucket: attention is launched for the bucket's length
+  // (a power of two, at least 256) and skips the positions past each token's own.
+  void run_step(std::int64_t tokens, std::int64_t max_position, const std::function<void()>& ops) override {
+    use_device(device_);
+    std::int64_t bucket = 256;
+    while (bucket < max_position + 1) bucket *= 2;
+    step_max_len_ = bucket;
+    const std::uint64_t key = static_cast<std::uint64_t>(tokens) << 32 | static_cast<std::uint64_t>(bucket);
+    try {
+      graphs_.run(key, tokens, ops);
+    } catch (...) {
+      step_max_len_ = 0;
+      throw;
+    }
+    step_max_len_ = 0;
+  }
+
   float* allocate(std::size_t count) override {
     use_device(device_);
     buffers_.emplace_back(device_, count * sizeof(float), "activations");
@@ -159,6 +158,7 @@ class CudaBackend final : public Backend {
 
   void read(const float* src, std::size_t count, float* host) override {
     use_device(device_);
+    if (graphs_.in_step()) fail("CUDA: results are read after a step, not within it");
     check(cudaMemcpyAsync(host, src, count * sizeof(float), cudaMemcpyDeviceToHost, stream_.get()),
           "copying results from the GPU");
     check(cudaStreamSynchronize(stream_.get()), fmt::format("running on GPU {}", device_));
@@ -166,6 +166,7 @@ class CudaBackend final : public Backend {
 
   void write(const float* host, std::size_t count, float* dst) override {
     use_device(device_);
+    if (graphs_.in_step()) fail("CUDA: write() within a step (pass inputs through the operations)");
     check(cudaMemcpyAsync(dst, host, count * sizeof(float), cudaMemcpyHostToDevice, stream_.get()), "copying to the GPU");
     check(cudaStreamSynchronize(stream_.get()), fmt::format("copying to GPU {}", device_));
   }
@@ -174,13 +175,15 @@ class CudaBackend final : public Backend {
   void embed(const quant::Matrix& table, std::span<const std::int32_t> ids, float* out) override {
     use_device(device_);
     const auto row_floats = static_cast<std::size_t>(table.cols);
-    auto* rows = static_cast<float*>(embed_staging_.reserve(ids.size() * row_floats * sizeof(float)));
-    for (std::size_t t = 0; t < ids.size(); ++t) {
-      if (ids[t] < 0 || ids[t] >= table.rows) fail("token id {} is outside the vocabulary (0..{})", ids[t], table.rows - 1);
+    const std::size_t bytes = ids.size() * row_floats * sizeof(float);
+    for (std::int32_t id : ids)
+      if (id < 0 || id >= table.rows) fail("token id {} is outside the vocabulary (0..{})", id, table.rows - 1);
+    auto* rows = static_cast<float*>(graphs_.host_slot(bytes));
+    for (std::size_t t = 0; t < ids.size(); ++t)
       quant::decode_to_f32(table.type, {table.data + static_cast<std::size_t>(ids[t]) * table.row_bytes, table.row_bytes},
                            {rows + t * row_floats, row_floats});
-    }
-    embed_staging_.copy_to_device(out, ids.size() * row_floats * sizeof(float), stream_.get());
+    graphs_.launch((Signature(kEmbed) << out << static_cast<std::uint64_t>(bytes)).value());
+    graphs_.copy(rows, out, bytes);
   }
 
   using Backend::matmul;
@@ -189,7 +192,13 @@ class CudaBackend final : public Backend {
     use_device(device_);
     if (ws.size() != ys.size()) fail("matmul: {} matrices but {} outputs", ws.size(), ys.size());
     device_matrices_.clear();
-    for (const quant::Matrix* w : ws) device_matrices_.push_back(&weights_.matrix(*w));
+    Signature sig(kMatmul);
+    sig << x << n;
+    for (std::size_t i = 0; i < ws.size(); ++i) {
+      device_matrices_.push_back(&weights_.matrix(*ws[i]));
+      sig << device_matrices_.back()->data << ys[i];
+    }
+    if (!graphs_.launch(sig.value())) return;
     matmul_->run(device_matrices_, x, n, ys);
   }
 
@@ -197,22 +206,26 @@ class CudaBackend final : public Backend {
                 float* y) override {
     use_device(device_);
     const float* w = weights_.vector({weight, static_cast<std::size_t>(width)});
+    if (!graphs_.launch((Signature(kRmsNorm) << x << w << width << rows << eps << y).value())) return;
     check(kernels::rms_norm(x, w, width, rows, static_cast<float>(eps), y, stream_.get()), "rms_norm");
   }
 
   void add_bias(float* x, std::span<const float> bias, std::int64_t rows) override {
     use_device(device_);
     const float* b = weights_.vector(bias);
+    if (!graphs_.launch((Signature(kAddBias) << x << b << rows).value())) return;
     check(kernels::add_bias(x, b, static_cast<std::int64_t>(bias.size()), rows, stream_.get()), "add_bias");
   }
 
   void add(float* x, const float* y, std::int64_t count) override {
     use_device(device_);
+    if (!graphs_.launch((Signature(kAdd) << x << y << count).value())) return;
     check(kernels::add(x, y, count, stream_.get()), "add");
   }
 
   void silu_mul(const float* gate, const float* up, std::int64_t count, float* out) override {
     use_device(device_);
+    if (!graphs_.launch((Signature(kSiluMul) << gate << up << count << out).value())) return;
     check(kernels::silu_mul(gate, up, count, out, stream_.get()), "silu_mul");
   }
 
@@ -222,8 +235,10 @@ class CudaBackend final : public Backend {
     if (head_dim % 2 != 0) fail("rope: head dimension {} is odd", head_dim);
     if (static_cast<std::int64_t>(cos_sin.size()) < n * head_dim)
       fail("rope: {} angles for {} tokens of head dimension {}", cos_sin.size() / 2, n, head_dim);
-    const float* table = rope_table_.upload(device_, cos_sin, stream_.get(), "rope angles");
-    check(kernels::rope(x, n, heads, head_dim, table, layout == model::RopeLayout::HalfSplit, stream_.get()), "rope");
+    const auto* table = static_cast<const float*>(graphs_.input(cos_sin.data(), cos_sin.size_bytes()));
+    const bool half_split = layout == model::RopeLayout::HalfSplit;
+    if (!graphs_.launch((Signature(kRope) << x << n << heads << head_dim << table << int{half_split}).value())) return;
+    check(kernels::rope(x, n, heads, head_dim, table, half_split, stream_.get()), "rope");
   }
 
   std::unique_ptr<KvCache> create_kv_cache(std::int64_t layers, std::int64_t kv_heads, std::int64_t head_dim,
@@ -250,9 +265,8 @@ class CudaBackend final : public Backend {
       if (pos < 0 || pos >= cache.capacity()) fail("position {} is outside the context of {} tokens", pos, cache.capacity());
       max_position = std::max(max_position, pos);
     }
-    const std::int32_t* device_positions = positions_.upload(device_, positions, stream_.get(), "positions");
+    const auto* device_positions = static_cast<const std::int32_t*>(graphs_.input(positions.data(), positions.size_bytes()));
     const kernels::KvLayer kv = cache.layer(layer);
-    check(kernels::kv_store(kv, k, v, device_positions, n, stream_.get()), "storing keys and values");
 
     kernels::AttentionCall call;
     call.layer = kv;
@@ -262,9 +276,15 @@ class CudaBackend final : public Backend {
     call.n = n;
     call.heads = static_cast<int>(heads);
     call.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));  // as the CPU's
-    call.max_len = max_position + 1;
+    // In a step, the bucket's length: the launch is the same for every step of the bucket.
+    call.max_len = static_cast<int>(std::max<std::int64_t>(max_position + 1, std::min(step_max_len_, cache.capacity())));
     choose_splits(call, heads / kv_heads);
     const auto scratch = kernels::attention_scratch_floats(n, call.heads, static_cast<int>(d), call.splits);
+    if (!graphs_.launch((Signature(kAttention) << kv.keys << q << k << v << out << device_positions << n << heads
+                         << call.max_len << call.splits)
+                            .value()))
+      return;
+    check(kernels::kv_store(kv, k, v, device_positions, n, stream_.get()), "storing keys and values");
     if (static_cast<std::size_t>(scratch) * sizeof(float) > attention_scratch_.bytes()) {
       check(cudaStreamSynchronize(stream_.get()), "waiting before growing attention scratch");
       attention_scratch_ = DeviceBuffer(device_, static_cast<std::size_t>(scratch) * sizeof(float), "attention scratch");
@@ -303,9 +323,8 @@ class CudaBackend final : public Backend {
   cudaDeviceProp props_;
   Stream stream_;  // declared first of the members that use it: destroyed after them
   WeightCache weights_;
-  PinnedStaging embed_staging_;
-  HostMirror<float> rope_table_;
-  HostMirror<std::int32_t> positions_;
+  StepGraphs graphs_;
+  std::int64_t step_max_len_ = 0;  // attention's launch length within a step
   DeviceBuffer attention_scratch_;
   std::vector<DeviceBuffer> buffers_;
   std::vector<const DeviceMatrix*> device_matrices_;

@@ -56,36 +56,4 @@ void DeviceBuffer::release() noexcept {
   bytes_ = 0;
 }
 
-PinnedStaging::~PinnedStaging() {
-  if (done_) {
-    (void)cudaEventSynchronize(done_);
-    (void)cudaEventDestroy(done_);
-  }
-  if (host_) (void)cudaFreeHost(host_);
-}
-
-void* PinnedStaging::reserve(std::size_t bytes) {
-  if (!done_) check(cudaEventCreateWithFlags(&done_, cudaEventDisableTiming), "creating an event");
-  if (pending_) {
-    check(cudaEventSynchronize(done_), "waiting for a host-to-GPU copy");
-    pending_ = false;
-  }
-  if (bytes > capacity_) {
-    if (host_) check(cudaFreeHost(host_), "freeing pinned host memory");
-    host_ = nullptr;
-    capacity_ = 0;
-    const std::size_t grown = std::max<std::size_t>(bytes, 64 << 10);
-    check(cudaMallocHost(&host_, grown), fmt::format("allocating {} bytes of pinned host memory", grown));
-    capacity_ = grown;
-  }
-  return host_;
-}
-
-void PinnedStaging::copy_to_device(void* device_dst, std::size_t bytes, cudaStream_t stream) {
-  if (bytes == 0) return;
-  check(cudaMemcpyAsync(device_dst, host_, bytes, cudaMemcpyHostToDevice, stream), "copying to the GPU");
-  check(cudaEventRecord(done_, stream), "recording an event");
-  pending_ = true;
-}
-
 }  // namespace aero::backend::cuda

@@ -49,26 +49,4 @@ class DeviceBuffer {
   std::size_t bytes_ = 0;
 };
 
-// Page-locked host memory for small host-to-device copies (embedding rows, rope angles,
-// positions) that run asynchronously on the stream. Before the buffer is written again, the
-// previous copy out of it must have finished: wait() blocks on the event recorded after it.
-class PinnedStaging {
- public:
-  PinnedStaging() = default;
-  ~PinnedStaging();
-  PinnedStaging(const PinnedStaging&) = delete;
-  PinnedStaging& operator=(const PinnedStaging&) = delete;
-
-  // Room for `bytes`, once the last copy from here has finished.
-  void* reserve(std::size_t bytes);
-  // Copies the first `bytes` to `device_dst` on `stream`, asynchronously.
-  void copy_to_device(void* device_dst, std::size_t bytes, cudaStream_t stream);
-
- private:
-  void* host_ = nullptr;
-  std::size_t capacity_ = 0;
-  cudaEvent_t done_ = nullptr;
-  bool pending_ = false;
-};
-
 }  // namespace aero::backend::cuda
