@@ -69,11 +69,13 @@ void add_bench_command(CLI::App& app) {
       params += std::accumulate(t.shape.begin(), t.shape.end(), std::uint64_t{1}, std::multiplies<>());
     }
     double bandwidth = 0, peak = 0;
-    // The probes measure the CPU and its memory: the limits of the CPU backend only.
+    // The CPU's probes measure its memory and f32 peak; a GPU backend measures its own memory.
     if (!opt->skip_probes && device.kind == backend::Device::Kind::Cpu) {
       backend::ThreadPool probe_pool(opt->model.threads);
       bandwidth = backend::measure_read_bandwidth(probe_pool, std::size_t{1} << 30, 3);
       peak = backend::measure_f32_peak(probe_pool);
+    } else if (!opt->skip_probes) {
+      bandwidth = backend->measure_read_bandwidth();
     }
     backend::cpu::force_gemv_calibration(opt->calibrate);
     engine::Session session(*model, *backend, opt->model.session());  // the CPU calibrates (or reads its cache) first

@@ -56,6 +56,10 @@ class Backend {
     ops();
   }
 
+  // GB/s of reading the memory the weights live in (the bound of generating a token), measured
+  // now; 0 when the backend does not measure its own (the CPU's probe is memory_bandwidth.h's).
+  virtual double measure_read_bandwidth() { return 0; }
+
   // A buffer of `count` floats in the backend's memory, alive as long as the backend.
   virtual float* allocate(std::size_t count) = 0;
   // Copies `count` floats out of backend memory into host memory; waits for the work before.

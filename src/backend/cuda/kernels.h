@@ -14,6 +14,9 @@ namespace aero::backend::cuda::kernels {
 // Compiles for this GPU? Launches an empty kernel: cudaErrorNoKernelImageForDevice when the
 // build has no code for the GPU's architecture.
 cudaError_t probe(cudaStream_t stream);
+// Reads `bytes` (a multiple of 16, 16-byte aligned) once with `blocks` blocks: the bandwidth
+// probe's kernel. `sink` is device memory it may write.
+cudaError_t read_all(const void* data, std::size_t bytes, int blocks, unsigned* sink, cudaStream_t stream);
 
 // y = x / rms(x) · weight per row of `width`; y may be x.
 cudaError_t rms_norm(const float* x, const float* weight, std::int64_t width, std::int64_t rows, float eps, float* y,
