@@ -91,7 +91,7 @@ class FakeHub {
       }
       if (cut_next_ > 0 && f->path == cut_file_) {
         // Sends the first cut_next_ bytes of the promised whole, then drops the connection.
-        const std::size_t cut = std::exchange(cut_next_, 0);
+        const std::size_t cut = cut_next_.exchange(0);
         const std::string content = f->content;
         res.set_content_provider(content.size(), "application/octet-stream",
                                  [content, cut](std::size_t offset, std::size_t, httplib::DataSink& sink) {
@@ -105,7 +105,7 @@ class FakeHub {
     });
     port_ = server_.bind_to_any_port("127.0.0.1");
     thread_ = std::thread([this] { server_.listen_after_bind(); });
-    server_.wait_until_ready();
+    while (!server_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   ~FakeHub() {
     server_.stop();
