@@ -122,6 +122,7 @@ const OllamaLayer* OllamaManifest::find(std::string_view media_type) const {
 
 fs::path hf_hub_cache() {
   if (auto v = env_or_empty("HF_HUB_CACHE"); !v.empty()) return v;
+  if (auto v = env_or_empty("HUGGINGFACE_HUB_CACHE"); !v.empty()) return v;  // its older name
   if (auto v = env_or_empty("HF_HOME"); !v.empty()) return fs::path(v) / "hub";
   if (auto v = env_or_empty("XDG_CACHE_HOME"); !v.empty()) return fs::path(v) / "huggingface" / "hub";
   return home_dir() / ".cache" / "huggingface" / "hub";

@@ -113,9 +113,13 @@ TEST(HfNames, RepositoryIdsStayInTheCache) {
 
 TEST(HfNames, CacheLocationFromTheEnvironment) {
   ScopedEnv hub("HF_HUB_CACHE", "");
+  ScopedEnv legacy("HUGGINGFACE_HUB_CACHE", "");
   ScopedEnv home("HF_HOME", "/hf-home");
   ::unsetenv("HF_HUB_CACHE");
+  ::unsetenv("HUGGINGFACE_HUB_CACHE");
   EXPECT_EQ(hf_hub_cache(), fs::path("/hf-home/hub"));
+  ::setenv("HUGGINGFACE_HUB_CACHE", "/legacy-cache", 1);
+  EXPECT_EQ(hf_hub_cache(), fs::path("/legacy-cache"));
   ::setenv("HF_HUB_CACHE", "/hub-cache", 1);
   EXPECT_EQ(hf_hub_cache(), fs::path("/hub-cache"));
   ScopedEnv ollama("OLLAMA_MODELS", "/ollama");

@@ -28,7 +28,7 @@ struct ResolvedModel {
 std::optional<ResolvedModel> resolve_model_name(std::string_view name);
 
 // The stores, as their own tools find them.
-// HF: $HF_HUB_CACHE, else $HF_HOME/hub, else $XDG_CACHE_HOME/huggingface/hub, else ~/.cache/huggingface/hub.
+// HF: $HF_HUB_CACHE (or its older name $HUGGINGFACE_HUB_CACHE), else $HF_HOME/hub, else $XDG_CACHE_HOME/huggingface/hub, else ~/.cache/huggingface/hub.
 std::filesystem::path hf_hub_cache();
 // Ollama: $OLLAMA_MODELS, else ~/.ollama/models.
 std::filesystem::path ollama_models_dir();
