@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import net from "node:net";
 import { missing, synthModel, startServer, metrics, waitFor } from "./harness.mjs";
 
-const skip = missing();
+const skip = missing() || false;
 const KEY = "sk-test-key";
 let model, server;
 
@@ -107,7 +107,7 @@ test("Ollama bad input gets Ollama's error shape", { skip }, async () => {
 });
 
 test("a client that disconnects mid-stream frees its slot at once", { skip }, async () => {
-  const before = await metrics(server.url);
+  const before = await metrics(server.url, KEY);
   const cancelledBefore = before.get('aero_sequences_total{outcome="cancelled"}');
   // A raw socket, so the test decides exactly when the connection goes.
   const body = JSON.stringify({ model: "m", prompt: "Once upon a time", max_tokens: 240, stream: true, temperature: 0 });
@@ -118,7 +118,7 @@ test("a client that disconnects mid-stream frees its slot at once", { skip }, as
   await new Promise((resolve) => socket.once("data", resolve));  // the stream has begun
   socket.destroy();
   assert.ok(await waitFor(async () => {
-    const m = await metrics(server.url);
+    const m = await metrics(server.url, KEY);
     return m.get("aero_slots_busy") === 0 && m.get('aero_sequences_total{outcome="cancelled"}') === cancelledBefore + 1;
   }, 2000), "the slot was not freed");
   await stillServes();
@@ -130,9 +130,9 @@ test("a client that disconnects while waiting for a non-streamed answer frees it
     method: "POST", headers: auth, signal: controller.signal,
     body: JSON.stringify({ model: "m", prompt: "Once upon a time", max_tokens: 240, temperature: 0 }),
   }).catch(() => null);
-  await waitFor(async () => (await metrics(server.url)).get("aero_slots_busy") > 0, 2000);
+  await waitFor(async () => (await metrics(server.url, KEY)).get("aero_slots_busy") > 0, 2000);
   controller.abort();
   await pending;
-  assert.ok(await waitFor(async () => (await metrics(server.url)).get("aero_slots_busy") === 0, 2000));
+  assert.ok(await waitFor(async () => (await metrics(server.url, KEY)).get("aero_slots_busy") === 0, 2000));
   await stillServes();
 });

@@ -10,7 +10,7 @@ import { missing, synthModel, startServer, aeroRun } from "./harness.mjs";
 
 const browsers = [process.env.CHROMIUM, "/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"].filter(Boolean);
 const chromium = browsers.find((p) => existsSync(p));
-const skip = missing() || (chromium ? null : "no Chromium found (apt-get install chromium, or set CHROMIUM)");
+const skip = missing() || (chromium ? false : "no Chromium found (apt-get install chromium, or set CHROMIUM)");
 let puppeteer, model, server, browser;
 
 before(async () => {

@@ -67,8 +67,10 @@ export function aeroRun(model, prompt, maxTokens, { chat = false } = {}) {
   return out.endsWith("\n") ? out.slice(0, -1) : out;
 }
 
-export async function metrics(url) {
-  const text = await (await fetch(url + "/metrics")).text();
+export async function metrics(url, key) {
+  const res = await fetch(url + "/metrics", { headers: key ? { Authorization: `Bearer ${key}` } : {} });
+  if (res.status !== 200) throw new Error(`/metrics: HTTP ${res.status}`);
+  const text = await res.text();
   const get = (name) => {
     const m = text.match(new RegExp("^" + name.replace(/[{}"=]/g, "\\$&") + " (\\S+)$", "m"));
     return m ? Number(m[1]) : undefined;

@@ -13,7 +13,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { missing, synthModel, startServer, metrics, prompts, waitFor } from "./harness.mjs";
 
-const skip = missing();
+const skip = missing() || false;
 const CLIENTS = 64, PER_CLIENT = 4, NEAR_TIE = 1e-3;
 let model, server;
 

@@ -5,7 +5,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { missing, synthModel, startServer, aeroRun, metrics, prompts } from "./harness.mjs";
 
-const skip = missing();
+const skip = missing() || false;
 let OpenAI, model, server, client;
 
 before(async () => {
