@@ -207,6 +207,12 @@ struct HttpServer::Impl {
 
   void install_routes() {
     http.set_payload_max_length(options.max_body_bytes);
+    // httplib's default sets SO_REUSEPORT, which lets a second server bind the same port and
+    // silently share its connections: SO_REUSEADDR alone (a restart may bind at once) refuses it.
+    http.set_socket_options([](socket_t sock) {
+      int yes = 1;
+      ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    });
     // Idle keep-alive connections hold a thread each and delay shutdown by up to this much.
     http.set_keep_alive_timeout(2);
     http.set_keep_alive_max_count(1000);

@@ -3,7 +3,8 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import net from "node:net";
-import { missing, synthModel, startServer, metrics, waitFor } from "./harness.mjs";
+import { spawnSync } from "node:child_process";
+import { aero, missing, synthModel, startServer, metrics, waitFor } from "./harness.mjs";
 
 const skip = missing() || false;
 const KEY = "sk-test-key";
@@ -134,5 +135,13 @@ test("a client that disconnects while waiting for a non-streamed answer frees it
   controller.abort();
   await pending;
   assert.ok(await waitFor(async () => (await metrics(server.url, KEY)).get("aero_slots_busy") === 0, 2000));
+  await stillServes();
+});
+
+test("a second server on the same port fails with one line instead of sharing it", { skip }, async () => {
+  const port = new URL(server.url).port;
+  const r = spawnSync(aero, ["serve", model.model, "--port", port, "-t", "1"], { encoding: "utf8", timeout: 60000 });
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /aero: error: cannot listen on 127\.0\.0\.1:\d+/);
   await stillServes();
 });
