@@ -7,7 +7,7 @@ seconds=${2:-60}
 root=$(cd "$(dirname "$0")/.." && pwd)
 shared=${AERO_SHARED:-$root/../shared}
 corpus=$root/.fuzz-corpus
-mkdir -p "$corpus"/{aero,safetensors,metadata,gguf,model,tokenizer,template,store}
+mkdir -p "$corpus"/{aero,safetensors,metadata,gguf,model,tokenizer,template,store,server}
 
 if [ -d "$shared/fixtures" ]; then
   cp -f "$shared"/fixtures/aero/*.aero "$shared"/fixtures/aero/small-set/*.aero "$corpus/aero/" 2>/dev/null || true
@@ -37,6 +37,12 @@ if [ -x "$root/build/bin/aero" ] && [ -f "$shared/fixtures/aero/small.safetensor
     --integrity --tensor-hash --max-shard-bytes 2048 --page-size 512 2>/dev/null || true
 fi
 
+# Request bodies of every endpoint seed the server's parser (the first byte picks the endpoint).
+printf '\x00{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options":{"include_usage":true},"temperature":0.5,"stop":["x"],"logprobs":true,"top_logprobs":2}' >"$corpus/server/chat.json"
+printf '\x01{"model":"m","prompt":[1,2,3],"max_tokens":4,"logprobs":2,"seed":5}' >"$corpus/server/completion.json"
+printf '\x02{"model":"m","messages":[{"role":"system","content":[{"type":"text","text":"s"}]}],"options":{"num_predict":3,"stop":["a"]}}' >"$corpus/server/ollama-chat.json"
+printf '\x03{"model":"m","prompt":"p","system":"s","raw":false,"stream":false}' >"$corpus/server/ollama-generate.json"
+
 run() {
   local target=$1 dir=$2 log rc=0
   log=$(mktemp)
@@ -61,4 +67,5 @@ run fuzz_model_load "$corpus/model"
 run fuzz_tokenizer "$corpus/tokenizer"
 run fuzz_chat_template "$corpus/template"
 run fuzz_model_store "$corpus/store"
+run fuzz_server_request "$corpus/server"
 echo "fuzz: all targets ran clean"
