@@ -18,17 +18,22 @@ namespace aero::model {
 
 using quant::Matrix;
 
-// The roles of a decoder layer's tensors, each with its Hugging Face and GGUF name.
+// The roles of a decoder layer's tensors, each with its Hugging Face and GGUF name. AttnQkv
+// and FfnGateUp are Phi-3's fused matrices (q, k, v and gate, up stacked by rows); AttnPostNorm
+// and FfnPostNorm are Gemma's norms of each block's output.
 enum class Role {
-  AttnNorm, AttnQ, AttnK, AttnV, AttnOut, AttnQBias, AttnKBias, AttnVBias, AttnQNorm, AttnKNorm,
-  FfnNorm, FfnGate, FfnUp, FfnDown,
+  AttnNorm, AttnQ, AttnK, AttnV, AttnQkv, AttnOut, AttnQBias, AttnKBias, AttnVBias, AttnQNorm, AttnKNorm,
+  AttnPostNorm, FfnNorm, FfnGate, FfnUp, FfnGateUp, FfnDown, FfnPostNorm,
 };
 struct RoleNames {
   Role role;
   const char* hf;    // after "model.layers.{i}."
   const char* gguf;  // after "blk.{i}."
 };
-const std::vector<RoleNames>& layer_roles();
+// A family's layer tensors (the names differ: Gemma's post_attention_layernorm is the
+// attention block's output norm, Llama's the feed-forward block's input norm).
+const std::vector<RoleNames>& layer_roles(Family family = Family::Llama);
+bool is_norm(Role role);
 // Whole-model tensors: embedding, final norm, output head (absent when tied), GGUF rope factors.
 inline constexpr const char* kHfEmbedding = "model.embed_tokens.weight";
 inline constexpr const char* kHfOutputNorm = "model.norm.weight";
@@ -38,12 +43,15 @@ inline constexpr const char* kGgufOutputNorm = "output_norm.weight";
 inline constexpr const char* kGgufOutput = "output.weight";
 inline constexpr const char* kGgufRopeFreqs = "rope_freqs.weight";
 
-// Norm weights and biases are small; they are converted to f32 once at load.
+// Norm weights and biases are small; they are converted to f32 once at load (Gemma's norms
+// as the 1 + w they multiply by). Fused matrices are used through views of their rows: q, k
+// and v (gate and up) of Phi-3 are consecutive row ranges of one stored matrix.
 struct LayerWeights {
   std::vector<float> attn_norm, ffn_norm;
+  std::vector<float> attn_post_norm, ffn_post_norm;  // Gemma; empty for the others
   Matrix q, k, v, out;
   std::vector<float> q_bias, k_bias, v_bias;  // empty when the model has none
-  std::vector<float> q_norm, k_norm;          // Qwen3: per-head RMSNorm weights
+  std::vector<float> q_norm, k_norm;          // Qwen3, Gemma3: per-head RMSNorm weights
   Matrix gate, up, down;
 };
 
