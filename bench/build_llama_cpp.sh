@@ -9,7 +9,7 @@
 #   CUDA=1     the CUDA build (-DGGML_CUDA=ON, architectures $CUDA_ARCH, default 90) instead of the
 #              CPU one (-DGGML_NATIVE=ON)
 #   TARGETS    what to build (default: llama-bench llama-tokenize llama-quantize; with CUDA=1
-#              llama-bench)
+#              llama-bench); naming llama-server turns on llama.cpp's server build
 #   JOBS       parallel jobs (default: every core)
 set -euo pipefail
 dir="${1:-/tmp/aero-peer}"
@@ -37,6 +37,9 @@ else
   build=llama.cpp/build
   flags=(-DGGML_NATIVE=ON -DLLAMA_BUILD_SERVER=OFF)
   read -r -a targets <<<"${TARGETS:-llama-bench llama-tokenize llama-quantize}"
+fi
+if [[ " ${targets[*]} " == *" llama-server "* ]]; then
+  flags=("${flags[@]/-DLLAMA_BUILD_SERVER=OFF/-DLLAMA_BUILD_SERVER=ON}")
 fi
 generator=()
 command -v ninja >/dev/null && [ ! -f "$build/Makefile" ] && generator=(-G Ninja)

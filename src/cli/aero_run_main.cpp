@@ -13,6 +13,7 @@
 #include "aero/engine/session.h"
 #include "aero/error.h"
 #include "cli/chat_loop.h"
+#include "cli/model_options.h"
 #include "cli/text_model.h"
 
 namespace {
@@ -32,7 +33,8 @@ int run(int argc, char** argv) {
   bool info = false, interactive = false;
   std::int64_t max_tokens = 128;
   float temperature = 0.8f;
-  app.add_option("model", model_path, "model: .aero, AEROSET, GGUF, safetensors or HF folder")->required();
+  app.add_option("model", model_path, "model: .aero, AEROSET, GGUF, safetensors, HF folder, hf:ORG/NAME or ollama:NAME[:TAG]")
+      ->required();
   app.add_flag("--info", info, "print the model's description and exit");
   app.add_option("--prompt", prompt, "prompt text");
   app.add_flag("--interactive", interactive, "chat with the model");
@@ -58,12 +60,14 @@ int run(int argc, char** argv) {
     const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
     auto t = aero::cli::TextModel::open(aero::backend::make_backend(chosen, threads), model_path, model_id, "", {});
     aero::engine::SamplingParams sampling;
-    sampling.temperature = temperature;
+    std::vector<std::string> stop;
+    aero::cli::apply_sampling_defaults(app, t.model->source().metadata(), sampling, &stop);
+    if (app.count("--temperature") > 0) sampling.temperature = temperature;
     sampling.validate();
     aero::engine::Sampler sampler(sampling);
     // Like the Python tool: a prompt is one chat turn when the model has a template.
     aero::engine::Chat chat(*t.session, sampler, *t.tokenizer,
-                            {.system = "", .max_tokens = max_tokens, .stop = {}, .template_variables = aero::Json::object()});
+                            {.system = "", .max_tokens = max_tokens, .stop = stop, .template_variables = aero::Json::object()});
     if (!prompt.empty()) {
       chat.respond(prompt, aero::cli::show_text);
       std::printf("\n");

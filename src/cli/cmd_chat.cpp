@@ -23,13 +23,17 @@ void add_chat_command(CLI::App& app) {
   cmd->add_option("-n,--max-tokens", opt->max_tokens, "most tokens per answer; -1 = until the end of the turn (default)")
       ->check(CLI::Range(std::int64_t{-1}, std::int64_t{1} << 40));
   add_sampling_options(*cmd, opt->sampling, opt->greedy, /*short_seed=*/false);
-  cmd->callback([opt] {
+  cmd->callback([opt, cmd] {
     if (opt->greedy) opt->sampling.temperature = 0;
     opt->sampling.validate();
     auto t = TextModel::open(opt->model.backend(), opt->model.model, opt->model.config, opt->tokenizer, opt->model.session());
+    std::vector<std::string> stop;
+    apply_sampling_defaults(*cmd, t.model->source().metadata(), opt->sampling, &stop);
+    if (opt->greedy) opt->sampling.temperature = 0;
+    opt->sampling.validate();
     engine::Sampler sampler(opt->sampling);
     engine::Chat chat(*t.session, sampler, *t.tokenizer,
-                      {.system = opt->system, .max_tokens = opt->max_tokens, .stop = {}, .template_variables = Json::object()});
+                      {.system = opt->system, .max_tokens = opt->max_tokens, .stop = stop, .template_variables = Json::object()});
     run_chat_loop(chat);
   });
 }

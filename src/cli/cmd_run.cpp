@@ -44,7 +44,7 @@ void add_run_command(CLI::App& app) {
   add_sampling_options(*cmd, opt->sampling, opt->greedy);
   cmd->add_flag("--print-ids", opt->print_ids, "print generated token ids (comma-separated) instead of text");
   cmd->add_flag("--ignore-eos", opt->ignore_eos, "keep generating past end-of-generation tokens");
-  cmd->callback([opt] {
+  cmd->callback([opt, cmd] {
     if (opt->greedy) opt->sampling.temperature = 0;
     opt->sampling.validate();
     if (opt->ids.empty() && opt->prompt.empty()) fail("give a prompt with -p TEXT or token ids with --ids 1,5,9");
@@ -54,6 +54,9 @@ void add_run_command(CLI::App& app) {
     const bool text = opt->ids.empty() || !opt->print_ids || !opt->stop.empty();
     auto t = TextModel::open(opt->model.backend(), opt->model.model, opt->model.config, opt->tokenizer,
                              opt->model.session(), text);
+    apply_sampling_defaults(*cmd, t.model->source().metadata(), opt->sampling, &opt->stop);
+    if (opt->greedy) opt->sampling.temperature = 0;
+    opt->sampling.validate();
     engine::Sampler sampler(opt->sampling);
     if (opt->chat) {
       engine::Chat chat(*t.session, sampler, *t.tokenizer,

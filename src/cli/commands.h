@@ -18,5 +18,7 @@ void add_bench_command(CLI::App& app);
 void add_chat_command(CLI::App& app);
 void add_tokenize_command(CLI::App& app);
 void add_template_command(CLI::App& app);
+void add_pull_command(CLI::App& app);
+void add_serve_command(CLI::App& app);
 
 }  // namespace aero::cli

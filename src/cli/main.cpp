@@ -25,6 +25,8 @@ int main(int argc, char** argv) {
   aero::cli::add_bench_command(app);
   aero::cli::add_tokenize_command(app);
   aero::cli::add_template_command(app);
+  aero::cli::add_pull_command(app);
+  aero::cli::add_serve_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -11,6 +11,8 @@
 #include "aero/backend/backend.h"
 #include "aero/engine/sampler.h"
 #include "aero/engine/session.h"
+#include "aero/error.h"
+#include "aero/format/model_source.h"
 
 namespace aero::cli {
 
@@ -23,7 +25,9 @@ struct ModelOptions {
   std::string device = "auto";
 
   void add_to(CLI::App& cmd) {
-    cmd.add_option("model", model, "model: .aero, AEROSET folder, .gguf, .safetensors or HF folder")->required();
+    cmd.add_option("model", model,
+                   "model: .aero, AEROSET folder, .gguf, .safetensors, HF folder, hf:ORG/NAME or ollama:NAME[:TAG]")
+        ->required();
     cmd.add_option("--config", config, "HF folder or GGUF supplying metadata the model file lacks");
     cmd.add_option("--device", device, "auto (a CUDA GPU when there is one, else the CPU), cpu, cuda or cuda:N");
     cmd.add_option("-t,--threads", threads, "CPU compute threads (default: all cores)")->check(CLI::Range(1u, 1024u));
@@ -50,6 +54,39 @@ inline void add_sampling_options(CLI::App& cmd, engine::SamplingParams& p, bool&
   cmd.add_option("--repeat-last-n", p.repeat_last_n, "tokens the penalties look back on; -1 = all (default 64)");
   cmd.add_option(short_seed ? "-s,--seed" : "--seed", p.seed, "random seed; the same seed gives the same text (default: random)");
   cmd.add_flag("--greedy", greedy, "always take the most likely token (same as --temp 0)");
+}
+
+// The sampling defaults the model's store gives (Ollama's params layer) for each flag of
+// add_sampling_options the user left out; `stop` (optional) takes its stop strings when no
+// --stop was given. Applied before --greedy, which still wins.
+inline void apply_sampling_defaults(const CLI::App& cmd, const format::ModelMetadata& metadata, engine::SamplingParams& p,
+                                    std::vector<std::string>* stop = nullptr) {
+  const Json& d = metadata.sampling_defaults;
+  auto number = [&](const char* key, const char* flag, auto& field) {
+    auto it = d.find(key);
+    const CLI::Option* given = cmd.get_option_no_throw(flag);
+    if (it == d.end() || (given && given->count() > 0)) return;
+    if (!it->is_number()) fail("{}: parameter '{}' is not a number", metadata.name, key);
+    field = it->get<std::remove_reference_t<decltype(field)>>();
+  };
+  number("temperature", "--temp", p.temperature);
+  number("top_k", "--top-k", p.top_k);
+  number("top_p", "--top-p", p.top_p);
+  number("min_p", "--min-p", p.min_p);
+  number("repeat_penalty", "--repeat-penalty", p.repeat_penalty);
+  number("presence_penalty", "--presence-penalty", p.presence_penalty);
+  number("frequency_penalty", "--frequency-penalty", p.frequency_penalty);
+  number("repeat_last_n", "--repeat-last-n", p.repeat_last_n);
+  // Ollama's seed -1 is "random", as aero's default is.
+  if (auto it = d.find("seed"); it == d.end() || !it->is_number_integer() || it->get<std::int64_t>() >= 0)
+    number("seed", "--seed", p.seed);
+  if (auto it = d.find("stop"); stop && stop->empty() && it != d.end()) {
+    if (!it->is_array()) fail("{}: parameter 'stop' is not a list of strings", metadata.name);
+    for (const auto& s : *it) {
+      if (!s.is_string()) fail("{}: parameter 'stop' is not a list of strings", metadata.name);
+      stop->push_back(s.get<std::string>());
+    }
+  }
 }
 
 }  // namespace aero::cli

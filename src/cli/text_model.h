@@ -36,6 +36,13 @@ struct TextModel {
     TextModel t;
     t.backend = std::move(backend);
     t.model = engine::Model::open(model_path, metadata_from);
+    // The context the model's store asks for (Ollama's num_ctx) when --ctx left it to the model.
+    const Json& defaults = t.model->source().metadata().sampling_defaults;
+    if (auto it = defaults.find("num_ctx"); session_options.context == 0 && it != defaults.end()) {
+      if (!it->is_number_integer() || it->get<std::int64_t>() <= 0)
+        fail("{}: parameter 'num_ctx' is not a positive integer", t.model->source().metadata().name);
+      session_options.context = it->get<std::int64_t>();
+    }
     if (with_tokenizer)
       t.tokenizer = std::make_unique<tokenizer::Tokenizer>(
           tokenizer_path.empty() ? tokenizer::Tokenizer::from_metadata(t.model->source().metadata())

@@ -4,6 +4,7 @@
 
 #include "aero/error.h"
 #include "aero/format/aero_model.h"
+#include "aero/format/model_name.h"
 #include "aero/format/safetensors.h"
 
 namespace aero::format {
@@ -60,6 +61,7 @@ const SourceTensor* ModelSource::find(std::string_view name) const {
 void ModelSource::adopt_metadata(const ModelMetadata& other) {
   if (other.gguf) metadata_.gguf = other.gguf;
   for (const auto& [k, v] : other.hf_files) metadata_.hf_files[k] = v;
+  for (const auto& [k, v] : other.sampling_defaults.items()) metadata_.sampling_defaults[k] = v;
   if (!other.architecture.empty()) metadata_.architecture = other.architecture;
   if (!other.name.empty() && (metadata_.name.empty() || metadata_.name == "converted")) metadata_.name = other.name;
 }
@@ -167,7 +169,9 @@ bool has_magic(const std::filesystem::path& path, const char* magic) {
 
 }  // namespace
 
-std::unique_ptr<ModelSource> ModelSource::open(const std::filesystem::path& path) {
+namespace {
+
+std::unique_ptr<ModelSource> open_path(const std::filesystem::path& path) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) fail("{}: no such file or folder", path.string());
   if (looks_like_aero(path)) return std::make_unique<AeroSource>(path);
@@ -182,6 +186,22 @@ std::unique_ptr<ModelSource> ModelSource::open(const std::filesystem::path& path
     return std::make_unique<SafetensorsSource>(path, false);
   fail("{}: unrecognised model format (expected .aero, AEROSET, GGUF, safetensors or a Hugging Face folder)",
        path.string());
+}
+
+}  // namespace
+
+std::unique_ptr<ModelSource> ModelSource::open(const std::filesystem::path& path) {
+  auto resolved = resolve_model_name(path.native());
+  if (!resolved) return open_path(path);
+  auto source = open_path(resolved->path);
+  ModelMetadata& m = source->metadata_;
+  // A snapshot folder is named by its commit hash: the model's name is the repository's.
+  if (m.name.empty() || source->format() == SourceFormat::HfFolder) m.name = resolved->name;
+  // The store's template serves only a GGUF that carries none of its own.
+  if (!resolved->chat_template.empty() && m.gguf && !m.gguf->find("tokenizer.chat_template"))
+    m.gguf->set({.key = "tokenizer.chat_template", .type = GgufType::String, .value = resolved->chat_template});
+  m.sampling_defaults = resolved->params;
+  return source;
 }
 
 }  // namespace aero::format

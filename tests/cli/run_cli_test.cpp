@@ -87,7 +87,8 @@ TEST(RunCli, SynthesizedModelRunsAndBenchmarks) {
   EXPECT_NE(b.out.find("f32 peak: not measured"), std::string::npos) << b.out;
   EXPECT_NE(aero("synth " + (scratch / "x.gguf").string() + " --preset 70b").status, 0);
   // The CPU kernel overrides: a bad value is one line and a non-zero exit; a good one still runs.
-  for (const std::string env : {"AERO_CPU_DISABLE=sse", "AERO_CPU_DISABLE=vbmi,,bf16", "AERO_GEMV_ROWS=diagonal"}) {
+  for (const std::string env : {"AERO_CPU_DISABLE=sse", "AERO_CPU_DISABLE=vbmi,,bf16", "AERO_GEMV_ROWS=diagonal",
+                                "AERO_BATCH_INVARIANT=yes"}) {
     auto bad = run(env + " " + aero_binary(), "run " + model + " --ids 1,2,3 -n 2 --print-ids --device cpu");
     EXPECT_EQ(bad.status, 1) << env;
     EXPECT_EQ(std::count(bad.err.begin(), bad.err.end(), '\n'), 1) << env << ": " << bad.err;

@@ -7,8 +7,11 @@
 #include <algorithm>
 #include <cmath>
 
+#include "aero/backend/cpu_gemv.h"
+#include "aero/convert/convert.h"
 #include "aero/engine/batch.h"
 #include "aero/error.h"
+#include "aero/quant/types.h"
 #include "engine/hf_reference.h"
 #include "test_support.h"
 
@@ -231,6 +234,59 @@ TEST(BatchErrors, RefusedStepsChangeNothing) {
   }
   EXPECT_EQ(batch.position(0), 7);
   EXPECT_EQ(batch.position(1), 6);
+}
+
+// With batch-invariant products (AERO_BATCH_INVARIANT=1; ctest's engine_batch_invariant runs
+// this so) a sequence's logits in a batch are bit for bit its logits alone, whatever runs beside
+// it: four sequences (the reference input from several starting points) joining at staggered
+// steps in chunks, on f32 weights (tiles and panels otherwise) and on Q4_0 and Q8_0 (activations
+// quantized per token). Without the mode, products of 4+ and 8+ tokens sum in other orders.
+TEST(BatchInvariance, BatchedLogitsEqualAloneBitForBit) {
+  if (!backend::cpu::batch_invariant_products())
+    GTEST_SKIP() << "batch-invariant products are off (AERO_BATCH_INVARIANT=1 turns them on)";
+  AERO_REQUIRE_SHARED(shared);
+  const auto hf = shared / "fixtures/hf/llama";
+  const auto ref = HfReference::load(hf);
+  ScratchDir scratch;
+  for (const char* type : {"F32", "Q4_0", "Q8_0"}) {
+    auto path = hf;
+    if (std::string(type) != "F32") {
+      path = scratch / (std::string(type) + ".aero");
+      convert::quantize(hf, path, convert::OutputKind::Aero, quant::type_traits_by_name(type)->type, {});
+    }
+    auto model = engine::Model::open(path);
+    auto cpu = backend::make_cpu_backend(2);
+    // Sequence i is the reference input rotated by 7i tokens; alone, every position's logits.
+    std::vector<std::vector<std::int32_t>> seqs;
+    std::vector<std::vector<float>> alone;
+    for (std::size_t i = 0; i < 4; ++i) {
+      auto ids = ref.input_ids;
+      std::rotate(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(7 * i), ids.end());
+      engine::Session session(*model, *cpu, {.context = 64});
+      const auto logits = session.eval(ids, true);
+      seqs.push_back(ids);
+      alone.emplace_back(logits.begin(), logits.end());
+    }
+    BatchSession batch(*model, *cpu, {.slots = 4, .context = 64, .max_batch = 64});
+    const std::size_t vocab = static_cast<std::size_t>(ref.vocab);
+    std::vector<std::size_t> fed(4);
+    for (int step = 0; fed != std::vector<std::size_t>(4, seqs[0].size()); ++step) {
+      std::vector<BatchEntry> entries;
+      for (std::size_t i = 0; i < 4; ++i) {
+        if (step < static_cast<int>(3 * i) || fed[i] == seqs[i].size()) continue;
+        const std::size_t n = std::min<std::size_t>(fed[i] == 0 ? 9 + 4 * i : step % 3 == 0 ? 5 : 1, seqs[i].size() - fed[i]);
+        entries.push_back({static_cast<int>(i), std::span(seqs[i]).subspan(fed[i], n)});
+        fed[i] += n;
+      }
+      const auto logits = batch.step(entries);
+      for (std::size_t e = 0; e < entries.size(); ++e) {
+        const auto i = static_cast<std::size_t>(entries[e].slot);
+        const float* want = alone[i].data() + (fed[i] - 1) * vocab;
+        EXPECT_TRUE(std::equal(want, want + vocab, logits.begin() + static_cast<std::ptrdiff_t>(e * vocab)))
+            << type << ": sequence " << i << ", position " << fed[i] - 1 << ", step " << step;
+      }
+    }
+  }
 }
 
 TEST(BatchErrors, BadOptionsAreErrors) {

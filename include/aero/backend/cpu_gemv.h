@@ -63,6 +63,16 @@ bool gemv_narrow_applies(quant::GgmlType type);
 // AERO_GEMV_ROWS's order when set (any other value: an error).
 std::optional<RowOrder> gemv_row_order_override();
 
+// Batch-invariant products (AERO_BATCH_INVARIANT=1; 0 or unset: off, anything else an error):
+// every token of a batched product goes through the one-token kernels as a product of its own
+// would (same row kernel, rows per call and tasks), so a token's result is bit for bit what it is
+// alone, whatever else is in the batch. Off, batches of 4+ tokens take the 4 × 4 tiles (F32, F16,
+// BF16, Q4_0 and Q8_0/Q4_K on some sets) and of 8+ the packed panels, whose sums run in another
+// order than one token's (the same value to a few ulp, not the same bits). Batched products stay
+// one read of the weights, but with no panel or tile reuse of unpacked blocks: for the tests of
+// a server whose batched answers must equal the same request alone, not for speed.
+bool batch_invariant_products();
+
 // y[t] = W · x[t] for n activation rows (x is n × cols, y is n × rows, row-major): the
 // batched form prompt processing uses; each weight row is read from memory once per call.
 void matmul(const quant::Matrix& w, std::span<const float> x, std::int64_t n, std::span<float> y, ThreadPool& pool,

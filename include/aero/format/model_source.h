@@ -32,6 +32,10 @@ struct ModelMetadata {
   std::string architecture;
   std::optional<GgufMetadata> gguf;             // GGUF key/values (GGUF sources, or carried in .aero)
   std::map<std::string, std::string> hf_files;  // config.json, tokenizer.json, ... (HF sources)
+  // Sampling defaults the model's store gives (Ollama's params layer, its names: temperature,
+  // top_k, top_p, min_p, repeat_penalty, repeat_last_n, presence_penalty, frequency_penalty,
+  // seed, stop, num_ctx); flags the user gives win.
+  Json sampling_defaults = Json::object();
   bool empty() const { return !gguf && hf_files.empty(); }
 };
 
@@ -46,7 +50,9 @@ std::optional<quant::GgmlType> ggml_type_of(DType dtype, int ggml_type);
 
 class ModelSource {
  public:
-  // PATH: .aero, AEROSET, .gguf, .safetensors (or sharded index), or a Hugging Face folder.
+  // PATH: .aero, AEROSET, .gguf, .safetensors (or sharded index), or a Hugging Face folder;
+  // or a model name (hf:ORG/NAME, a bare ORG/NAME that is no path, ollama:NAME[:TAG]) resolved
+  // by resolve_model_name (model_name.h) in the store it names.
   static std::unique_ptr<ModelSource> open(const std::filesystem::path& path);
   virtual ~ModelSource() = default;
 

@@ -138,6 +138,16 @@ std::optional<RowOrder> gemv_row_order_override() {
   return order;
 }
 
+bool batch_invariant_products() {
+  static const bool on = [] {
+    const char* env = std::getenv("AERO_BATCH_INVARIANT");
+    const std::string_view v = env ? env : "0";
+    if (v != "0" && v != "1") fail("AERO_BATCH_INVARIANT must be 0 or 1, not '{}'", v);
+    return v == "1";
+  }();
+  return on;
+}
+
 GemvVariant default_gemv_variant() { return with_override(GemvVariant{}); }
 
 GemvVariant gemv_variant(GgmlType type) {
@@ -441,19 +451,20 @@ Plan make_plan(const quant::Matrix& w, float* y, std::int64_t n, Isa isa, unsign
   p.y = y;
   p.traits = *quant::type_traits(static_cast<std::uint32_t>(w.type));
   // Enough tokens to pay for unpacking each panel once: the packed-panel product; else row
-  // kernels (and their 4 × 4 tiles).
-  p.gemm = n >= kGemmMinTokens && ks.gemm ? ks.gemm(w.type) : nullptr;
+  // kernels (and their 4 × 4 tiles). Batch-invariant products: every token as if alone.
+  const bool as_one_token = n == 1 || batch_invariant_products();
+  p.gemm = !as_one_token && n >= kGemmMinTokens && ks.gemm ? ks.gemm(w.type) : nullptr;
   const GemvVariant variant = gemv_variant(w.type);
-  const RowKernel row = n == 1 ? gemv_row_kernel(w.type, isa, variant) : row_kernel(w.type, ks);
+  const RowKernel row = as_one_token ? gemv_row_kernel(w.type, isa, variant) : row_kernel(w.type, ks);
   p.dot = row.dot;
-  p.tile = tile_for(w.type, ks);
+  p.tile = as_one_token ? nullptr : tile_for(w.type, ks);
   p.layout = p.gemm ? p.gemm->act : p.dot ? row.act : fallback_layout(p.traits);
   p.xq_stride = p.layout.bytes ? p.layout.bytes(w.cols) : 0;
   const std::int64_t block = p.gemm ? p.gemm->row_block : 1;
-  p.rows_per_call = n == 1 ? gemv_rows_per_call(variant) : kMaxRows;
+  p.rows_per_call = as_one_token ? gemv_rows_per_call(variant) : kMaxRows;
   p.prefetch_ahead = variant.prefetch_ahead;
   // Batches keep the default's tasks: the calibration measures one token's products only.
-  p.chunk = (rows_per_task(w, threads, n == 1 ? variant : default_gemv_variant()) + block - 1) / block * block;
+  p.chunk = (rows_per_task(w, threads, as_one_token ? variant : default_gemv_variant()) + block - 1) / block * block;
   p.tasks = static_cast<std::size_t>((w.rows + p.chunk - 1) / p.chunk);
   return p;
 }
