@@ -25,7 +25,9 @@ Model::Model(std::unique_ptr<format::ModelSource> source, const ModelOptions& op
       fail("the plan streams layers to the GPU, which this build's engine cannot do yet (run with --device cpu)");
     std::vector<bool> cached;
     for (const auto& p : plan_->layers) cached.push_back(p.tier != residency::Tier::Disk);
-    auto disk = std::make_unique<residency::DiskStreamedWeights>(*source_, spec_, std::move(cached), options.disk);
+    auto disk_options = options.disk;
+    if (plan_->disk_slots > 0) disk_options.slots = plan_->disk_slots;  // the ring the RAM budget has room for
+    auto disk = std::make_unique<residency::DiskStreamedWeights>(*source_, spec_, std::move(cached), disk_options);
     bytes_per_token_ = disk->bytes_per_token();
     disk_ = disk.get();
     weights_ = std::move(disk);

@@ -15,8 +15,9 @@ namespace aero::residency {
 namespace {
 
 constexpr int kRingSlots = 3;  // layer i in use, i+1 and i+2 arriving
-// Slack per ring slot over the largest layer: a layer's reads are whole aligned blocks.
-constexpr std::uint64_t kSlotSlack = std::uint64_t{1} << 20;
+// Slack per ring slot over the largest layer: a layer's reads are whole 4 KiB blocks, at most
+// two partial blocks for each of its seven matrices.
+constexpr std::uint64_t kSlotSlack = std::uint64_t{64} << 10;
 
 bool positive(double v) { return v > 0 && std::isfinite(v); }
 
@@ -388,7 +389,7 @@ std::vector<std::string> describe(const Plan& plan, const ModelCosts& costs, con
   if (plan.gpu_slots > 0)
     lines.push_back(fmt::format("  GPU ring: {} slots of {}", plan.gpu_slots, format_size(plan.gpu_slot_bytes)));
   if (plan.disk_slots > 0)
-    lines.push_back(fmt::format("  disk ring: {} host buffers of {}", plan.disk_slots, format_size(plan.disk_slot_bytes)));
+    lines.push_back(fmt::format("  disk ring: {} host buffer(s) of {}", plan.disk_slots, format_size(plan.disk_slot_bytes)));
   lines.push_back(fmt::format("  memory: {}RAM {} of {}",
                               budgets.gpu > 0 ? fmt::format("GPU {} of {}, ", format_size(plan.gpu_bytes), format_size(budgets.gpu)) : "",
                               format_size(plan.ram_bytes), format_size(budgets.ram)));

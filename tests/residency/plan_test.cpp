@@ -12,7 +12,7 @@ namespace aero::residency {
 namespace {
 
 constexpr std::uint64_t MiB = 1ull << 20, GiB = 1ull << 30;
-constexpr std::uint64_t kSlack = MiB;  // the planner's slack per ring slot
+constexpr std::uint64_t kSlack = 64 << 10;  // the planner's slack per ring slot
 constexpr double B = 100.0 * MiB;      // one synthetic layer
 
 // `n` layers of 100 MiB (KV `kv` each), a tied head of `head` bytes, no activations.
@@ -87,7 +87,7 @@ TEST(Plan, CpuEverythingFits) {
 TEST(Plan, CpuSomeLayersFromDiskSpreadOverTheModel) {
   auto c = uniform(8, 10 * MiB, 0, 50 * MiB);
   c.activation_bytes = 20 * MiB;
-  // Fixed 150 MiB, a ring of three 101 MiB buffers, then room for 2.5 layers: 2 cached.
+  // Fixed 150 MiB, a ring of three 100 MiB (+ slack) buffers, then room for 2.5 layers: 2 cached.
   const std::uint64_t ram = 150 * MiB + 3 * (100 * MiB + kSlack) + 250 * MiB;
   const auto p = plan(c, {.gpu = 0, .ram = ram}, bandwidths(), Workload::decode());
   // Layers decided in the order 0, 4, 2, 6, 1, 5, 3, 7: the first two stay in RAM.
@@ -202,7 +202,7 @@ TEST(Plan, GpuPrefillKeepsACpuLayerWhenItPays) {
 
 TEST(Plan, GpuLayersFromDisk) {
   const auto c = uniform(10);
-  // RAM for the disk ring (three 101 MiB buffers) and two layers. Four layers resident on the
+  // RAM for the disk ring (three 100 MiB (+ slack) buffers) and two layers. Four layers resident on the
   // GPU without a ring leave six: two in RAM on the CPU, four from disk (4 s); two resident with
   // a ring leave eight, six from disk (6 s).
   const auto p = plan(c, {.gpu = 4 * 100 * MiB + 2 * kSlack, .ram = 3 * (100 * MiB + kSlack) + 2 * 100 * MiB},
