@@ -3,6 +3,7 @@
 // fraction of the measured f32 multiply-add peak (a batch reuses every weight, so it is
 // compute-bound), generation as GB/s of weights read and a fraction of the measured memory
 // bandwidth (each token reads every weight once).
+#include <algorithm>
 #include <chrono>
 #include <optional>
 #include <cmath>
@@ -77,7 +78,9 @@ void add_bench_command(CLI::App& app) {
     // The probes measure the CPU and its memory: the limits of the CPU backend only.
     if (!opt->skip_probes && device.kind == backend::Device::Kind::Cpu) {
       backend::ThreadPool probe_pool(opt->model.threads);
-      bandwidth = backend::measure_read_bandwidth(probe_pool, std::size_t{1} << 30, 3);
+      // 1 GiB, or less under a small RAM budget (a model larger than memory, a cgroup cap).
+      const auto probe = std::clamp<std::uint64_t>(budgets(opt->model, device).ram / 8, 64ull << 20, 1ull << 30);
+      bandwidth = backend::measure_read_bandwidth(probe_pool, probe, 3);
       peak = backend::measure_f32_peak(probe_pool);
     }
     // What the planner predicts for these passes, from the same probes (none with --no-probes).
