@@ -65,6 +65,10 @@ void add_bench_command(CLI::App& app) {
     if (opt->model.context == 0) opt->model.context = std::max<std::int64_t>(opt->prompt, opt->generate) + 1;
     if (opt->model.show_plan) return print_plan(opt->model);
     const auto device = backend::choose_device(opt->model.device);
+    // Before anything is loaded: the budgets count what is free.
+    const auto budget = device.kind == backend::Device::Kind::Cpu || !opt->model.gpu_mem.empty() || !opt->skip_probes
+                            ? std::optional(budgets(opt->model, device))
+                            : std::nullopt;
     auto backend = backend::make_backend(device, opt->model.threads);
     auto model = engine::Model::open(opt->model.model, opt->model.config,
                                      {.planner = run_planner(opt->model, device), .disk = {}});
@@ -79,13 +83,13 @@ void add_bench_command(CLI::App& app) {
     if (!opt->skip_probes && device.kind == backend::Device::Kind::Cpu) {
       backend::ThreadPool probe_pool(opt->model.threads);
       // 1 GiB, or less under a small RAM budget (a model larger than memory, a cgroup cap).
-      const auto probe = std::clamp<std::uint64_t>(budgets(opt->model, device).ram / 8, 64ull << 20, 1ull << 30);
+      const auto probe = std::clamp<std::uint64_t>(budget->ram / 8, 64ull << 20, 1ull << 30);
       bandwidth = backend::measure_read_bandwidth(probe_pool, probe, 3);
       peak = backend::measure_f32_peak(probe_pool);
     }
     // What the planner predicts for these passes, from the same probes (none with --no-probes).
     std::optional<MeasuredPlan> planned;
-    if (!opt->skip_probes) planned = measured_plan(opt->model, device, model->source(), spec, bandwidth, peak);
+    if (!opt->skip_probes) planned = measured_plan(opt->model, device, *budget, model->source(), spec, bandwidth, peak);
     auto predicted = [&](residency::Workload work) -> std::string {
       if (!planned) return "-";
       const auto p = residency::predict(planned->plan, planned->costs, planned->bandwidths, work);

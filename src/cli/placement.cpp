@@ -80,10 +80,11 @@ engine::Planner run_planner(const ModelOptions& o, const backend::Device& device
   };
 }
 
-MeasuredPlan measured_plan(const ModelOptions& o, const backend::Device& device, const format::ModelSource& source,
-                           const model::ModelSpec& spec, double host_gbs, double cpu_gflops) {
+MeasuredPlan measured_plan(const ModelOptions& o, const backend::Device& device, const residency::Budgets& budgets,
+                           const format::ModelSource& source, const model::ModelSpec& spec, double host_gbs,
+                           double cpu_gflops) {
   MeasuredPlan m;
-  m.budgets = budgets(o, device);
+  m.budgets = budgets;
   m.costs = costs_of(o, source, spec);
   m.bandwidths = device.kind == backend::Device::Kind::Cuda ? assumed_gpu() : residency::Bandwidths{};
   if (host_gbs <= 0 || cpu_gflops <= 0) {
@@ -114,10 +115,11 @@ MeasuredPlan measured_plan(const ModelOptions& o, const backend::Device& device,
 
 void print_plan(const ModelOptions& o) {
   const auto device = backend::choose_device(o.device);
+  const auto b = budgets(o, device);
   auto source = format::ModelSource::open(o.model);
   if (!o.config.empty()) source->adopt_metadata(format::ModelSource::open(o.config)->metadata());
   const auto spec = model::read_spec(*source);
-  const auto m = measured_plan(o, device, *source, spec);
+  const auto m = measured_plan(o, device, b, *source, spec);
   std::uint64_t weights = 0;
   for (const auto& l : m.costs.layers) weights += l.weight_bytes;
   fmt::print("model: {} ({}, {} layers, {} of layer weights, context {})\n", o.model, model::family_name(spec.family),
