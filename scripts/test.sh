@@ -9,9 +9,12 @@ cd "$(dirname "$0")/.."
 jobs=$(nproc)
 fuzz_seconds=${FUZZ_SECONDS:-60}
 
+# Each stage's start, in seconds since the run began: CI has 45 minutes on 2 cores.
+stage() { echo "== $1 (at ${SECONDS}s)"; }
+
 scripts/setup.sh --deps
 
-echo "== Release build and tests"
+stage "Release build and tests"
 # The CUDA backend compiles wherever nvcc is (its tests skip without a GPU); for one architecture
 # here, which is enough to check it compiles (AERO_CUDA_ARCHITECTURES overrides).
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DAERO_CUDA_ARCHITECTURES="${AERO_CUDA_ARCHITECTURES:-90}" >/dev/null
@@ -19,7 +22,7 @@ cmake --build build -j "$jobs"
 ctest --test-dir build --output-on-failure -j "$jobs"
 
 if [ "${SKIP_SANITIZE:-0}" != 1 ]; then
-  echo "== ASan + UBSan build and tests"
+  stage "ASan + UBSan build and tests"
   # (Without the CUDA backend: its kernels cannot run here, and nvcc takes no clang host compiler.)
   cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DAERO_SANITIZE=ON -DAERO_BUILD_BENCH=OFF -DAERO_CUDA=OFF \
     -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 >/dev/null
@@ -36,7 +39,7 @@ if [ "${SKIP_DISPATCH:-0}" != 1 ]; then
   # (Nehalem: the scalar kernels).
   # (Haswell without the features its model names that TCG lacks, which would only warn, per thread.)
   for cpu in Haswell-v4,-invpcid,-spec-ctrl,-pcid,-x2apic,-tsc-deadline Nehalem; do
-    echo "== kernel and engine tests on an emulated ${cpu%%,*} CPU"
+    stage "kernel and engine tests on an emulated ${cpu%%,*} CPU"
     for t in quant_test engine_test; do
       qemu-x86_64 -cpu "$cpu" "build/tests/$t" --gtest_brief=1 || { echo "$t failed on an emulated $cpu CPU"; exit 1; }
     done
@@ -44,10 +47,10 @@ if [ "${SKIP_DISPATCH:-0}" != 1 ]; then
 fi
 
 if [ "${SKIP_FUZZ:-0}" != 1 ]; then
-  echo "== libFuzzer targets, ${fuzz_seconds}s each"
+  stage "libFuzzer targets, ${fuzz_seconds}s each"
   cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAERO_FUZZ=ON -DAERO_BUILD_TESTS=OFF -DAERO_CUDA=OFF \
     -DAERO_BUILD_BENCH=OFF -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 >/dev/null
   cmake --build build-fuzz -j "$jobs"
   fuzz/run.sh build-fuzz/fuzz "$fuzz_seconds"
 fi
-echo "== all tests passed"
+stage "all tests passed"

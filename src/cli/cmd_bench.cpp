@@ -79,13 +79,15 @@ void add_bench_command(CLI::App& app) {
       params += std::accumulate(t.shape.begin(), t.shape.end(), std::uint64_t{1}, std::multiplies<>());
     }
     double bandwidth = 0, peak = 0;
-    // The probes measure the CPU and its memory: the limits of the CPU backend only.
+    // The CPU's probes measure its memory and f32 peak; a GPU backend measures its own memory.
     if (!opt->skip_probes && device.kind == backend::Device::Kind::Cpu) {
       backend::ThreadPool probe_pool(opt->model.threads);
       // 1 GiB, or less under a small RAM budget (a model larger than memory, a cgroup cap).
       const auto probe = std::clamp<std::uint64_t>(budget->ram / 8, 64ull << 20, 1ull << 30);
       bandwidth = backend::measure_read_bandwidth(probe_pool, probe, 3);
       peak = backend::measure_f32_peak(probe_pool);
+    } else if (!opt->skip_probes) {
+      bandwidth = backend->measure_read_bandwidth();
     }
     // What the planner predicts for these passes, from the same probes (none with --no-probes).
     std::optional<MeasuredPlan> planned;

@@ -13,48 +13,13 @@
 #include "aero/model/weights.h"
 #include "aero/tokenizer/vocab.h"
 #include "convert/out_tensor.h"
+#include "convert/tensor_names.h"
 
 namespace aero::convert {
 namespace {
 
 using format::GgufKv;
 using format::GgufType;
-
-// GGUF name for an HF name, and how many heads its rows group into for the llama permutation
-// (0: no permutation).
-struct Mapping {
-  std::string name;
-  std::int64_t permute_heads = 0;
-};
-
-std::optional<Mapping> gguf_name(const std::string& hf, const model::ModelSpec& spec) {
-  if (hf == model::kHfEmbedding) return Mapping{model::kGgufEmbedding};
-  if (hf == model::kHfOutputNorm) return Mapping{model::kGgufOutputNorm};
-  if (hf == model::kHfOutput) return Mapping{model::kGgufOutput};
-  std::int64_t layer = -1;
-  int consumed = 0;
-  if (std::sscanf(hf.c_str(), "model.layers.%ld.%n", &layer, &consumed) != 1 || consumed == 0) return std::nullopt;
-  const std::string rest = hf.substr(static_cast<std::size_t>(consumed));
-  for (const auto& r : model::layer_roles()) {
-    if (rest != r.hf) continue;
-    Mapping m{fmt::format("blk.{}.{}", layer, r.gguf)};
-    if (spec.family == model::Family::Llama) {
-      using model::Role;
-      if (r.role == Role::AttnQ || r.role == Role::AttnQBias) m.permute_heads = spec.heads;
-      if (r.role == Role::AttnK || r.role == Role::AttnKBias) m.permute_heads = spec.kv_heads;
-    }
-    return m;
-  }
-  return std::nullopt;
-}
-
-// Within each head, row j·(d/2) + i moves to 2i + j: the two halves that HF rotates
-// together become adjacent pairs.
-std::uint64_t permuted_source_row(std::uint64_t row, std::uint64_t head_dim) {
-  const std::uint64_t head = row / head_dim, within = row % head_dim;
-  const std::uint64_t i = within / 2, j = within % 2;
-  return head * head_dim + j * (head_dim / 2) + i;
-}
 
 void set(format::GgufMetadata& m, const std::string& key, GgufType type, Json value) {
   m.set(GgufKv{key, type, GgufType::U8, std::move(value)});
@@ -106,7 +71,7 @@ std::vector<OutTensor> hf_to_gguf(const format::ModelSource& src, const std::vec
 
   std::vector<OutTensor> out;
   for (const auto& t : tensors) {
-    const auto mapping = gguf_name(t.name, spec);
+    const auto mapping = gguf_name_of(t.name, spec);
     if (!mapping) fail("tensor '{}' has no GGUF name for a {} model", t.name, arch);
     OutTensor g = t;
     g.name = mapping->name;

@@ -1,11 +1,11 @@
-// The forward pass of the llama family (Llama, Mistral, Qwen2, Qwen3), top to bottom in
-// Session::forward. The families differ only in what their tensors say: Qwen2 has q/k/v
-// biases, Qwen3 normalizes each head of q and k, and files differ in their rotary layout.
+// Model (a source, its spec and weights) and Session (one sequence through the forward pass
+// of engine/forward.h, over a one-slot KV cache).
 #include "aero/engine/session.h"
 
 #include <algorithm>
 
 #include "aero/error.h"
+#include "engine/forward.h"
 
 namespace aero::engine {
 
@@ -39,32 +39,15 @@ Model::Model(std::unique_ptr<format::ModelSource> source, const ModelOptions& op
 }
 
 Session::Session(Model& model, backend::Backend& backend, SessionOptions options)
-    : model_(model), backend_(backend) {
-  const auto& s = model.spec();
-  context_ = options.context > 0 ? options.context : std::min<std::int64_t>(s.context, 4096);
-  if (context_ > s.context)
-    fail("--ctx {} is longer than the {} tokens this model was trained for", context_, s.context);
-  max_batch_ = std::clamp<std::int64_t>(options.max_batch, 1, context_);
-  {
-    // The backend sees what it will multiply before the first token (the CPU calibrates here).
-    const model::LayerWeights& w = model.weights().acquire(0);  // (a spec has at least one layer)
-    const quant::Matrix* ms[] = {&w.q, &w.k, &w.v, &w.out, &w.gate, &w.up, &w.down, &model.weights().globals().output};
-    backend.prepare(ms, model.weight_bytes_per_token());
-    model.weights().release(0);
-  }
-  cache_ = backend.create_kv_cache(s.layers, s.kv_heads, s.head_dim, context_, options.kv_type);
-  inv_freq_ = s.rope_inv_freq(model.weights().globals().rope_freqs);
-  const auto n = static_cast<std::size_t>(max_batch_);
-  x_ = backend.allocate(n * s.hidden);
-  xb_ = backend.allocate(n * std::max(s.hidden, s.heads * s.head_dim));
-  q_ = backend.allocate(n * s.heads * s.head_dim);
-  k_ = backend.allocate(n * s.kv_heads * s.head_dim);
-  v_ = backend.allocate(n * s.kv_heads * s.head_dim);
-  att_ = backend.allocate(n * s.heads * s.head_dim);
-  gate_ = backend.allocate(n * s.ffn);
-  up_ = backend.allocate(n * s.ffn);
-  logits_ = backend.allocate(n * s.vocab);
-}
+    : model_(model),
+      pass_(std::make_unique<ForwardPass>(model, backend, options.context, 1, options.kv_type, options.max_batch,
+                                          options.max_batch)),
+      context_(pass_->context()),
+      max_batch_(pass_->max_batch()) {}
+
+Session::~Session() = default;
+
+std::uint64_t Session::kv_bytes() const { return pass_->kv_bytes(); }
 
 void Session::rewind(std::int64_t position) {
   if (position < 0 || position > position_) fail("cannot rewind to position {} (at {})", position, position_);
@@ -84,63 +67,19 @@ std::span<const float> Session::eval(std::span<const std::int32_t> tokens, bool 
   for (std::int64_t done = 0; done < n; done += max_batch_) {
     const std::int64_t count = std::min(max_batch_, n - done);
     const bool last_chunk = done + count == n;
-    float* out = all_logits ? host_logits_.data() + done * s.vocab : last_chunk ? host_logits_.data() : nullptr;
-    forward(tokens.subspan(static_cast<std::size_t>(done), static_cast<std::size_t>(count)), all_logits, out);
+    slots_.assign(static_cast<std::size_t>(count), 0);
+    positions_.resize(static_cast<std::size_t>(count));
+    for (std::int64_t t = 0; t < count; ++t) positions_[static_cast<std::size_t>(t)] = static_cast<std::int32_t>(position_ + t);
+    // Logits of every token, or of the last one only (all a generation step needs).
+    logit_rows_.clear();
+    for (std::int64_t t = all_logits ? 0 : last_chunk ? count - 1 : count; t < count; ++t) logit_rows_.push_back(t);
+    float* out = all_logits ? host_logits_.data() + done * s.vocab : host_logits_.data();
+    pass_->run({tokens.subspan(static_cast<std::size_t>(done), static_cast<std::size_t>(count)), slots_, positions_,
+                logit_rows_},
+               out);
+    position_ += count;
   }
   return host_logits_;
-}
-
-void Session::forward(std::span<const std::int32_t> tokens, bool all_logits, float* logits_out) {
-  const auto& s = model_.spec();
-  auto& b = backend_;
-  const std::int64_t n = static_cast<std::int64_t>(tokens.size());
-  std::vector<std::int32_t> positions(static_cast<std::size_t>(n));
-  for (std::int64_t t = 0; t < n; ++t) positions[static_cast<std::size_t>(t)] = static_cast<std::int32_t>(position_ + t);
-  const std::vector<float> angles = model::rope_table(positions, inv_freq_);
-  const auto& globals = model_.weights().globals();
-
-  const std::int64_t first = all_logits ? 0 : n - 1, rows = n - first;  // tokens whose logits are wanted
-  // Everything up to reading the logits is one step: a GPU replays the steps of a shape it
-  // has seen (a CUDA graph) instead of launching each operation.
-  b.run_step(n, position_ + n - 1, [&] {
-    b.embed(globals.embedding, tokens, x_);
-    for (std::int64_t layer = 0; layer < s.layers; ++layer) {
-      const model::LayerWeights& w = model_.weights().acquire(layer);
-
-      // Attention block: x += Wo · attention(rope(Wq·xb), rope(Wk·xb), Wv·xb), xb = norm(x).
-      b.rms_norm(x_, w.attn_norm.data(), s.hidden, n, s.norm_eps, xb_);
-      const quant::Matrix* qkv[] = {&w.q, &w.k, &w.v};
-      float* qkv_out[] = {q_, k_, v_};
-      b.matmul(qkv, xb_, n, qkv_out);
-      if (!w.q_bias.empty()) b.add_bias(q_, w.q_bias, n);
-      if (!w.k_bias.empty()) b.add_bias(k_, w.k_bias, n);
-      if (!w.v_bias.empty()) b.add_bias(v_, w.v_bias, n);
-      if (!w.q_norm.empty()) b.rms_norm(q_, w.q_norm.data(), s.head_dim, n * s.heads, s.norm_eps, q_);
-      if (!w.k_norm.empty()) b.rms_norm(k_, w.k_norm.data(), s.head_dim, n * s.kv_heads, s.norm_eps, k_);
-      b.rope(q_, n, s.heads, s.head_dim, angles, s.rope_layout);
-      b.rope(k_, n, s.kv_heads, s.head_dim, angles, s.rope_layout);
-      b.attention(*cache_, layer, q_, k_, v_, positions, s.heads, att_);
-      b.matmul(w.out, att_, n, xb_);
-      b.add(x_, xb_, n * s.hidden);
-
-      // Feed-forward block: x += Wdown · (silu(Wgate·xb) ⊙ Wup·xb), xb = norm(x).
-      b.rms_norm(x_, w.ffn_norm.data(), s.hidden, n, s.norm_eps, xb_);
-      const quant::Matrix* gate_up[] = {&w.gate, &w.up};
-      float* gate_up_out[] = {gate_, up_};
-      b.matmul(gate_up, xb_, n, gate_up_out);
-      b.silu_mul(gate_, up_, n * s.ffn, gate_);
-      b.matmul(w.down, gate_, n, xb_);
-      b.add(x_, xb_, n * s.hidden);
-
-      model_.weights().release(layer);
-    }
-    if (!logits_out) return;
-    // Logits of every token, or of the last one only (all a generation step needs).
-    b.rms_norm(x_ + first * s.hidden, globals.output_norm.data(), s.hidden, rows, s.norm_eps, xb_);
-    b.matmul(globals.output, xb_, rows, logits_);
-  });
-  position_ += n;
-  if (logits_out) b.read(logits_, static_cast<std::size_t>(rows * s.vocab), logits_out);
 }
 
 }  // namespace aero::engine

@@ -195,8 +195,8 @@ float tolerance(KvType kv) { return kv == KvType::F32 ? 1e-5f : kv == KvType::F1
 
 void check_attention(Backend& cpu, Backend& gpu, const AttentionCase& c) {
   const std::int64_t layers = 2, layer = 1, capacity = c.prompt + c.steps + 3;
-  auto cpu_cache = cpu.create_kv_cache(layers, c.kv_heads, c.head_dim, capacity, c.kv);
-  auto gpu_cache = gpu.create_kv_cache(layers, c.kv_heads, c.head_dim, capacity, c.kv);
+  auto cpu_cache = cpu.create_kv_cache(layers, c.kv_heads, c.head_dim, capacity, 1, c.kv);
+  auto gpu_cache = gpu.create_kv_cache(layers, c.kv_heads, c.head_dim, capacity, 1, c.kv);
   std::int64_t position = 0;
   std::uint32_t seed = 1000;
   auto call = [&](std::int64_t n) {
@@ -205,11 +205,12 @@ void check_attention(Backend& cpu, Backend& gpu, const AttentionCase& c) {
     const auto v = random_floats(static_cast<std::size_t>(n * c.kv_heads * c.head_dim), seed++);
     std::vector<std::int32_t> positions(static_cast<std::size_t>(n));
     std::iota(positions.begin(), positions.end(), static_cast<std::int32_t>(position));
+    const std::vector<std::int32_t> slots(static_cast<std::size_t>(n), 0);
     position += n;
     const auto out_size = static_cast<std::size_t>(n * c.heads * c.head_dim);
     auto run = [&](Backend& b, backend::KvCache& cache) {
       float* out = b.allocate(out_size);
-      b.attention(cache, layer, upload(b, q), upload(b, k), upload(b, v), positions, c.heads, out);
+      b.attention(cache, layer, upload(b, q), upload(b, k), upload(b, v), slots, positions, c.heads, out);
       return download(b, out, out_size);
     };
     const auto expected = run(cpu, *cpu_cache);
@@ -218,6 +219,73 @@ void check_attention(Backend& cpu, Backend& gpu, const AttentionCase& c) {
   };
   call(c.prompt);
   for (std::int64_t s = 0; s < c.steps; ++s) call(1);
+}
+
+// Several sequences in one cache, as a batched forward pass calls attention: each call holds
+// runs of tokens of several slots (a prompt chunk of one, single tokens of others, slots in
+// any order), each slot at its own position. `calls` lists per call its (slot, tokens) runs.
+using SlotRuns = std::vector<std::pair<std::int32_t, std::int64_t>>;
+void check_slot_attention(Backend& cpu, Backend& gpu, std::int64_t heads, std::int64_t kv_heads, std::int64_t head_dim,
+                          KvType kv, std::int64_t slots, std::int64_t capacity, const std::vector<SlotRuns>& calls) {
+  const std::int64_t layers = 2, layer = 1;
+  auto cpu_cache = cpu.create_kv_cache(layers, kv_heads, head_dim, capacity, slots, kv);
+  auto gpu_cache = gpu.create_kv_cache(layers, kv_heads, head_dim, capacity, slots, kv);
+  std::vector<std::int32_t> next(static_cast<std::size_t>(slots));  // each slot's next position
+  std::uint32_t seed = 2000;
+  for (std::size_t i = 0; i < calls.size(); ++i) {
+    std::vector<std::int32_t> token_slots, positions;
+    for (const auto& [slot, count] : calls[i])
+      for (std::int64_t t = 0; t < count; ++t) {
+        token_slots.push_back(slot);
+        positions.push_back(next[static_cast<std::size_t>(slot)]++);
+      }
+    const auto n = static_cast<std::int64_t>(positions.size());
+    const auto q = random_floats(static_cast<std::size_t>(n * heads * head_dim), seed++, 2.0f);
+    const auto k = random_floats(static_cast<std::size_t>(n * kv_heads * head_dim), seed++, 2.0f);
+    const auto v = random_floats(static_cast<std::size_t>(n * kv_heads * head_dim), seed++);
+    const auto out_size = static_cast<std::size_t>(n * heads * head_dim);
+    auto run = [&](Backend& b, backend::KvCache& cache) {
+      float* out = b.allocate(out_size);
+      b.attention(cache, layer, upload(b, q), upload(b, k), upload(b, v), token_slots, positions, heads, out);
+      return download(b, out, out_size);
+    };
+    const auto expected = run(cpu, *cpu_cache);
+    const auto got = run(gpu, *gpu_cache);
+    EXPECT_LE(relative_error(got, expected), tolerance(kv))
+        << heads << "q" << kv_heads << "kv d" << head_dim << " " << backend::kv_type_name(kv) << ", " << slots
+        << " slots, call " << i;
+  }
+}
+
+// Query tiles (16 rows: four tokens of a 4-head group) never straddle two slots: runs of 3 and
+// 5 tokens, slots out of order, one slot idle while the others run, decodes of every slot.
+TEST_F(CudaOps, AttentionOverSeveralSlotsEqualsCpu) {
+  const std::vector<SlotRuns> calls = {
+      {{2, 7}, {0, 5}},
+      {{0, 1}, {1, 9}, {2, 1}},
+      {{3, 3}, {0, 1}, {1, 1}, {2, 5}},
+      {{3, 1}, {1, 1}, {0, 1}, {2, 1}},
+      {{1, 1}, {3, 1}},
+      {{0, 1}, {1, 1}, {2, 1}, {3, 1}},
+  };
+  for (KvType kv : {KvType::F32, KvType::F16, KvType::Q8_0}) {
+    check_slot_attention(*cpu, *gpu, 8, 2, 64, kv, 4, 32, calls);    // GQA
+    check_slot_attention(*cpu, *gpu, 6, 1, 96, kv, 4, 32, calls);    // MQA: 6 rows a token
+    check_slot_attention(*cpu, *gpu, 4, 4, 128, kv, 4, 32, calls);   // MHA: one row a token
+  }
+}
+
+// Long sequences in some slots, short in others: generation steps whose positions are split
+// over blocks, the short slots' tiles finding some splits empty; then a slot filled to its
+// last position (the last slot's, so that a row past it would fall outside the cache).
+TEST_F(CudaOps, LongAttentionOverSeveralSlotsEqualsCpu) {
+  for (KvType kv : {KvType::F32, KvType::F16, KvType::Q8_0}) {
+    const std::vector<SlotRuns> calls = {
+        {{0, 300}}, {{1, 40}, {0, 1}}, {{2, 1}, {0, 1}, {1, 1}}, {{1, 1}, {2, 1}, {0, 1}}, {{2, 317}, {1, 1}, {0, 1}},
+        {{0, 1}, {1, 1}, {2, 1}}};
+    check_slot_attention(*cpu, *gpu, 8, 2, 64, kv, 3, 320, calls);
+  }
+  check_slot_attention(*cpu, *gpu, 32, 8, 128, KvType::F16, 2, 1300, {{{1, 1200}}, {{0, 1}, {1, 1}}, {{1, 1}, {0, 1}}});
 }
 
 TEST_F(CudaOps, AttentionEqualsCpu) {
@@ -264,18 +332,21 @@ TEST_F(CudaOps, StepsReplayOnlyTheirOwnOperations) {
 }
 
 TEST_F(CudaOps, BadInputIsAnError) {
-  auto cache = gpu->create_kv_cache(1, 2, 64, 8, KvType::F16);
+  auto cache = gpu->create_kv_cache(1, 2, 64, 8, 2, KvType::F16);
   float* q = gpu->allocate(8 * 64);
   float* kv = gpu->allocate(2 * 64);
-  const std::int32_t past_end[] = {8};
-  EXPECT_THROW(gpu->attention(*cache, 0, q, kv, kv, past_end, 8, q), Error);
+  const std::int32_t past_end[] = {8}, slot0[] = {0}, slot2[] = {2}, two[] = {0, 1};
+  EXPECT_THROW(gpu->attention(*cache, 0, q, kv, kv, slot0, past_end, 8, q), Error);
   const std::int32_t fine[] = {0};
-  EXPECT_THROW(gpu->attention(*cache, 0, q, kv, kv, fine, 7, q), Error);  // 7 heads cannot share 2
-  EXPECT_THROW(gpu->attention(*cache, 1, q, kv, kv, fine, 8, q), Error);  // the cache has one layer
-  EXPECT_THROW(gpu->create_kv_cache(1, 2, 264, 8, KvType::F16), Error);   // heads up to 256
-  EXPECT_THROW(gpu->create_kv_cache(1, 2, 18, 8, KvType::F16), Error);    // a multiple of 4
-  EXPECT_THROW(gpu->create_kv_cache(1, 2, 48, 8, KvType::Q8_0), Error);   // q8_0 rows need 32 | head_dim
-  EXPECT_THROW(gpu->create_kv_cache(1 << 20, 64, 256, 1 << 20, KvType::F32), Error);  // petabytes: out of memory
+  EXPECT_THROW(gpu->attention(*cache, 0, q, kv, kv, slot0, fine, 7, q), Error);  // 7 heads cannot share 2
+  EXPECT_THROW(gpu->attention(*cache, 1, q, kv, kv, slot0, fine, 8, q), Error);  // the cache has one layer
+  EXPECT_THROW(gpu->attention(*cache, 0, q, kv, kv, slot2, fine, 8, q), Error);  // two slots: 0 and 1
+  EXPECT_THROW(gpu->attention(*cache, 0, q, kv, kv, two, fine, 8, q), Error);    // a slot per position
+  EXPECT_THROW(gpu->create_kv_cache(1, 2, 264, 8, 1, KvType::F16), Error);   // heads up to 256
+  EXPECT_THROW(gpu->create_kv_cache(1, 2, 18, 8, 1, KvType::F16), Error);    // a multiple of 4
+  EXPECT_THROW(gpu->create_kv_cache(1, 2, 48, 8, 1, KvType::Q8_0), Error);   // q8_0 rows need 32 | head_dim
+  EXPECT_THROW(gpu->create_kv_cache(1, 2, 64, 8, 0, KvType::F16), Error);    // no slot
+  EXPECT_THROW(gpu->create_kv_cache(1 << 20, 64, 256, 1 << 20, 1, KvType::F32), Error);  // petabytes: out of memory
   // The backend still works after a refused allocation.
   const auto v = random_floats(10, 11);
   EXPECT_EQ(download(*gpu, upload(*gpu, v), v.size()), v);

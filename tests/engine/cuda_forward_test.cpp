@@ -65,12 +65,14 @@ class GpuWithCpuProducts final : public backend::Backend {
     gpu_->rope(x, n, heads, head_dim, cos_sin, layout);
   }
   std::unique_ptr<backend::KvCache> create_kv_cache(std::int64_t layers, std::int64_t kv_heads, std::int64_t head_dim,
-                                                    std::int64_t capacity, backend::KvType type) override {
-    return gpu_->create_kv_cache(layers, kv_heads, head_dim, capacity, type);
+                                                    std::int64_t capacity, std::int64_t slots,
+                                                    backend::KvType type) override {
+    return gpu_->create_kv_cache(layers, kv_heads, head_dim, capacity, slots, type);
   }
   void attention(backend::KvCache& cache, std::int64_t layer, const float* q, const float* k, const float* v,
-                 std::span<const std::int32_t> positions, std::int64_t heads, float* out) override {
-    gpu_->attention(cache, layer, q, k, v, positions, heads, out);
+                 std::span<const std::int32_t> slots, std::span<const std::int32_t> positions, std::int64_t heads,
+                 float* out) override {
+    gpu_->attention(cache, layer, q, k, v, slots, positions, heads, out);
   }
 
  private:

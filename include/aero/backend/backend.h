@@ -24,11 +24,14 @@ enum class KvType { F32, F16, Q8_0 };
 KvType kv_type_by_name(std::string_view name);  // "f32" | "f16" | "q8_0"; throws otherwise
 std::string_view kv_type_name(KvType type);
 
-// Keys and values of every layer for positions [0, capacity), kept by the backend.
+// Keys and values of every layer for `slots` independent sequences, each with positions
+// [0, capacity), kept by the backend. A slot is one sequence's cache: a batch of sequences
+// decodes together in one forward pass, each token stored and attending in its own slot.
 class KvCache {
  public:
   virtual ~KvCache() = default;
-  virtual std::int64_t capacity() const = 0;
+  virtual std::int64_t capacity() const = 0;  // positions per slot
+  virtual std::int64_t slots() const = 0;
   virtual std::uint64_t bytes() const = 0;
 };
 
@@ -55,6 +58,10 @@ class Backend {
     (void)max_position;
     ops();
   }
+
+  // GB/s of reading the memory the weights live in (the bound of generating a token), measured
+  // now; 0 when the backend does not measure its own (the CPU's probe is memory_bandwidth.h's).
+  virtual double measure_read_bandwidth() { return 0; }
 
   // A buffer of `count` floats in the backend's memory, alive as long as the backend.
   virtual float* allocate(std::size_t count) = 0;
@@ -90,12 +97,17 @@ class Backend {
                     std::span<const float> cos_sin, model::RopeLayout layout) = 0;
 
   virtual std::unique_ptr<KvCache> create_kv_cache(std::int64_t layers, std::int64_t kv_heads, std::int64_t head_dim,
-                                                   std::int64_t capacity, KvType type) = 0;
-  // Stores the n tokens' keys and values (n × kv_heads × head_dim) at their positions in
-  // `layer`, then writes to `out` (n × heads × head_dim) each query head's causal attention
-  // over positions 0..its token's position. Query heads share key/value heads in groups.
+                                                   std::int64_t capacity, std::int64_t slots, KvType type) = 0;
+  // Stores the n tokens' keys and values (n × kv_heads × head_dim) in `layer` at their slot
+  // and position (slots[t], positions[t]), then writes to `out` (n × heads × head_dim) each
+  // query head's causal attention over positions 0..positions[t] of its token's slot. Tokens
+  // of one call may belong to any slots in any order (consecutive tokens of one slot attend
+  // together, the cheapest case: a prompt chunk); every key and value of the call is stored
+  // before any attention, so the tokens of a chunk see each other causally. No two tokens of a
+  // call share a (slot, position). Query heads share key/value heads in groups.
   virtual void attention(KvCache& cache, std::int64_t layer, const float* q, const float* k, const float* v,
-                         std::span<const std::int32_t> positions, std::int64_t heads, float* out) = 0;
+                         std::span<const std::int32_t> slots, std::span<const std::int32_t> positions,
+                         std::int64_t heads, float* out) = 0;
 };
 
 std::unique_ptr<Backend> make_cpu_backend(unsigned threads);

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -24,6 +25,31 @@ struct GenerationStats {
   std::int64_t generated_tokens = 0;
   double generation_seconds = 0;
   bool stopped_by_eos = false;
+};
+
+// Generation pulled one token at a time, for front ends that hand tokens out as they are asked
+// for (a Python iterator, a server's stream) rather than through a callback; generate() is a
+// loop over it. The session, sampler and prompt must outlive it.
+class TokenGenerator {
+ public:
+  // Throws aero::Error for an empty prompt or a negative max_tokens.
+  TokenGenerator(Session& session, Sampler& sampler, std::span<const std::int32_t> prompt, GenerateOptions options);
+  // The next token, or nullopt once generation has ended (max_tokens, an end-of-generation id,
+  // a full context). The prompt runs on the first call; a token's own forward pass runs only
+  // when the token after it is asked for, so stopping early costs nothing.
+  std::optional<std::int32_t> next();
+  const GenerationStats& stats() const { return stats_; }
+  bool done() const { return done_; }
+
+ private:
+  Session& session_;
+  Sampler& sampler_;
+  std::span<const std::int32_t> prompt_;
+  GenerateOptions options_;
+  GenerationStats stats_;
+  std::vector<std::int32_t> history_;
+  std::span<const float> logits_;
+  bool started_ = false, done_ = false;
 };
 
 // Runs `prompt` (appended to whatever the session holds) and samples up to max_tokens.

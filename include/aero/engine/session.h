@@ -61,9 +61,15 @@ struct SessionOptions {
   std::int64_t max_batch = 256;  // tokens per forward pass during prompt processing
 };
 
+class ForwardPass;  // the forward pass Session and BatchSession share (src/engine/forward.h)
+
+// One sequence: the forward pass over a one-slot KV cache.
 class Session {
  public:
   Session(Model& model, backend::Backend& backend, SessionOptions options = {});
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
 
   // Runs `tokens` at the next positions. Returns the logits of the last token, or of every
   // token (n × vocab) when `all_logits`. Throws aero::Error past the context.
@@ -76,20 +82,16 @@ class Session {
   void reset() { position_ = 0; }
   // Keeps the first `position` tokens, drops the rest (e.g. to re-run a suffix).
   void rewind(std::int64_t position);
-  std::uint64_t kv_bytes() const { return cache_->bytes(); }
+  std::uint64_t kv_bytes() const;
 
  private:
-  void forward(std::span<const std::int32_t> tokens, bool all_logits, float* logits_out);
-
   Model& model_;
-  backend::Backend& backend_;
+  std::unique_ptr<ForwardPass> pass_;
   std::int64_t context_;
   std::int64_t max_batch_;
   std::int64_t position_ = 0;
-  std::unique_ptr<backend::KvCache> cache_;
-  std::vector<double> inv_freq_;
-  // Activations for up to max_batch tokens, in backend memory.
-  float *x_, *xb_, *q_, *k_, *v_, *att_, *gate_, *up_, *logits_;
+  std::vector<std::int32_t> slots_, positions_;  // of one pass (all slot 0)
+  std::vector<std::int64_t> logit_rows_;
   std::vector<float> host_logits_;
 };
 

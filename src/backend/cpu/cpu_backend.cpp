@@ -34,33 +34,37 @@ std::string_view kv_type_name(KvType type) {
 namespace cpu {
 namespace {
 
-// Per layer, keys then values, each [kv_heads][capacity][row]: one head's positions are
-// contiguous, which is the order attention reads them in.
+// Per layer, keys then values, each [kv_heads][slots × capacity][row]: slot s holds rows
+// s × capacity + position, so one head's positions of one sequence are contiguous, which is
+// the order attention reads them in.
 class CpuKvCache final : public KvCache {
  public:
-  CpuKvCache(std::int64_t layers, std::int64_t kv_heads, std::int64_t head_dim, std::int64_t capacity, KvType type)
-      : type(type), kv_heads(kv_heads), head_dim(head_dim), capacity_(capacity) {
+  CpuKvCache(std::int64_t layers, std::int64_t kv_heads, std::int64_t head_dim, std::int64_t capacity,
+             std::int64_t slots, KvType type)
+      : type(type), kv_heads(kv_heads), head_dim(head_dim), capacity_(capacity), slots_(slots) {
     if (type == KvType::Q8_0 && head_dim % 32 != 0) fail("a q8_0 KV cache needs a head dimension divisible by 32");
+    if (slots < 1 || capacity < 1) fail("a KV cache needs at least one slot of one position ({} x {})", slots, capacity);
     row_bytes = type == KvType::F32 ? 4 * head_dim : type == KvType::F16 ? 2 * head_dim : head_dim / 32 * 34;
-    head_bytes = row_bytes * capacity;
+    head_bytes = row_bytes * capacity * slots;
     layer_bytes = 2 * head_bytes * kv_heads;
     storage.resize(static_cast<std::size_t>(layer_bytes * layers));
   }
   std::int64_t capacity() const override { return capacity_; }
+  std::int64_t slots() const override { return slots_; }
   std::uint64_t bytes() const override { return storage.size(); }
 
-  std::uint8_t* key(std::int64_t layer, std::int64_t head, std::int64_t pos) {
-    return storage.data() + layer * layer_bytes + head * head_bytes + pos * row_bytes;
+  std::uint8_t* key(std::int64_t layer, std::int64_t head, std::int64_t slot, std::int64_t pos) {
+    return storage.data() + layer * layer_bytes + head * head_bytes + (slot * capacity_ + pos) * row_bytes;
   }
-  std::uint8_t* value(std::int64_t layer, std::int64_t head, std::int64_t pos) {
-    return key(layer, head, pos) + kv_heads * head_bytes;
+  std::uint8_t* value(std::int64_t layer, std::int64_t head, std::int64_t slot, std::int64_t pos) {
+    return key(layer, head, slot, pos) + kv_heads * head_bytes;
   }
 
   KvType type;
   std::int64_t kv_heads, head_dim, row_bytes, head_bytes, layer_bytes;
 
  private:
-  std::int64_t capacity_;
+  std::int64_t capacity_, slots_;
   std::vector<std::uint8_t> storage;
 };
 
@@ -148,20 +152,27 @@ class CpuBackend final : public Backend {
   }
 
   std::unique_ptr<KvCache> create_kv_cache(std::int64_t layers, std::int64_t kv_heads, std::int64_t head_dim,
-                                           std::int64_t capacity, KvType type) override {
-    return std::make_unique<CpuKvCache>(layers, kv_heads, head_dim, capacity, type);
+                                           std::int64_t capacity, std::int64_t slots, KvType type) override {
+    return std::make_unique<CpuKvCache>(layers, kv_heads, head_dim, capacity, slots, type);
   }
 
   void attention(KvCache& cache_base, std::int64_t layer, const float* q, const float* k, const float* v,
-                 std::span<const std::int32_t> positions, std::int64_t heads, float* out) override {
+                 std::span<const std::int32_t> slots, std::span<const std::int32_t> positions, std::int64_t heads,
+                 float* out) override {
     auto& cache = static_cast<CpuKvCache&>(cache_base);
     const std::int64_t n = static_cast<std::int64_t>(positions.size()), d = cache.head_dim, kv_heads = cache.kv_heads;
+    if (slots.size() != positions.size()) fail("attention: {} slots for {} positions", slots.size(), positions.size());
+    if (heads % kv_heads != 0) fail("attention: {} query heads cannot share {} key/value heads evenly", heads, kv_heads);
     for (std::int64_t t = 0; t < n; ++t) {
-      const std::int32_t pos = positions[static_cast<std::size_t>(t)];
+      const std::int32_t slot = slots[static_cast<std::size_t>(t)], pos = positions[static_cast<std::size_t>(t)];
+      if (slot < 0 || slot >= cache.slots()) fail("slot {} is outside the KV cache's {} slots", slot, cache.slots());
       if (pos < 0 || pos >= cache.capacity()) fail("position {} is outside the context of {} tokens", pos, cache.capacity());
+    }
+    for (std::int64_t t = 0; t < n; ++t) {
+      const std::int32_t slot = slots[static_cast<std::size_t>(t)], pos = positions[static_cast<std::size_t>(t)];
       for (std::int64_t g = 0; g < kv_heads; ++g) {
-        store_row(cache, k + (t * kv_heads + g) * d, cache.key(layer, g, pos), d);
-        store_row(cache, v + (t * kv_heads + g) * d, cache.value(layer, g, pos), d);
+        store_row(cache, k + (t * kv_heads + g) * d, cache.key(layer, g, slot, pos), d);
+        store_row(cache, v + (t * kv_heads + g) * d, cache.value(layer, g, slot, pos), d);
       }
     }
     const std::int64_t group = heads / kv_heads;
@@ -173,19 +184,20 @@ class CpuBackend final : public Backend {
     if (attend) {  // the heads that share a key/value head together: each cache row read once for them
       pool_.run(static_cast<std::size_t>(n * kv_heads), [&](std::size_t task) {
         const std::int64_t t = static_cast<std::int64_t>(task) / kv_heads, g = static_cast<std::int64_t>(task) % kv_heads;
+        const std::int32_t slot = slots[static_cast<std::size_t>(t)];
         const std::int64_t len = positions[static_cast<std::size_t>(t)] + 1;
         thread_local std::vector<float> scores;
         scores.resize(static_cast<std::size_t>(group * len));
         const std::int64_t first = t * heads + g * group;
-        attend(cache.key(layer, g, 0), cache.value(layer, g, 0), static_cast<std::size_t>(cache.row_bytes), len,
-               q + first * d, static_cast<int>(group), d, scale, out + first * d, scores.data());
+        attend(cache.key(layer, g, slot, 0), cache.value(layer, g, slot, 0), static_cast<std::size_t>(cache.row_bytes),
+               len, q + first * d, static_cast<int>(group), d, scale, out + first * d, scores.data());
       });
       return;
     }
     pool_.run(static_cast<std::size_t>(n * heads), [&](std::size_t task) {
       const std::int64_t t = static_cast<std::int64_t>(task) / heads, h = static_cast<std::int64_t>(task) % heads;
-      attend_head(cache, layer, h / group, positions[static_cast<std::size_t>(t)], q + (t * heads + h) * d, scale,
-                  out + (t * heads + h) * d);
+      attend_head(cache, layer, h / group, slots[static_cast<std::size_t>(t)], positions[static_cast<std::size_t>(t)],
+                  q + (t * heads + h) * d, scale, out + (t * heads + h) * d);
     });
   }
 
@@ -223,16 +235,16 @@ class CpuBackend final : public Backend {
     }
   }
 
-  // One query head against positions 0..pos of its key/value head: scores, softmax, and
-  // the probability-weighted sum of values.
-  void attend_head(CpuKvCache& cache, std::int64_t layer, std::int64_t g, std::int32_t pos, const float* q, float scale,
-                   float* out) {
+  // One query head against positions 0..pos of its key/value head in `slot`: scores, softmax,
+  // and the probability-weighted sum of values.
+  void attend_head(CpuKvCache& cache, std::int64_t layer, std::int64_t g, std::int32_t slot, std::int32_t pos,
+                   const float* q, float scale, float* out) {
     thread_local std::vector<float> scores, row;
     thread_local std::vector<std::uint8_t> q8;
     const std::int64_t d = cache.head_dim, len = pos + 1;
     scores.resize(static_cast<std::size_t>(len));
-    const std::uint8_t* keys = cache.key(layer, g, 0);
-    const std::uint8_t* values = cache.value(layer, g, 0);
+    const std::uint8_t* keys = cache.key(layer, g, slot, 0);
+    const std::uint8_t* values = cache.value(layer, g, slot, 0);
     const auto stride = static_cast<std::size_t>(cache.row_bytes);
     DotFn dot = cache.type == KvType::F32 ? k_.f32 : cache.type == KvType::F16 ? k_.f16 : q8_0_dot();
     if (cache.type == KvType::Q8_0) {

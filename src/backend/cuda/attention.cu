@@ -26,12 +26,12 @@ constexpr int kQ8Block = 32, kQ8BlockBytes = 34;  // ggml's Q8_0: an f16 scale a
 
 // Block (token, kv head, keys or values); for Q8_0 each warp quantizes 32-element blocks as
 // ggml's reference does (scale = amax / 127, codes rounded half away from zero).
-__global__ void kv_store_kernel(KvLayer layer, const float* k, const float* v, const std::int32_t* positions) {
+__global__ void kv_store_kernel(KvLayer layer, const float* k, const float* v, const std::int32_t* rows) {
   const std::int64_t t = blockIdx.x;
   const int g = blockIdx.y, d = layer.head_dim;
   const bool values = blockIdx.z == 1;
   const float* src = (values ? v : k) + (t * layer.kv_heads + g) * d;
-  std::uint8_t* dst = (values ? layer.values : layer.keys) + g * layer.head_bytes + positions[t] * layer.row_bytes;
+  std::uint8_t* dst = (values ? layer.values : layer.keys) + g * layer.head_bytes + rows[t] * layer.row_bytes;
   switch (layer.format) {
     case KvFormat::F32:
       for (int i = threadIdx.x; i < d; i += blockDim.x) reinterpret_cast<float*>(dst)[i] = src[i];
@@ -109,15 +109,17 @@ __device__ Shared carve(float* base, int d) {
 }
 
 // Grid: (row tiles, kv heads, splits). Rows of kv head g: row = t × group + j is query head
-// g × group + j of token t. Each thread keeps the sums of columns tid and tid + 128 of every
-// row in registers (head_dim ≤ 256); scores go a lane per key and a warp per four rows.
+// g × group + j of token t; a tile's rows are tokens of one slot. Each thread keeps the sums of
+// columns tid and tid + 128 of every row in registers (head_dim ≤ 256); scores go a lane per
+// key and a warp per four rows.
 template <KvFormat F>
 __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionCall c, int group, int rows_total) {
   extern __shared__ float4 shared_memory4[];  // float4: 16-byte alignment for the vector reads
   const int d = c.layer.head_dim, d4 = d / 4;
   const Shared s = carve(reinterpret_cast<float*>(shared_memory4), d);
-  const int g = blockIdx.y, split = blockIdx.z, r0 = blockIdx.x * kRows;
-  const int rows = min(kRows, rows_total - r0);
+  const std::int32_t* tile_of_block = c.tiles + 3 * blockIdx.x;
+  const int g = blockIdx.y, split = blockIdx.z, r0 = tile_of_block[0], rows = tile_of_block[1];
+  const std::int64_t slot_rows = tile_of_block[2];  // the slot's first cache row
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
 
   for (int idx = tid; idx < rows * d; idx += kThreads) {
@@ -136,8 +138,8 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionCall c, in
   int len = 0;  // keys any row of this tile sees
   for (int r = 0; r < rows; ++r) len = max(len, s.pos[r] + 1);
   const int begin = split * c.split_len, end = min(len, begin + c.split_len);
-  const std::uint8_t* keys = c.layer.keys + g * c.layer.head_bytes;
-  const std::uint8_t* values = c.layer.values + g * c.layer.head_bytes;
+  const std::uint8_t* keys = c.layer.keys + g * c.layer.head_bytes + slot_rows * c.layer.row_bytes;
+  const std::uint8_t* values = c.layer.values + g * c.layer.head_bytes + slot_rows * c.layer.row_bytes;
 
   float acc[2][kRows];
 #pragma unroll
@@ -291,11 +293,11 @@ __global__ void combine_kernel(AttentionCall c, int group, int rows_total) {
 
 }  // namespace
 
-cudaError_t kv_store(const KvLayer& layer, const float* k, const float* v, const std::int32_t* positions,
-                     std::int64_t n, cudaStream_t stream) {
+cudaError_t kv_store(const KvLayer& layer, const float* k, const float* v, const std::int32_t* rows, std::int64_t n,
+                     cudaStream_t stream) {
   if (n <= 0) return cudaSuccess;
   const dim3 grid(static_cast<unsigned>(n), static_cast<unsigned>(layer.kv_heads), 2);
-  kv_store_kernel<<<grid, 128, 0, stream>>>(layer, k, v, positions);
+  kv_store_kernel<<<grid, 128, 0, stream>>>(layer, k, v, rows);
   return cudaGetLastError();
 }
 
@@ -336,14 +338,14 @@ cudaError_t allow_shared(Kernel kernel, KvFormat format, std::size_t bytes) {
 }  // namespace
 
 cudaError_t attention(const AttentionCall& call, cudaStream_t stream) {
-  if (call.n <= 0) return cudaSuccess;
+  if (call.n <= 0 || call.tile_count <= 0) return cudaSuccess;
   const int group = call.heads / call.layer.kv_heads;
   const int rows_total = static_cast<int>(call.n) * group;
   const std::size_t shared = attention_shared_bytes(call.layer.head_dim);
   const Kernel kernel = kernel_for(call.layer.format);
   cudaError_t status = allow_shared(kernel, call.layer.format, shared);
   if (status != cudaSuccess) return status;
-  const dim3 grid(static_cast<unsigned>((rows_total + kRows - 1) / kRows), static_cast<unsigned>(call.layer.kv_heads),
+  const dim3 grid(static_cast<unsigned>(call.tile_count), static_cast<unsigned>(call.layer.kv_heads),
                   static_cast<unsigned>(call.splits));
   kernel<<<grid, kThreads, shared, stream>>>(call, group, rows_total);
   if (call.splits > 1) {

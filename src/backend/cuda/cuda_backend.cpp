@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "aero/error.h"
@@ -55,25 +56,31 @@ kernels::KvFormat kv_format(KvType type) {
   return kernels::KvFormat::F16;
 }
 
-// Per layer, keys then values, each [kv_heads][capacity][row], as the CPU's cache.
+// Per layer, keys then values, each [kv_heads][slots × capacity][row], as the CPU's cache:
+// cache row slot × capacity + position.
 class CudaKvCache final : public KvCache {
  public:
   CudaKvCache(int device, std::int64_t layers, std::int64_t kv_heads, std::int64_t head_dim, std::int64_t capacity,
-              KvType type, cudaStream_t stream)
-      : device_(device), layers_(layers), kv_heads_(kv_heads), head_dim_(head_dim), capacity_(capacity), type_(type) {
+              std::int64_t slots, KvType type, cudaStream_t stream)
+      : device_(device), layers_(layers), kv_heads_(kv_heads), head_dim_(head_dim), capacity_(capacity), slots_(slots),
+        type_(type) {
     if (type == KvType::Q8_0 && head_dim % 32 != 0) fail("a q8_0 KV cache needs a head dimension divisible by 32");
+    if (slots < 1 || capacity < 1) fail("a KV cache needs at least one slot of one position ({} x {})", slots, capacity);
+    if (slots * capacity > std::numeric_limits<std::int32_t>::max()) fail("a KV cache of {} slots x {} positions is too many rows", slots, capacity);
     row_bytes_ = type == KvType::F32 ? 4 * head_dim : type == KvType::F16 ? 2 * head_dim : head_dim / 32 * 34;
-    head_bytes_ = row_bytes_ * capacity;
+    head_bytes_ = row_bytes_ * capacity * slots;
     layer_bytes_ = 2 * head_bytes_ * kv_heads;
     const auto total = static_cast<std::uint64_t>(layer_bytes_) * static_cast<std::uint64_t>(layers);
     storage_ = DeviceBuffer(device, total,
-                            fmt::format("the KV cache ({} layers x {} tokens, {})", layers, capacity, kv_type_name(type)));
+                            fmt::format("the KV cache ({} layers x {} slots x {} tokens, {})", layers, slots, capacity,
+                                        kv_type_name(type)));
     // Zeros, as the CPU's: positions not yet written are never read, but hold no garbage either.
     if (total > 0) check(cudaMemsetAsync(storage_.data(), 0, total, stream), "clearing the KV cache");
   }
   ~CudaKvCache() override { (void)cudaSetDevice(device_); }  // storage_ is freed on its GPU
 
   std::int64_t capacity() const override { return capacity_; }
+  std::int64_t slots() const override { return slots_; }
   std::uint64_t bytes() const override { return storage_.bytes(); }
   std::int64_t kv_heads() const { return kv_heads_; }
   std::int64_t head_dim() const { return head_dim_; }
@@ -93,7 +100,7 @@ class CudaKvCache final : public KvCache {
 
  private:
   int device_;
-  std::int64_t layers_, kv_heads_, head_dim_, capacity_;
+  std::int64_t layers_, kv_heads_, head_dim_, capacity_, slots_;
   KvType type_;
   std::int64_t row_bytes_ = 0, head_bytes_ = 0, layer_bytes_ = 0;
   DeviceBuffer storage_;
@@ -146,6 +153,32 @@ class CudaBackend final : public Backend {
       throw;
     }
     step_max_len_ = 0;
+  }
+
+  // 2 GiB (far beyond the 50-60 MB L2) read by 8 blocks per multiprocessor: median of 5 passes.
+  double measure_read_bandwidth() override {
+    use_device(device_);
+    constexpr std::size_t kBytes = std::size_t{2} << 30;
+    DeviceBuffer buffer(device_, kBytes + 256, "the bandwidth probe");
+    check(cudaMemsetAsync(buffer.data(), 1, kBytes + 256, stream_.get()), "the bandwidth probe");
+    auto* sink = reinterpret_cast<unsigned*>(buffer.as<std::uint8_t>() + kBytes);
+    cudaEvent_t start, stop;
+    check(cudaEventCreate(&start), "creating an event");
+    check(cudaEventCreate(&stop), "creating an event");
+    std::vector<float> ms;
+    for (int pass = 0; pass < 6; ++pass) {
+      check(cudaEventRecord(start, stream_.get()), "the bandwidth probe");
+      check(kernels::read_all(buffer.data(), kBytes, 8 * props_.multiProcessorCount, sink, stream_.get()), "the bandwidth probe");
+      check(cudaEventRecord(stop, stream_.get()), "the bandwidth probe");
+      check(cudaEventSynchronize(stop), "the bandwidth probe");
+      float elapsed = 0;
+      check(cudaEventElapsedTime(&elapsed, start, stop), "the bandwidth probe");
+      if (pass > 0) ms.push_back(elapsed);  // the first warms up
+    }
+    (void)cudaEventDestroy(start);
+    (void)cudaEventDestroy(stop);
+    std::sort(ms.begin(), ms.end());
+    return static_cast<double>(kBytes) / (ms[ms.size() / 2] * 1e-3) / 1e9;
   }
 
   float* allocate(std::size_t count) override {
@@ -242,7 +275,7 @@ class CudaBackend final : public Backend {
   }
 
   std::unique_ptr<KvCache> create_kv_cache(std::int64_t layers, std::int64_t kv_heads, std::int64_t head_dim,
-                                           std::int64_t capacity, KvType type) override {
+                                           std::int64_t capacity, std::int64_t slots, KvType type) override {
     use_device(device_);
     if (head_dim % 4 != 0 || head_dim > kernels::kAttentionMaxHeadDim)
       fail("CUDA: attention takes heads of a multiple of 4 elements up to {}, not {}", kernels::kAttentionMaxHeadDim, head_dim);
@@ -250,41 +283,61 @@ class CudaBackend final : public Backend {
     if (shared > props_.sharedMemPerBlockOptin)
       fail("CUDA: attention over heads of {} needs {} KiB of shared memory per block; GPU {} offers {} KiB", head_dim,
            shared / 1024, device_, props_.sharedMemPerBlockOptin / 1024);
-    return std::make_unique<CudaKvCache>(device_, layers, kv_heads, head_dim, capacity, type, stream_.get());
+    return std::make_unique<CudaKvCache>(device_, layers, kv_heads, head_dim, capacity, slots, type, stream_.get());
   }
 
   void attention(KvCache& cache_base, std::int64_t layer, const float* q, const float* k, const float* v,
-                 std::span<const std::int32_t> positions, std::int64_t heads, float* out) override {
+                 std::span<const std::int32_t> slots, std::span<const std::int32_t> positions, std::int64_t heads,
+                 float* out) override {
     use_device(device_);
     auto& cache = static_cast<CudaKvCache&>(cache_base);
     const std::int64_t n = static_cast<std::int64_t>(positions.size()), d = cache.head_dim(), kv_heads = cache.kv_heads();
+    if (slots.size() != positions.size()) fail("attention: {} slots for {} positions", slots.size(), positions.size());
     if (n == 0) return;
     if (heads % kv_heads != 0) fail("attention: {} query heads cannot share {} key/value heads evenly", heads, kv_heads);
+    const std::int64_t group = heads / kv_heads;
+    // One upload for every layer of a pass: positions, cache rows, and the query tiles (each
+    // within one slot's run of consecutive tokens).
+    plan_.resize(static_cast<std::size_t>(2 * n));
     std::int32_t max_position = 0;
-    for (std::int32_t pos : positions) {
+    for (std::int64_t t = 0; t < n; ++t) {
+      const std::int32_t slot = slots[static_cast<std::size_t>(t)], pos = positions[static_cast<std::size_t>(t)];
+      if (slot < 0 || slot >= cache.slots()) fail("slot {} is outside the KV cache's {} slots", slot, cache.slots());
       if (pos < 0 || pos >= cache.capacity()) fail("position {} is outside the context of {} tokens", pos, cache.capacity());
       max_position = std::max(max_position, pos);
+      plan_[static_cast<std::size_t>(t)] = pos;
+      plan_[static_cast<std::size_t>(n + t)] = static_cast<std::int32_t>(slot * cache.capacity() + pos);
     }
-    const auto* device_positions = static_cast<const std::int32_t*>(graphs_.input(positions.data(), positions.size_bytes()));
+    for (std::int64_t t0 = 0, t1; t0 < n; t0 = t1) {
+      const std::int32_t slot = slots[static_cast<std::size_t>(t0)];
+      for (t1 = t0 + 1; t1 < n && slots[static_cast<std::size_t>(t1)] == slot;) ++t1;
+      for (std::int64_t r = t0 * group; r < t1 * group; r += kernels::kAttentionRows)
+        plan_.insert(plan_.end(), {static_cast<std::int32_t>(r),
+                                   static_cast<std::int32_t>(std::min<std::int64_t>(kernels::kAttentionRows, t1 * group - r)),
+                                   static_cast<std::int32_t>(slot * cache.capacity())});
+    }
+    const auto* device_plan = static_cast<const std::int32_t*>(graphs_.input(plan_.data(), plan_.size() * sizeof(std::int32_t)));
     const kernels::KvLayer kv = cache.layer(layer);
 
     kernels::AttentionCall call;
     call.layer = kv;
     call.q = q;
     call.out = out;
-    call.positions = device_positions;
+    call.positions = device_plan;
+    call.tiles = device_plan + 2 * n;
+    call.tile_count = static_cast<int>((static_cast<std::int64_t>(plan_.size()) - 2 * n) / 3);
     call.n = n;
     call.heads = static_cast<int>(heads);
     call.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));  // as the CPU's
     // In a step, the bucket's length: the launch is the same for every step of the bucket.
     call.max_len = static_cast<int>(std::max<std::int64_t>(max_position + 1, std::min(step_max_len_, cache.capacity())));
-    choose_splits(call, heads / kv_heads);
+    choose_splits(call);
     const auto scratch = kernels::attention_scratch_floats(n, call.heads, static_cast<int>(d), call.splits);
-    if (!graphs_.launch((Signature(kAttention) << kv.keys << q << k << v << out << device_positions << n << heads
-                         << call.max_len << call.splits)
+    if (!graphs_.launch((Signature(kAttention) << kv.keys << q << k << v << out << device_plan << n << heads
+                         << call.tile_count << call.max_len << call.splits)
                             .value()))
       return;
-    check(kernels::kv_store(kv, k, v, device_positions, n, stream_.get()), "storing keys and values");
+    check(kernels::kv_store(kv, k, v, device_plan + n, n, stream_.get()), "storing keys and values");
     if (static_cast<std::size_t>(scratch) * sizeof(float) > attention_scratch_.bytes()) {
       check(cudaStreamSynchronize(stream_.get()), "waiting before growing attention scratch");
       attention_scratch_ = DeviceBuffer(device_, static_cast<std::size_t>(scratch) * sizeof(float), "attention scratch");
@@ -303,10 +356,9 @@ class CudaBackend final : public Backend {
   // Few blocks (one token: a tile per key/value head) over many positions leave most of the
   // GPU idle: split the positions so that about two blocks per multiprocessor run, none
   // covering fewer than kMinSplitKeys (two tiles).
-  void choose_splits(kernels::AttentionCall& call, std::int64_t group) const {
+  void choose_splits(kernels::AttentionCall& call) const {
     constexpr std::int64_t kMinSplitKeys = 64, kMaxSplits = 64;
-    const std::int64_t tiles = ceil_div(call.n * group, kernels::kAttentionRows);
-    const std::int64_t blocks = tiles * call.layer.kv_heads, target = 2 * static_cast<std::int64_t>(props_.multiProcessorCount);
+    const std::int64_t blocks = std::int64_t{call.tile_count} * call.layer.kv_heads, target = 2 * static_cast<std::int64_t>(props_.multiProcessorCount);
     std::int64_t splits = 1;
     if (blocks < target && call.max_len > 2 * kMinSplitKeys)
       splits = std::min({ceil_div(target, blocks), ceil_div(call.max_len, kMinSplitKeys), kMaxSplits});
@@ -325,6 +377,7 @@ class CudaBackend final : public Backend {
   WeightCache weights_;
   StepGraphs graphs_;
   std::int64_t step_max_len_ = 0;  // attention's launch length within a step
+  std::vector<std::int32_t> plan_;  // one attention call's positions, cache rows, tiles
   DeviceBuffer attention_scratch_;
   std::vector<DeviceBuffer> buffers_;
   std::vector<const DeviceMatrix*> device_matrices_;

@@ -14,6 +14,9 @@ namespace aero::backend::cuda::kernels {
 // Compiles for this GPU? Launches an empty kernel: cudaErrorNoKernelImageForDevice when the
 // build has no code for the GPU's architecture.
 cudaError_t probe(cudaStream_t stream);
+// Reads `bytes` (a multiple of 16, 16-byte aligned) once with `blocks` blocks: the bandwidth
+// probe's kernel. `sink` is device memory it may write.
+cudaError_t read_all(const void* data, std::size_t bytes, int blocks, unsigned* sink, cudaStream_t stream);
 
 // y = x / rms(x) · weight per row of `width`; y may be x.
 cudaError_t rms_norm(const float* x, const float* weight, std::int64_t width, std::int64_t rows, float eps, float* y,
@@ -30,30 +33,35 @@ cudaError_t rope(float* x, std::int64_t n, std::int64_t heads, std::int64_t head
                  bool half_split, cudaStream_t stream);
 
 // The key/value cache of one layer as attention reads it: keys then values, each
-// [kv_heads][capacity][row], a row `row_bytes` of head_dim elements in `format`.
+// [kv_heads][slots × capacity][row], a row `row_bytes` of head_dim elements in `format`;
+// cache row slot × capacity + position holds that position of that slot's sequence.
 enum class KvFormat : int { F32 = 0, F16 = 1, Q8_0 = 2 };
 struct KvLayer {
   std::uint8_t* keys = nullptr;    // device: key head 0, position 0
   std::uint8_t* values = nullptr;  // device: value head 0, position 0
   KvFormat format = KvFormat::F16;
   int kv_heads = 0, head_dim = 0;
-  std::int64_t row_bytes = 0, head_bytes = 0;  // head_bytes = row_bytes × capacity
+  std::int64_t row_bytes = 0, head_bytes = 0;  // head_bytes = row_bytes × slots × capacity
 };
 
-// Stores n tokens' keys and values (n × kv_heads × head_dim f32) at positions[t].
-cudaError_t kv_store(const KvLayer& layer, const float* k, const float* v, const std::int32_t* positions,
-                     std::int64_t n, cudaStream_t stream);
+// Stores n tokens' keys and values (n × kv_heads × head_dim f32) at cache rows rows[t].
+cudaError_t kv_store(const KvLayer& layer, const float* k, const float* v, const std::int32_t* rows, std::int64_t n,
+                     cudaStream_t stream);
 
 // Causal attention of n tokens' queries (n × heads × head_dim) over the cache, query head h
-// reading key/value head h / (heads / kv_heads), token t positions 0..positions[t]; scores
-// scaled by `scale`. One flash-style pass (online softmax) per block of query rows; with
-// `splits` > 1 each block covers `split_len` positions and a second kernel combines the
-// partial results through `scratch` (attention_scratch_floats() floats).
+// reading key/value head h / (heads / kv_heads), token t positions 0..positions[t] of its
+// slot; scores scaled by `scale`. Query row t × group + j is head j of token t's group. One
+// flash-style pass (online softmax) per tile of query rows of one slot, `tiles` giving per
+// block (first query row, rows ≤ kAttentionRows, the slot's first cache row); with `splits` > 1
+// each block covers `split_len` positions and a second kernel combines the partial results
+// through `scratch` (attention_scratch_floats() floats).
 struct AttentionCall {
   KvLayer layer;
   const float* q = nullptr;
   float* out = nullptr;
   const std::int32_t* positions = nullptr;  // device, n
+  const std::int32_t* tiles = nullptr;      // device, 3 × tile_count
+  int tile_count = 0;
   std::int64_t n = 0;
   int heads = 0;
   float scale = 1;

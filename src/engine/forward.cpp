@@ -1,0 +1,109 @@
+// The llama-family decoder, top to bottom in ForwardPass::run.
+#include "engine/forward.h"
+
+#include <algorithm>
+
+#include "aero/error.h"
+
+namespace aero::engine {
+
+ForwardPass::ForwardPass(Model& model, backend::Backend& backend, std::int64_t context, std::int64_t slots,
+                         backend::KvType kv_type, std::int64_t max_batch, std::int64_t max_logits)
+    : model_(model), backend_(backend) {
+  const auto& s = model.spec();
+  context_ = context > 0 ? context : std::min<std::int64_t>(s.context, 4096);
+  if (context_ > s.context)
+    fail("--ctx {} is longer than the {} tokens this model was trained for", context_, s.context);
+  if (slots < 1) fail("a KV cache needs at least one slot (got {})", slots);
+  max_batch_ = std::clamp<std::int64_t>(max_batch, 1, slots * context_);
+  max_logits_ = std::clamp<std::int64_t>(max_logits, 1, max_batch_);
+  {
+    // The backend sees what it will multiply before the first token (the CPU calibrates here).
+    const model::LayerWeights& w = model.weights().acquire(0);  // (a spec has at least one layer)
+    const quant::Matrix* ms[] = {&w.q, &w.k, &w.v, &w.out, &w.gate, &w.up, &w.down, &model.weights().globals().output};
+    backend.prepare(ms, model.weight_bytes_per_token());
+    model.weights().release(0);
+  }
+  cache_ = backend.create_kv_cache(s.layers, s.kv_heads, s.head_dim, context_, slots, kv_type);
+  inv_freq_ = s.rope_inv_freq(model.weights().globals().rope_freqs);
+  const auto n = static_cast<std::size_t>(max_batch_);
+  x_ = backend.allocate(n * s.hidden);
+  xb_ = backend.allocate(n * std::max(s.hidden, s.heads * s.head_dim));
+  q_ = backend.allocate(n * s.heads * s.head_dim);
+  k_ = backend.allocate(n * s.kv_heads * s.head_dim);
+  v_ = backend.allocate(n * s.kv_heads * s.head_dim);
+  att_ = backend.allocate(n * s.heads * s.head_dim);
+  gate_ = backend.allocate(n * s.ffn);
+  up_ = backend.allocate(n * s.ffn);
+  logits_ = backend.allocate(static_cast<std::size_t>(max_logits_) * s.vocab);
+}
+
+void ForwardPass::run(const PassTokens& pass, float* logits_out) {
+  const auto& s = model_.spec();
+  auto& b = backend_;
+  const std::int64_t n = static_cast<std::int64_t>(pass.ids.size());
+  if (n < 1 || n > max_batch_ || pass.slots.size() != pass.ids.size() || pass.positions.size() != pass.ids.size() ||
+      static_cast<std::int64_t>(pass.logit_rows.size()) > max_logits_)
+    fail("forward pass: {} tokens, {} slots, {} positions, {} logit rows (at most {} tokens, {} logit rows)", n,
+         pass.slots.size(), pass.positions.size(), pass.logit_rows.size(), max_batch_, max_logits_);
+  for (std::size_t i = 0; i < pass.logit_rows.size(); ++i)
+    if (pass.logit_rows[i] < 0 || pass.logit_rows[i] >= n || (i > 0 && pass.logit_rows[i] <= pass.logit_rows[i - 1]))
+      fail("forward pass: logit rows must ascend within the {} tokens", n);
+  const std::vector<float> angles = model::rope_table(pass.positions, inv_freq_);
+  const auto& globals = model_.weights().globals();
+
+  // Everything up to reading the logits is one step: a GPU replays the steps of a shape it has
+  // seen (a CUDA graph) instead of launching each operation.
+  const std::int32_t max_position = *std::max_element(pass.positions.begin(), pass.positions.end());
+  std::int64_t gathered = 0;
+  b.run_step(n, max_position, [&] {
+    b.embed(globals.embedding, pass.ids, x_);
+    for (std::int64_t layer = 0; layer < s.layers; ++layer) {
+      const model::LayerWeights& w = model_.weights().acquire(layer);
+
+      // Attention block: x += Wo · attention(rope(Wq·xb), rope(Wk·xb), Wv·xb), xb = norm(x).
+      b.rms_norm(x_, w.attn_norm.data(), s.hidden, n, s.norm_eps, xb_);
+      const quant::Matrix* qkv[] = {&w.q, &w.k, &w.v};
+      float* qkv_out[] = {q_, k_, v_};
+      b.matmul(qkv, xb_, n, qkv_out);
+      if (!w.q_bias.empty()) b.add_bias(q_, w.q_bias, n);
+      if (!w.k_bias.empty()) b.add_bias(k_, w.k_bias, n);
+      if (!w.v_bias.empty()) b.add_bias(v_, w.v_bias, n);
+      if (!w.q_norm.empty()) b.rms_norm(q_, w.q_norm.data(), s.head_dim, n * s.heads, s.norm_eps, q_);
+      if (!w.k_norm.empty()) b.rms_norm(k_, w.k_norm.data(), s.head_dim, n * s.kv_heads, s.norm_eps, k_);
+      b.rope(q_, n, s.heads, s.head_dim, angles, s.rope_layout);
+      b.rope(k_, n, s.kv_heads, s.head_dim, angles, s.rope_layout);
+      b.attention(*cache_, layer, q_, k_, v_, pass.slots, pass.positions, s.heads, att_);
+      b.matmul(w.out, att_, n, xb_);
+      b.add(x_, xb_, n * s.hidden);
+
+      // Feed-forward block: x += Wdown · (silu(Wgate·xb) ⊙ Wup·xb), xb = norm(x).
+      b.rms_norm(x_, w.ffn_norm.data(), s.hidden, n, s.norm_eps, xb_);
+      const quant::Matrix* gate_up[] = {&w.gate, &w.up};
+      float* gate_up_out[] = {gate_, up_};
+      b.matmul(gate_up, xb_, n, gate_up_out);
+      b.silu_mul(gate_, up_, n * s.ffn, gate_);
+      b.matmul(w.down, gate_, n, xb_);
+      b.add(x_, xb_, n * s.hidden);
+
+      model_.weights().release(layer);
+    }
+    if (pass.logit_rows.empty()) return;
+    // Logits of the rows asked for only (a generation step needs each sequence's last token):
+    // their final norm gathers them into consecutive rows of xb, a run of adjacent rows per call.
+    const auto& rows = pass.logit_rows;
+    gathered = 0;
+    for (std::size_t i = 0; i < rows.size();) {
+      std::size_t j = i + 1;
+      while (j < rows.size() && rows[j] == rows[j - 1] + 1) ++j;
+      const auto run = static_cast<std::int64_t>(j - i);
+      b.rms_norm(x_ + rows[i] * s.hidden, globals.output_norm.data(), s.hidden, run, s.norm_eps, xb_ + gathered * s.hidden);
+      gathered += run;
+      i = j;
+    }
+    b.matmul(globals.output, xb_, gathered, logits_);
+  });
+  if (gathered > 0) b.read(logits_, static_cast<std::size_t>(gathered * s.vocab), logits_out);
+}
+
+}  // namespace aero::engine
