@@ -7,6 +7,7 @@
 
 #include "aero/backend/backend.h"
 #include "aero/convert/convert.h"
+#include "aero/engine/batch.h"
 #include "aero/engine/session.h"
 #include "aero/error.h"
 #include "engine/hf_reference.h"
@@ -86,6 +87,31 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, DiskTier,
                            for (auto& ch : n) if (ch == '-') ch = '_';
                            return n;
                          });
+
+// Several sequences in one pass read each disk layer once for all of them: the batch engine on
+// the disk tier gives what it gives on the resident model, bit for bit.
+TEST(DiskTierBatch, SameLogitsAsResident) {
+  AERO_REQUIRE_SHARED(shared);
+  const auto path = gguf_of(shared, "qwen3");
+  const auto ref = HfReference::load(shared / "fixtures/hf/qwen3");
+  const std::vector<std::int32_t> a(ref.input_ids.begin(), ref.input_ids.begin() + 10), b(ref.prompt_ids);
+  auto run = [&](engine::Model& model) {
+    auto cpu = backend::make_cpu_backend(2);
+    engine::BatchSession batch(model, *cpu, {.slots = 2, .context = 64});
+    const engine::BatchEntry entries[] = {{.slot = 0, .tokens = a, .logits = true}, {.slot = 1, .tokens = b, .logits = true}};
+    std::vector<float> out;
+    for (int step = 0; step < 2; ++step) {
+      auto l = batch.step(entries);
+      out.insert(out.end(), l.begin(), l.end());
+    }
+    return out;
+  };
+  auto resident = engine::Model::open(path);
+  auto streamed = engine::Model::open(path, {}, on_disk([](std::int64_t) { return true; }, {.slots = 2}));
+  const auto x = run(*resident), y = run(*streamed);
+  ASSERT_EQ(x.size(), y.size());
+  EXPECT_EQ(std::memcmp(x.data(), y.data(), x.size() * sizeof(float)), 0);
+}
 
 TEST(DiskTierSources, HfFolderToo) {
   AERO_REQUIRE_SHARED(shared);
