@@ -14,9 +14,8 @@ using format::SourceTensor;
 // One naming convention: Hugging Face's or GGUF's, decided by the embedding's name.
 struct Naming {
   bool gguf;
-  std::string layer(std::int64_t i, const RoleNames& r) const {
-    return gguf ? fmt::format("blk.{}.{}", i, r.gguf) : fmt::format("model.layers.{}.{}", i, r.hf);
-  }
+  explicit Naming(const format::ModelSource& source) : gguf(source.find(kGgufEmbedding) != nullptr) {}
+  std::string layer(std::int64_t i, const RoleNames& r) const { return layer_tensor_name(gguf, i, r); }
 };
 
 quant::TypeTraits traits_of(const SourceTensor& t) {
@@ -114,8 +113,21 @@ bool is_norm(Role role) {
          role == Role::AttnPostNorm || role == Role::FfnPostNorm;
 }
 
-ResidentWeights::ResidentWeights(const format::ModelSource& source, const ModelSpec& s) {
-  const Naming naming{source.find(kGgufEmbedding) != nullptr};
+std::string layer_tensor_name(bool gguf, std::int64_t layer, const RoleNames& role) {
+  return gguf ? fmt::format("blk.{}.{}", layer, role.gguf) : fmt::format("model.layers.{}.{}", layer, role.hf);
+}
+
+std::vector<const format::SourceTensor*> layer_tensors(const format::ModelSource& source, std::int64_t layer,
+                                                       Family family) {
+  const Naming naming(source);
+  std::vector<const format::SourceTensor*> out;
+  for (const RoleNames& r : layer_roles(family))
+    if (const auto* t = source.find(naming.layer(layer, r))) out.push_back(t);
+  return out;
+}
+
+ModelWeights::ModelWeights(const format::ModelSource& source, const ModelSpec& s) {
+  const Naming naming(source);
   auto need = [&](const std::string& name) -> const SourceTensor& {
     const auto* t = source.find(name);
     if (!t) fail("the model has no tensor {} (a {} model needs it)", name, family_name(s.family));
@@ -123,7 +135,7 @@ ResidentWeights::ResidentWeights(const format::ModelSource& source, const ModelS
   };
   const std::int64_t q_width = s.heads * s.head_dim, kv_width = s.kv_heads * s.head_dim;
 
-  globals_.embedding = matrix_of(need(naming.gguf ? kGgufEmbedding : kHfEmbedding), s.vocab, s.hidden);
+  globals.embedding = matrix_of(need(naming.gguf ? kGgufEmbedding : kHfEmbedding), s.vocab, s.hidden);
   // Gemma's norms multiply by 1 + w; GGUF files hold it already, HF files w.
   const float norm_offset = s.norm_adds_one() && !naming.gguf ? 1.0f : 0.0f;
   auto norm_of = [&](const SourceTensor& t, std::int64_t size) {
@@ -131,15 +143,15 @@ ResidentWeights::ResidentWeights(const format::ModelSource& source, const ModelS
     for (float& x : v) x += norm_offset;
     return v;
   };
-  globals_.output_norm = norm_of(need(naming.gguf ? kGgufOutputNorm : kHfOutputNorm), s.hidden);
+  globals.output_norm = norm_of(need(naming.gguf ? kGgufOutputNorm : kHfOutputNorm), s.hidden);
   const auto* head = source.find(naming.gguf ? kGgufOutput : kHfOutput);
-  globals_.output = head ? matrix_of(*head, s.vocab, s.hidden) : globals_.embedding;  // tied when absent
-  if (const auto* f = source.find(kGgufRopeFreqs); f && naming.gguf) globals_.rope_freqs = vector_of(*f, s.head_dim / 2);
-  bytes_per_token_ = globals_.output.bytes();
+  globals.output = head ? matrix_of(*head, s.vocab, s.hidden) : globals.embedding;  // tied when absent
+  if (const auto* f = source.find(kGgufRopeFreqs); f && naming.gguf) globals.rope_freqs = vector_of(*f, s.head_dim / 2);
+  bytes_per_token = globals.output.bytes();
 
-  layers_.resize(static_cast<std::size_t>(s.layers));
+  layers.resize(static_cast<std::size_t>(s.layers));
   for (std::int64_t i = 0; i < s.layers; ++i) {
-    LayerWeights& l = layers_[static_cast<std::size_t>(i)];
+    LayerWeights& l = layers[static_cast<std::size_t>(i)];
     const bool per_head_norms = s.family == Family::Qwen3 || s.family == Family::Gemma3;
     for (const RoleNames& r : layer_roles(s.family)) {
       const std::string name = naming.layer(i, r);
@@ -179,14 +191,17 @@ ResidentWeights::ResidentWeights(const format::ModelSource& source, const ModelS
     }
     if (s.family == Family::Qwen2 && (l.q_bias.empty() || l.k_bias.empty() || l.v_bias.empty()))
       fail("layer {}: a qwen2 model needs q, k and v biases", i);
-    for (const Matrix* m : {&l.q, &l.k, &l.v, &l.out, &l.gate, &l.up, &l.down}) bytes_per_token_ += m->bytes();
+    for (const Matrix* m : {&l.q, &l.k, &l.v, &l.out, &l.gate, &l.up, &l.down}) bytes_per_token += m->bytes();
   }
+}
+
+ResidentWeights::ResidentWeights(const format::ModelSource& source, const ModelSpec& s) : weights_(source, s) {
   // Resident means mapped in now: one call per matrix maps its pages (from the page cache or
   // the disk) instead of a fault every few pages inside the first forward pass (as llama.cpp
   // maps with MAP_POPULATE). A 33-token first prompt on a 1.1B Q4_0 file: 161-185 -> 174-224 t/s.
-  for (const LayerWeights& l : layers_)
+  for (const LayerWeights& l : weights_.layers)
     for (const Matrix* m : {&l.q, &l.k, &l.v, &l.out, &l.gate, &l.up, &l.down}) MappedFile::populate({m->data, m->bytes()});
-  MappedFile::populate({globals_.output.data, globals_.output.bytes()});
+  MappedFile::populate({weights_.globals.output.data, weights_.globals.output.bytes()});
 }
 
 }  // namespace aero::model
