@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 packages=(
   build-essential cmake pkg-config
   libzstd-dev libpcre2-dev libedit-dev nlohmann-json3-dev libcli11-dev libfmt-dev
-  libgtest-dev libgmock-dev libbenchmark-dev libssl-dev librust-blake3-dev libcurl4-openssl-dev libcpp-httplib-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libssl-dev librust-blake3-dev libcurl4-openssl-dev libcpp-httplib-dev liburing-dev
   clang-14 libclang-rt-14-dev b3sum qemu-user
   # The Python package (import aero) and its tests; torch makes state dicts torch tensors.
   python3-dev pybind11-dev python3-numpy python3-pytest python3-torch

@@ -140,11 +140,13 @@ py::list state_dict(const SourcePtr& self, std::optional<bool> map_names, unsign
   for (const auto& t : self->source->tensors()) {
     std::string name = t.name;
     std::uint64_t head_dim = 0;
+    float offset = 0;  // GGUF's Gemma norms hold 1 + w; transformers' w
     if (map) {
       const auto mapping = convert::hf_name_of(t.name, *self->spec);
       if (!mapping && t.name == model::kGgufRopeFreqs) continue;  // transformers derives it from the config
       if (mapping) {
         name = mapping->name;
+        offset = mapping->offset;
         if (mapping->permute_heads > 0) {
           const std::uint64_t rows = t.shape.empty() ? 1 : t.shape.front();
           head_dim = rows / static_cast<std::uint64_t>(mapping->permute_heads);
@@ -160,6 +162,18 @@ py::list state_dict(const SourcePtr& self, std::optional<bool> map_names, unsign
     for (auto d : t.shape) elements *= d;
     const std::uint64_t rows = cols ? elements / cols : 0;
     const bool bf16 = t.dtype == format::DType::BF16;
+    if (offset != 0) {  // a norm vector: decoded here, less the offset
+      const auto type = format::ggml_type_of(t.dtype, t.ggml_type);
+      const auto traits = type ? quant::type_traits(static_cast<std::uint32_t>(*type)) : std::nullopt;
+      const auto bytes = traits ? quant::row_bytes(*traits, elements) : std::nullopt;
+      if (!bytes || *bytes != t.data.size()) fail("{}: tensor '{}' is not a float norm vector", self->path, t.name);
+      py::array_t<float> values(shape);
+      const std::span<float> v(values.mutable_data(), static_cast<std::size_t>(elements));
+      quant::decode_to_f32(*type, t.data, v);
+      for (float& x : v) x -= offset;
+      out.append(py::make_tuple(name, values, false));
+      continue;
+    }
     if (const auto dtype = numpy_dtype(t.dtype)) {
       if (head_dim == 0) {
         py::array view(*dtype, shape, {}, t.data.data(), keep_alive);

@@ -3,7 +3,9 @@
 // fraction of the measured f32 multiply-add peak (a batch reuses every weight, so it is
 // compute-bound), generation as GB/s of weights read and a fraction of the measured memory
 // bandwidth (each token reads every weight once).
+#include <algorithm>
 #include <chrono>
+#include <optional>
 #include <cmath>
 #include <numeric>
 #include <random>
@@ -15,6 +17,7 @@
 #include "cli/commands.h"
 #include "cli/display.h"
 #include "cli/model_options.h"
+#include "cli/placement.h"
 
 namespace aero::cli {
 namespace {
@@ -51,6 +54,7 @@ void add_bench_command(CLI::App& app) {
   auto opt = std::make_shared<Options>();
   auto* cmd = app.add_subcommand("bench", "Measure prompt-processing and generation speed");
   opt->model.add_to(*cmd);
+  opt->model.add_budgets_to(*cmd);
   cmd->add_option("-p,--n-prompt", opt->prompt, "prompt tokens (default 128; 0 skips)")->check(CLI::NonNegativeNumber);
   cmd->add_option("-n,--n-gen", opt->generate, "generated tokens (default 64; 0 skips)")->check(CLI::NonNegativeNumber);
   cmd->add_option("-r,--repetitions", opt->repetitions, "repetitions of each test (default 3)")->check(CLI::Range(1, 1000));
@@ -59,9 +63,15 @@ void add_bench_command(CLI::App& app) {
                 "measure the CPU's one-token product variants again, whatever the calibration cache holds");
   cmd->callback([opt] {
     if (opt->model.context == 0) opt->model.context = std::max<std::int64_t>(opt->prompt, opt->generate) + 1;
+    if (opt->model.show_plan) return print_plan(opt->model);
     const auto device = backend::choose_device(opt->model.device);
+    // Before anything is loaded: the budgets count what is free.
+    const auto budget = device.kind == backend::Device::Kind::Cpu || !opt->model.gpu_mem.empty() || !opt->skip_probes
+                            ? std::optional(budgets(opt->model, device))
+                            : std::nullopt;
     auto backend = backend::make_backend(device, opt->model.threads);
-    auto model = engine::Model::open(opt->model.model, opt->model.config);
+    auto model = engine::Model::open(opt->model.model, opt->model.config,
+                                     {.planner = run_planner(opt->model, device), .disk = {}});
     const auto& spec = model->spec();
     std::uint64_t bytes = 0, params = 0;
     for (const auto& t : model->source().tensors()) {
@@ -72,11 +82,21 @@ void add_bench_command(CLI::App& app) {
     // The CPU's probes measure its memory and f32 peak; a GPU backend measures its own memory.
     if (!opt->skip_probes && device.kind == backend::Device::Kind::Cpu) {
       backend::ThreadPool probe_pool(opt->model.threads);
-      bandwidth = backend::measure_read_bandwidth(probe_pool, std::size_t{1} << 30, 3);
+      // 1 GiB, or less under a small RAM budget (a model larger than memory, a cgroup cap).
+      const auto probe = std::clamp<std::uint64_t>(budget->ram / 8, 64ull << 20, 1ull << 30);
+      bandwidth = backend::measure_read_bandwidth(probe_pool, probe, 3);
       peak = backend::measure_f32_peak(probe_pool);
     } else if (!opt->skip_probes) {
       bandwidth = backend->measure_read_bandwidth();
     }
+    // What the planner predicts for these passes, from the same probes (none with --no-probes).
+    std::optional<MeasuredPlan> planned;
+    if (!opt->skip_probes) planned = measured_plan(opt->model, device, *budget, model->source(), spec, bandwidth, peak);
+    auto predicted = [&](residency::Workload work) -> std::string {
+      if (!planned) return "-";
+      const auto p = residency::predict(planned->plan, planned->costs, planned->bandwidths, work);
+      return fmt::format("{:.2f} ({})", static_cast<double>(work.tokens) / p.seconds, residency::bound_name(p.bound));
+    };
     backend::cpu::force_gemv_calibration(opt->calibrate);
     engine::Session session(*model, *backend, opt->model.session());  // the CPU calibrates (or reads its cache) first
     std::mt19937 rng(42);
@@ -120,7 +140,11 @@ void add_bench_command(CLI::App& app) {
                      : "default");
     if (opt->calibrate && !backend::cpu::gemv_calibration_file().empty())
       fmt::print("calibration cache: {}\n", backend::cpu::gemv_calibration_file().string());
-    fmt::print("\n| test | t/s | GFLOP/s | of f32 peak | GB/s of weights | of bandwidth |\n|---|---|---|---|---|---|\n");
+    if (planned)
+      for (const auto& line : residency::describe(planned->plan, planned->costs, planned->budgets, residency::Workload::decode()))
+        fmt::print("{}\n", line);
+    fmt::print("\n| test | t/s | GFLOP/s | of f32 peak | GB/s of weights | of bandwidth | predicted t/s (bound) |\n"
+               "|---|---|---|---|---|---|---|\n");
     std::fflush(stdout);
     // One row per test: an untimed warm-up, then the repetitions.
     auto measure = [&](std::int64_t tokens, const auto& run_once) {
@@ -132,16 +156,19 @@ void add_bench_command(CLI::App& app) {
     if (opt->prompt > 0) {
       const auto s = measure(opt->prompt, run_pp);
       const double gflops = s.mean / static_cast<double>(opt->prompt) * 2.0 * static_cast<double>(spec.forward_macs(opt->prompt)) / 1e9;
-      fmt::print("| pp{} | {:.2f} ± {:.2f} | {:.0f} | {} | | |\n", opt->prompt, s.mean, s.sd, gflops,
-                 peak > 0 ? fmt::format("{:.0f}%", 100 * gflops / peak) : "-");
+      fmt::print("| pp{} | {:.2f} ± {:.2f} | {:.0f} | {} | | | {} |\n", opt->prompt, s.mean, s.sd, gflops,
+                 peak > 0 ? fmt::format("{:.0f}%", 100 * gflops / peak) : "-",
+                 predicted(residency::Workload::prefill(std::min<std::int64_t>(opt->prompt, 256))));
       std::fflush(stdout);
     }
     if (opt->generate > 0) {
       const auto s = measure(opt->generate, run_tg);
       const double gbs = s.mean * static_cast<double>(model->weight_bytes_per_token()) / 1e9;
-      fmt::print("| tg{} | {:.2f} ± {:.2f} | | | {:.1f} | {} |\n", opt->generate, s.mean, s.sd, gbs,
-                 bandwidth > 0 ? fmt::format("{:.0f}%", 100 * gbs / bandwidth) : "-");
+      fmt::print("| tg{} | {:.2f} ± {:.2f} | | | {:.1f} | {} | {} |\n", opt->generate, s.mean, s.sd, gbs,
+                 bandwidth > 0 ? fmt::format("{:.0f}%", 100 * gbs / bandwidth) : "-",
+                 predicted(residency::Workload::decode()));
     }
+    if (auto d = disk_tier_summary(*model); !d.empty()) fmt::print("{}\n", d);
   });
 }
 

@@ -7,6 +7,7 @@
 #include "aero/error.h"
 #include "cli/commands.h"
 #include "cli/model_options.h"
+#include "cli/placement.h"
 #include "cli/text_model.h"
 
 namespace aero::cli {
@@ -33,6 +34,7 @@ void add_run_command(CLI::App& app) {
   auto opt = std::make_shared<Options>();
   auto* cmd = app.add_subcommand("run", "Generate text from a prompt");
   opt->model.add_to(*cmd);
+  opt->model.add_budgets_to(*cmd);
   auto* prompt = cmd->add_option("-p,--prompt", opt->prompt, "prompt text");
   auto* ids = cmd->add_option("--ids", opt->ids, "prompt as token ids, e.g. 1,5,9 (no tokenizer needed)");
   prompt->excludes(ids);
@@ -45,6 +47,7 @@ void add_run_command(CLI::App& app) {
   cmd->add_flag("--print-ids", opt->print_ids, "print generated token ids (comma-separated) instead of text");
   cmd->add_flag("--ignore-eos", opt->ignore_eos, "keep generating past end-of-generation tokens");
   cmd->callback([opt, cmd] {
+    if (opt->model.show_plan) return print_plan(opt->model);
     if (opt->greedy) opt->sampling.temperature = 0;
     opt->sampling.validate();
     if (opt->ids.empty() && opt->prompt.empty()) fail("give a prompt with -p TEXT or token ids with --ids 1,5,9");
@@ -52,8 +55,10 @@ void add_run_command(CLI::App& app) {
     if (!opt->system.empty() && !opt->chat) fail("--system needs --chat");
     // Ids in and out need no tokenizer (models without one work too); text either way does.
     const bool text = opt->ids.empty() || !opt->print_ids || !opt->stop.empty();
-    auto t = TextModel::open(opt->model.backend(), opt->model.model, opt->model.config, opt->tokenizer,
-                             opt->model.session(), text);
+    auto made = opt->model.backend();  // first: a device that cannot be used fails before the model is read
+    auto t = TextModel::open(std::move(made), opt->model.model, opt->model.config, opt->tokenizer,
+                             opt->model.session(), text,
+                             {.planner = run_planner(opt->model, backend::choose_device(opt->model.device)), .disk = {}});
     apply_sampling_defaults(*cmd, t.model->source().metadata(), opt->sampling, &opt->stop);
     if (opt->greedy) opt->sampling.temperature = 0;
     opt->sampling.validate();
@@ -65,6 +70,7 @@ void add_run_command(CLI::App& app) {
       const auto stats = chat.respond(opt->prompt, show_text);
       std::printf("\n");
       print_speed(stats, *t.backend);
+      if (auto d = disk_tier_summary(*t.model); !d.empty()) fmt::print(stderr, "{}\n", d);
       return;
     }
     const auto prompt_ids =
@@ -92,6 +98,7 @@ void add_run_command(CLI::App& app) {
     std::printf("\n");
     std::fflush(stdout);
     print_speed(stats, *t.backend);
+    if (auto d = disk_tier_summary(*t.model); !d.empty()) fmt::print(stderr, "{}\n", d);
   });
 }
 

@@ -1,5 +1,6 @@
 // Flags shared by the commands that run a model (run, chat, logits, bench): which model, which
-// metadata, which device, how many threads, how long a context, which KV cache type.
+// metadata, which device, how many threads, how long a context, which KV cache type; and for
+// run, chat and bench the memory budgets the layers are placed within (cli/placement.h).
 #pragma once
 
 #include <memory>
@@ -23,6 +24,8 @@ struct ModelOptions {
   std::int64_t context = 0;
   std::string kv_type = "f16";
   std::string device = "auto";
+  std::string gpu_mem, ram;  // budgets as typed ("4GiB"); empty: what the device has free
+  bool show_plan = false;
 
   void add_to(CLI::App& cmd) {
     cmd.add_option("model", model,
@@ -34,6 +37,14 @@ struct ModelOptions {
     cmd.add_option("-c,--ctx", context, "context length in tokens (default: the model's, at most 4096)")
         ->check(CLI::NonNegativeNumber);
     cmd.add_option("--kv-type", kv_type, "KV cache element type: f16, f32 or q8_0")->check(CLI::IsMember({"f16", "f32", "q8_0"}));
+  }
+
+  void add_budgets_to(CLI::App& cmd) {
+    cmd.add_option("--gpu-mem", gpu_mem, "GPU memory the model may use, e.g. 4GiB (default: what is free, less a margin)");
+    cmd.add_option("--ram", ram,
+                   "host memory the model may use, e.g. 16GiB (default: what is free, less a margin); layers beyond "
+                   "it are read from disk each pass");
+    cmd.add_flag("--plan", show_plan, "print where each layer goes and the predicted time per token, then exit");
   }
 
   // The backend --device names (checked before any model is read: a bad name fails at once).

@@ -29,13 +29,15 @@ struct TextModel {
 
   // `backend` runs the session (made first, so that a device that cannot be used fails
   // before the model is read); `tokenizer_path` (optional) overrides the tokenizer the model
-  // carries; without `with_tokenizer` none is loaded (token ids in and out).
+  // carries; without `with_tokenizer` none is loaded (token ids in and out); `model_options`
+  // place the layers (cli/placement.h).
   static TextModel open(std::unique_ptr<backend::Backend> backend, const std::string& model_path,
                         const std::string& metadata_from, const std::string& tokenizer_path,
-                        engine::SessionOptions session_options, bool with_tokenizer = true) {
+                        engine::SessionOptions session_options, bool with_tokenizer = true,
+                        const engine::ModelOptions& model_options = {}) {
     TextModel t;
     t.backend = std::move(backend);
-    t.model = engine::Model::open(model_path, metadata_from);
+    t.model = engine::Model::open(model_path, metadata_from, model_options);
     // The context the model's store asks for (Ollama's num_ctx) when --ctx left it to the model.
     const Json& defaults = t.model->source().metadata().sampling_defaults;
     if (auto it = defaults.find("num_ctx"); session_options.context == 0 && it != defaults.end()) {

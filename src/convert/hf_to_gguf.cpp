@@ -11,6 +11,7 @@
 #include "aero/error.h"
 #include "aero/model/spec.h"
 #include "aero/model/weights.h"
+#include "aero/quant/types.h"
 #include "aero/tokenizer/vocab.h"
 #include "convert/out_tensor.h"
 #include "convert/tensor_names.h"
@@ -56,6 +57,22 @@ void put_gguf_hyper_parameters(const model::ModelSpec& spec, const std::string& 
   if (spec.bos_id >= 0) set(m, "tokenizer.ggml.bos_token_id", GgufType::U32, spec.bos_id);
   if (!spec.eos_ids.empty()) set(m, "tokenizer.ggml.eos_token_id", GgufType::U32, spec.eos_ids.front());
 
+  using model::Family;
+  if (spec.family == Family::Phi3) u32("attention.sliding_window", spec.sliding_window);  // 0: none, as llama.cpp writes
+  if (spec.family == Family::Gemma2 || spec.family == Family::Gemma3) {
+    if (spec.attn_softcap > 0) f32("attn_logit_softcapping", spec.attn_softcap);
+    if (spec.final_softcap > 0) f32("final_logit_softcapping", spec.final_softcap);
+    // llama.cpp derives the scale from the model's size; aero reads this key first.
+    if (spec.attention_scale > 0) f32("attention.scale", spec.attention_scale);
+    if (spec.rope_theta_local > 0) f32("rope.freq_base_swa", spec.rope_theta_local);
+    if (spec.sliding_window > 0) {
+      u32("attention.sliding_window", spec.sliding_window);
+      // Which layers slide, as a bool array (llama.cpp reads one in place of its default period).
+      Json pattern = Json::array();
+      for (bool b : spec.sliding_layers) pattern.push_back(b);
+      m.set(GgufKv{arch + ".attention.sliding_window_pattern", GgufType::Array, GgufType::Bool, std::move(pattern)});
+    }
+  }
 }
 
 std::vector<OutTensor> hf_to_gguf(const format::ModelSource& src, const std::vector<OutTensor>& tensors,
@@ -75,6 +92,24 @@ std::vector<OutTensor> hf_to_gguf(const format::ModelSource& src, const std::vec
     if (!mapping) fail("tensor '{}' has no GGUF name for a {} model", t.name, arch);
     OutTensor g = t;
     g.name = mapping->name;
+    if (mapping->offset != 0) {
+      // Gemma's norm vectors: as f32 plus the offset, as llama.cpp's converter writes them.
+      const auto type = format::ggml_type_of(t.dtype, t.ggml_type);
+      std::uint64_t elements = 1;
+      for (auto d : t.shape) elements *= d;
+      if (!type || t.shape.size() != 1) fail("tensor '{}': a norm vector must be a 1-D float tensor", t.name);
+      g.dtype = format::DType::F32;
+      g.ggml_type = -1;
+      g.size = elements * 4;
+      g.produce = [inner = t.produce, type = *type, elements, offset = mapping->offset](const ByteEmitter& emit) {
+        std::vector<std::uint8_t> bytes;
+        inner([&](std::span<const std::uint8_t> piece) { bytes.insert(bytes.end(), piece.begin(), piece.end()); });
+        std::vector<float> values(elements);
+        quant::decode_to_f32(type, bytes, values);
+        for (float& v : values) v += offset;
+        emit({reinterpret_cast<const std::uint8_t*>(values.data()), values.size() * 4});
+      };
+    }
     if (mapping->permute_heads > 0) {
       const std::uint64_t rows = t.shape.front();
       const std::uint64_t head_dim = rows / static_cast<std::uint64_t>(mapping->permute_heads);

@@ -26,28 +26,34 @@ std::optional<std::pair<std::int64_t, std::string>> split_layer(const std::strin
   return std::pair{layer, name.substr(static_cast<std::size_t>(consumed))};
 }
 
+float offset_of(model::Role role, const model::ModelSpec& spec) {
+  return spec.norm_adds_one() && model::is_norm(role) ? 1.0f : 0.0f;
+}
+
 }  // namespace
 
 std::optional<TensorMapping> gguf_name_of(const std::string& hf, const model::ModelSpec& spec) {
   if (hf == model::kHfEmbedding) return TensorMapping{model::kGgufEmbedding};
-  if (hf == model::kHfOutputNorm) return TensorMapping{model::kGgufOutputNorm};
+  if (hf == model::kHfOutputNorm) return TensorMapping{model::kGgufOutputNorm, 0, offset_of(model::Role::FfnNorm, spec)};
   if (hf == model::kHfOutput) return TensorMapping{model::kGgufOutput};
   const auto split = split_layer(hf, "model.layers.%ld.%n");
   if (!split) return std::nullopt;
-  for (const auto& r : model::layer_roles())
-    if (split->second == r.hf) return TensorMapping{fmt::format("blk.{}.{}", split->first, r.gguf), permute_heads(r.role, spec)};
+  for (const auto& r : model::layer_roles(spec.family))
+    if (split->second == r.hf)
+      return TensorMapping{fmt::format("blk.{}.{}", split->first, r.gguf), permute_heads(r.role, spec), offset_of(r.role, spec)};
   return std::nullopt;
 }
 
 std::optional<TensorMapping> hf_name_of(const std::string& gguf, const model::ModelSpec& spec) {
   if (gguf == model::kGgufEmbedding) return TensorMapping{model::kHfEmbedding};
-  if (gguf == model::kGgufOutputNorm) return TensorMapping{model::kHfOutputNorm};
+  if (gguf == model::kGgufOutputNorm) return TensorMapping{model::kHfOutputNorm, 0, offset_of(model::Role::FfnNorm, spec)};
   if (gguf == model::kGgufOutput) return TensorMapping{model::kHfOutput};
   const auto split = split_layer(gguf, "blk.%ld.%n");
   if (!split) return std::nullopt;
-  for (const auto& r : model::layer_roles())
+  for (const auto& r : model::layer_roles(spec.family))
     if (split->second == r.gguf)
-      return TensorMapping{fmt::format("model.layers.{}.{}", split->first, r.hf), permute_heads(r.role, spec)};
+      return TensorMapping{fmt::format("model.layers.{}.{}", split->first, r.hf), permute_heads(r.role, spec),
+                           offset_of(r.role, spec)};
   return std::nullopt;
 }
 

@@ -15,6 +15,9 @@ namespace aero::convert {
 struct TensorMapping {
   std::string name;
   std::int64_t permute_heads = 0;
+  // Added to every element on the way to GGUF, subtracted on the way back: Gemma's norm
+  // weights, which llama.cpp stores as the 1 + w they multiply by.
+  float offset = 0;
 };
 
 // HF name → GGUF name; GGUF row r then holds HF row permuted_source_row(r, head_dim).

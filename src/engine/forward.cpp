@@ -1,4 +1,5 @@
-// The llama-family decoder, top to bottom in ForwardPass::run.
+// The llama-family decoder (and Phi-3's and Gemma's, which differ in data), top to bottom in
+// ForwardPass::run.
 #include "engine/forward.h"
 
 #include <algorithm>
@@ -6,6 +7,15 @@
 #include "aero/error.h"
 
 namespace aero::engine {
+namespace {
+
+// The layer's attention as its family defines it: Gemma's scale and soft-cap, the window of
+// sliding layers.
+backend::AttentionOptions attention_options(const model::ModelSpec& s, std::int64_t layer) {
+  return {s.attention_scale, s.attn_softcap, s.sliding(layer) ? s.sliding_window : 0};
+}
+
+}  // namespace
 
 ForwardPass::ForwardPass(Model& model, backend::Backend& backend, std::int64_t context, std::int64_t slots,
                          backend::KvType kv_type, std::int64_t max_batch, std::int64_t max_logits)
@@ -26,6 +36,7 @@ ForwardPass::ForwardPass(Model& model, backend::Backend& backend, std::int64_t c
   }
   cache_ = backend.create_kv_cache(s.layers, s.kv_heads, s.head_dim, context_, slots, kv_type);
   inv_freq_ = s.rope_inv_freq(model.weights().globals().rope_freqs);
+  inv_freq_local_ = s.rope_inv_freq_local();
   const auto n = static_cast<std::size_t>(max_batch_);
   x_ = backend.allocate(n * s.hidden);
   xb_ = backend.allocate(n * std::max(s.hidden, s.heads * s.head_dim));
@@ -50,6 +61,8 @@ void ForwardPass::run(const PassTokens& pass, float* logits_out) {
     if (pass.logit_rows[i] < 0 || pass.logit_rows[i] >= n || (i > 0 && pass.logit_rows[i] <= pass.logit_rows[i - 1]))
       fail("forward pass: logit rows must ascend within the {} tokens", n);
   const std::vector<float> angles = model::rope_table(pass.positions, inv_freq_);
+  const std::vector<float> local_angles =
+      inv_freq_local_.empty() ? std::vector<float>{} : model::rope_table(pass.positions, inv_freq_local_);
   const auto& globals = model_.weights().globals();
 
   // Everything up to reading the logits is one step: a GPU replays the steps of a shape it has
@@ -58,8 +71,10 @@ void ForwardPass::run(const PassTokens& pass, float* logits_out) {
   std::int64_t gathered = 0;
   b.run_step(n, max_position, [&] {
     b.embed(globals.embedding, pass.ids, x_);
+    if (s.embedding_scale != 1.0) b.scale(x_, n * s.hidden, static_cast<float>(s.embedding_scale));
     for (std::int64_t layer = 0; layer < s.layers; ++layer) {
       const model::LayerWeights& w = model_.weights().acquire(layer);
+      const auto& layer_angles = s.sliding(layer) && !local_angles.empty() ? local_angles : angles;
 
       // Attention block: x += Wo · attention(rope(Wq·xb), rope(Wk·xb), Wv·xb), xb = norm(x).
       b.rms_norm(x_, w.attn_norm.data(), s.hidden, n, s.norm_eps, xb_);
@@ -71,19 +86,23 @@ void ForwardPass::run(const PassTokens& pass, float* logits_out) {
       if (!w.v_bias.empty()) b.add_bias(v_, w.v_bias, n);
       if (!w.q_norm.empty()) b.rms_norm(q_, w.q_norm.data(), s.head_dim, n * s.heads, s.norm_eps, q_);
       if (!w.k_norm.empty()) b.rms_norm(k_, w.k_norm.data(), s.head_dim, n * s.kv_heads, s.norm_eps, k_);
-      b.rope(q_, n, s.heads, s.head_dim, angles, s.rope_layout);
-      b.rope(k_, n, s.kv_heads, s.head_dim, angles, s.rope_layout);
-      b.attention(*cache_, layer, q_, k_, v_, pass.slots, pass.positions, s.heads, att_);
+      b.rope(q_, n, s.heads, s.head_dim, layer_angles, s.rope_layout);
+      b.rope(k_, n, s.kv_heads, s.head_dim, layer_angles, s.rope_layout);
+      b.attention(*cache_, layer, q_, k_, v_, pass.slots, pass.positions, s.heads, att_, attention_options(s, layer));
       b.matmul(w.out, att_, n, xb_);
+      if (!w.attn_post_norm.empty()) b.rms_norm(xb_, w.attn_post_norm.data(), s.hidden, n, s.norm_eps, xb_);
       b.add(x_, xb_, n * s.hidden);
 
-      // Feed-forward block: x += Wdown · (silu(Wgate·xb) ⊙ Wup·xb), xb = norm(x).
+      // Feed-forward block: x += Wdown · (act(Wgate·xb) ⊙ Wup·xb), xb = norm(x) (Gemma: and
+      // the sum normalized again before it is added).
       b.rms_norm(x_, w.ffn_norm.data(), s.hidden, n, s.norm_eps, xb_);
       const quant::Matrix* gate_up[] = {&w.gate, &w.up};
       float* gate_up_out[] = {gate_, up_};
       b.matmul(gate_up, xb_, n, gate_up_out);
-      b.silu_mul(gate_, up_, n * s.ffn, gate_);
+      if (s.activation == model::Activation::GeluTanh) b.gelu_tanh_mul(gate_, up_, n * s.ffn, gate_);
+      else b.silu_mul(gate_, up_, n * s.ffn, gate_);
       b.matmul(w.down, gate_, n, xb_);
+      if (!w.ffn_post_norm.empty()) b.rms_norm(xb_, w.ffn_post_norm.data(), s.hidden, n, s.norm_eps, xb_);
       b.add(x_, xb_, n * s.hidden);
 
       model_.weights().release(layer);
@@ -102,6 +121,7 @@ void ForwardPass::run(const PassTokens& pass, float* logits_out) {
       i = j;
     }
     b.matmul(globals.output, xb_, gathered, logits_);
+    if (s.final_softcap > 0) b.softcap(logits_, gathered * s.vocab, static_cast<float>(s.final_softcap));
   });
   if (gathered > 0) b.read(logits_, static_cast<std::size_t>(gathered * s.vocab), logits_out);
 }

@@ -1,8 +1,10 @@
 // The forward pass of the llama family (Llama, Mistral, Qwen2, Qwen3) over one step's tokens,
 // which may belong to any of the KV cache's slots: Session runs it with one slot, BatchSession
 // with many. Every matrix product runs once over all the step's tokens; attention runs per
-// token over its own slot. The families differ only in what their tensors say: Qwen2 has
-// q/k/v biases, Qwen3 normalizes each head of q and k, and files differ in their rotary layout.
+// token over its own slot. The families differ only in what their tensors and ModelSpec say:
+// Qwen2 has q/k/v biases, Qwen3 normalizes each head of q and k, Phi-3's fused matrices are
+// views, Gemma adds scales, output norms, soft-caps, sliding windows and its gate, and files
+// differ in their rotary layout.
 #pragma once
 
 #include <cstdint>
@@ -44,7 +46,7 @@ class ForwardPass {
   backend::Backend& backend_;
   std::int64_t context_, max_batch_, max_logits_;
   std::unique_ptr<backend::KvCache> cache_;
-  std::vector<double> inv_freq_;
+  std::vector<double> inv_freq_, inv_freq_local_;  // local: sliding layers' own (Gemma 3), else empty
   // Activations for up to max_batch tokens, in backend memory.
   float *x_, *xb_, *q_, *k_, *v_, *att_, *gate_, *up_, *logits_;
 };

@@ -9,14 +9,30 @@
 
 namespace aero::engine {
 
-std::unique_ptr<Model> Model::open(const std::filesystem::path& path, const std::filesystem::path& metadata_from) {
+std::unique_ptr<Model> Model::open(const std::filesystem::path& path, const std::filesystem::path& metadata_from,
+                                   const ModelOptions& options) {
   auto source = format::ModelSource::open(path);
   if (!metadata_from.empty()) source->adopt_metadata(format::ModelSource::open(metadata_from)->metadata());
-  return std::make_unique<Model>(std::move(source));
+  return std::make_unique<Model>(std::move(source), options);
 }
 
-Model::Model(std::unique_ptr<format::ModelSource> source) : source_(std::move(source)) {
+Model::Model(std::unique_ptr<format::ModelSource> source, const ModelOptions& options) : source_(std::move(source)) {
   spec_ = model::read_spec(*source_);
+  if (options.planner) plan_ = options.planner(*source_, spec_);
+  if (plan_ && plan_->needs_disk()) {
+    // The engine computes every layer on one backend; streaming to the GPU is not built yet.
+    if (plan_->uses_gpu())
+      fail("the plan streams layers to the GPU, which this build's engine cannot do yet (run with --device cpu)");
+    std::vector<bool> cached;
+    for (const auto& p : plan_->layers) cached.push_back(p.tier != residency::Tier::Disk);
+    auto disk_options = options.disk;
+    if (plan_->disk_slots > 0) disk_options.slots = plan_->disk_slots;  // the ring the RAM budget has room for
+    auto disk = std::make_unique<residency::DiskStreamedWeights>(*source_, spec_, std::move(cached), disk_options);
+    bytes_per_token_ = disk->bytes_per_token();
+    disk_ = disk.get();
+    weights_ = std::move(disk);
+    return;
+  }
   auto resident = std::make_unique<model::ResidentWeights>(*source_, spec_);
   bytes_per_token_ = resident->bytes_per_token();
   weights_ = std::move(resident);

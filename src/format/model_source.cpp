@@ -66,6 +66,15 @@ void ModelSource::adopt_metadata(const ModelMetadata& other) {
   if (!other.name.empty() && (metadata_.name.empty() || metadata_.name == "converted")) metadata_.name = other.name;
 }
 
+FileLocation ModelSource::locate(std::span<const std::uint8_t> bytes) const {
+  for (const MappedFile* m : mapped_) {
+    const auto file = m->bytes();
+    if (bytes.data() >= file.data() && bytes.data() + bytes.size() <= file.data() + file.size())
+      return {m->path(), static_cast<std::uint64_t>(bytes.data() - file.data()), file.size()};
+  }
+  fail("{} bytes of tensor data lie in none of the model's files", bytes.size());
+}
+
 namespace {
 
 constexpr std::uint64_t kMaxHfFileBytes = 256ull << 20;
@@ -94,6 +103,7 @@ class GgufSource : public ModelSource {
     }
     metadata_.gguf = file_.metadata();
     fill_identity(metadata_);
+    mapped_ = {&file_.mapped()};
   }
 
  private:
@@ -106,6 +116,7 @@ class SafetensorsSource : public ModelSource {
       : st_(SafetensorsModel::open(path)) {
     format_ = hf_folder ? SourceFormat::HfFolder : SourceFormat::Safetensors;
     for (const auto& t : st_.tensors()) tensors_.push_back({t.name, t.aero_dtype, -1, t.shape, st_.data(t)});
+    mapped_ = st_.mapped_files();
     if (hf_folder) {
       for (const char* name : kHfFiles) {
         std::error_code ec;
@@ -127,6 +138,7 @@ class AeroSource : public ModelSource {
     format_ = SourceFormat::Aero;
     const AeroFile& index = model_.index();
     native_order_ = index.shape_order();
+    for (const AeroFile* f : model_.files()) mapped_.push_back(&f->mapped());
     for (const auto& t : model_.tensors()) {
       // Reference GGUF conversions record alignment padding in data_len: serve exact bytes.
       std::uint64_t exact = t.data_len;

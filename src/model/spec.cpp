@@ -13,7 +13,11 @@ Family family_of(std::string_view name, std::string_view where) {
   if (name == "llama" || name == "mistral") return Family::Llama;
   if (name == "qwen2") return Family::Qwen2;
   if (name == "qwen3") return Family::Qwen3;
-  fail("{}: unsupported architecture '{}' (aero runs llama, mistral, qwen2 and qwen3)", where, name);
+  if (name == "phi3") return Family::Phi3;
+  if (name == "gemma2") return Family::Gemma2;
+  if (name == "gemma3" || name == "gemma3_text") return Family::Gemma3;
+  fail("{}: unsupported architecture '{}' (aero runs llama, mistral, qwen2, qwen3, phi3, gemma2 and gemma3)", where,
+       name);
 }
 
 std::int64_t positive(std::int64_t v, std::string_view key, std::string_view where) {
@@ -28,6 +32,26 @@ void check(const ModelSpec& s, std::string_view where) {
   if (!(s.norm_eps > 0) || !(s.rope_theta > 0)) fail("{}: norm epsilon and rope theta must be positive", where);
   if (s.rope_scaling.kind != RopeScaling::Kind::None && !(s.rope_scaling.factor > 0))
     fail("{}: rope scaling factor must be positive", where);
+  for (double v : {s.attention_scale, s.attn_softcap, s.final_softcap, s.rope_theta_local, s.embedding_scale})
+    if (!(v >= 0) || std::isinf(v)) fail("{}: attention scale, soft-caps and rope bases must be finite and positive", where);
+  if (s.sliding_window < 0) fail("{}: sliding window {} is negative", where, s.sliding_window);
+  if (s.sliding_window > 0 && s.sliding_layers.size() != static_cast<std::size_t>(s.layers))
+    fail("{}: {} layer types for {} layers", where, s.sliding_layers.size(), s.layers);
+}
+
+// Gemma's facts that are the same whatever the file says: the embedding scaled by √hidden
+// (rounded to f32, as transformers and llama.cpp compute it) and the GELU-tanh gate.
+void gemma_facts(ModelSpec& s) {
+  s.embedding_scale = static_cast<float>(std::sqrt(static_cast<double>(s.hidden)));
+  s.activation = Activation::GeluTanh;
+}
+
+// Gemma's layer pattern as llama.cpp reads a period: the last layer of every `period` global,
+// the others sliding (a period of 0: every layer slides).
+std::vector<bool> sliding_every(std::int64_t layers, std::int64_t period) {
+  std::vector<bool> v(static_cast<std::size_t>(layers));
+  for (std::int64_t i = 0; i < layers; ++i) v[static_cast<std::size_t>(i)] = period <= 0 || (i + 1) % period != 0;
+  return v;
 }
 
 // Typed reads of optional config.json fields: a field of the wrong type is the file's error,
@@ -78,6 +102,9 @@ std::string_view family_name(Family family) {
     case Family::Llama: return "llama";
     case Family::Qwen2: return "qwen2";
     case Family::Qwen3: return "qwen3";
+    case Family::Phi3: return "phi3";
+    case Family::Gemma2: return "gemma2";
+    case Family::Gemma3: return "gemma3";
   }
   return "?";
 }
@@ -115,6 +142,14 @@ std::vector<double> ModelSpec::rope_inv_freq(const std::vector<float>& freq_fact
   return inv;
 }
 
+std::vector<double> ModelSpec::rope_inv_freq_local() const {
+  if (rope_theta_local <= 0) return {};
+  ModelSpec local = *this;
+  local.rope_theta = rope_theta_local;
+  local.rope_scaling = {};
+  return local.rope_inv_freq();
+}
+
 ModelSpec spec_from_hf_config(const Json& c) {
   const std::string where = "config.json";
   if (!c.is_object()) fail("{}: not a JSON object", where);
@@ -138,14 +173,54 @@ ModelSpec spec_from_hf_config(const Json& c) {
   s.ffn = integer("intermediate_size");
   s.context = c.contains("max_position_embeddings") ? integer("max_position_embeddings") : 4096;
   s.norm_eps = number_field(c, "rms_norm_eps", 1e-6);
-  const std::string act = text_field(c, "hidden_act", "silu");
-  if (act != "silu") fail("{}: activation '{}' is not supported (silu is)", where, act);
+  const bool gemma = s.family == Family::Gemma2 || s.family == Family::Gemma3;
+  const std::string act = text_field(c, "hidden_activation", text_field(c, "hidden_act", gemma ? "gelu_pytorch_tanh" : "silu"));
+  if (act != (gemma ? "gelu_pytorch_tanh" : "silu"))
+    fail("{}: activation '{}' is not supported for {} (silu for llama-like models, gelu_pytorch_tanh for gemma is)",
+         where, act, type);
   if (c.contains("rope_parameters") && c["rope_parameters"].is_object()) {
-    s.rope_theta = number_field(c["rope_parameters"], "rope_theta", 10000.0);
-    s.rope_scaling = hf_rope_scaling(c["rope_parameters"]);
+    // transformers 5: one set, or one per layer type (Gemma 3: full_attention, sliding_attention).
+    const Json& r = c["rope_parameters"];
+    const Json& full = r.contains("full_attention") ? r["full_attention"] : r;
+    s.rope_theta = number_field(full, "rope_theta", 10000.0);
+    s.rope_scaling = hf_rope_scaling(full);
+    if (r.contains("sliding_attention") && r["sliding_attention"].is_object()) {
+      if (hf_rope_scaling(r["sliding_attention"]).kind != RopeScaling::Kind::None)
+        fail("{}: rope scaling of sliding layers is not supported", where);
+      s.rope_theta_local = number_field(r["sliding_attention"], "rope_theta", 10000.0);
+    }
+    if (number_field(r, "partial_rotary_factor", 1.0) != 1.0)
+      fail("{}: a partial rotary factor is not supported", where);
   } else {
     s.rope_theta = number_field(c, "rope_theta", 10000.0);
     if (c.contains("rope_scaling")) s.rope_scaling = hf_rope_scaling(c["rope_scaling"]);
+    s.rope_theta_local = number_field(c, "rope_local_base_freq", 0.0);
+  }
+  if (number_field(c, "partial_rotary_factor", 1.0) != 1.0) fail("{}: a partial rotary factor is not supported", where);
+  if (s.family != Family::Gemma3) s.rope_theta_local = 0;
+  if (gemma) {
+    gemma_facts(s);
+    if (double scalar = number_field(c, "query_pre_attn_scalar", 0.0); scalar > 0) s.attention_scale = 1.0 / std::sqrt(scalar);
+    s.attn_softcap = number_field(c, "attn_logit_softcapping", 0.0);
+    s.final_softcap = number_field(c, "final_logit_softcapping", 0.0);
+  }
+  if (s.family == Family::Phi3 || gemma) {
+    // Sliding windows: Phi-3 on every layer, Gemma per layer_types (else its default pattern).
+    s.sliding_window = static_cast<std::int64_t>(number_field(c, "sliding_window", 0.0));
+    if (s.sliding_window > 0) {
+      s.sliding_layers.assign(static_cast<std::size_t>(s.layers), true);
+      if (auto it = c.find("layer_types"); gemma && it != c.end() && it->is_array()) {
+        s.sliding_layers.clear();
+        for (const auto& t : *it) {
+          if (!t.is_string() || (t != "sliding_attention" && t != "full_attention"))
+            fail("{}: layer_types holds something other than sliding_attention and full_attention", where);
+          s.sliding_layers.push_back(t == "sliding_attention");
+        }
+      } else if (gemma) {
+        const double period = number_field(c, "sliding_window_pattern", number_field(c, "_sliding_window_pattern", 0.0));
+        s.sliding_layers = sliding_every(s.layers, s.family == Family::Gemma2 ? 2 : period > 0 ? static_cast<std::int64_t>(period) : 6);
+      }
+    }
   }
   if (c.contains("bos_token_id") && c["bos_token_id"].is_number_integer()) s.bos_id = c["bos_token_id"].get<std::int32_t>();
   if (c.contains("eos_token_id")) s.eos_ids = ids_of(c["eos_token_id"]);
@@ -190,7 +265,33 @@ ModelSpec spec_from_gguf(const format::GgufMetadata& m) {
   if (auto v = m.get_int("tokenizer.ggml.bos_token_id")) s.bos_id = static_cast<std::int32_t>(*v);
   for (const char* key : {"tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"})
     if (auto v = m.get_int(key)) s.eos_ids.push_back(static_cast<std::int32_t>(*v));
-  // llama.cpp's converter permutes Q/K rows only for the llama family; qwen keeps HF's layout.
+  if (s.family == Family::Phi3) {
+    // llama.cpp leaves Phi-3's window off; aero runs it as transformers does.
+    s.sliding_window = m.get_int(*arch + ".attention.sliding_window").value_or(0);  // 0: none
+    if (s.sliding_window > 0) s.sliding_layers.assign(static_cast<std::size_t>(s.layers), true);
+  }
+  if (s.family == Family::Gemma2 || s.family == Family::Gemma3) {
+    // As llama.cpp reads them: its defaults, and the attention scale it derives from the size
+    // (unless aero's converter wrote the model's own).
+    gemma_facts(s);
+    const bool gemma2 = s.family == Family::Gemma2;
+    const bool largest = s.layers == (gemma2 ? 46 : 62);  // the 27B models scale by hidden / heads
+    s.attention_scale = m.get_float(*arch + ".attention.scale")
+                            .value_or(1.0 / std::sqrt(static_cast<double>(largest ? s.hidden / s.heads : s.head_dim)));
+    s.attn_softcap = gemma2 ? m.get_float(*arch + ".attn_logit_softcapping").value_or(50.0) : 0.0;
+    s.final_softcap = m.get_float(*arch + ".final_logit_softcapping").value_or(gemma2 ? 30.0 : 0.0);
+    s.sliding_window = m.get_int(*arch + ".attention.sliding_window").value_or(gemma2 ? 4096 : 0);  // 0: none
+    if (s.sliding_window > 0) {
+      const auto* pattern = m.find(*arch + ".attention.sliding_window_pattern");
+      if (pattern && pattern->value.is_array()) {
+        for (const auto& v : pattern->value) s.sliding_layers.push_back(v.is_boolean() ? v.get<bool>() : v.is_number() && v.get<double>() != 0);
+      } else {
+        s.sliding_layers = sliding_every(s.layers, m.get_int(*arch + ".attention.sliding_window_pattern").value_or(gemma2 ? 2 : 6));
+      }
+    }
+    if (!gemma2) s.rope_theta_local = m.get_float(*arch + ".rope.freq_base_swa").value_or(10000.0);
+  }
+  // llama.cpp's converter permutes Q/K rows only for the llama family; others keep HF's layout.
   s.rope_layout = s.family == Family::Llama ? RopeLayout::Interleaved : RopeLayout::HalfSplit;
   check(s, where);
   return s;

@@ -14,9 +14,8 @@ using format::SourceTensor;
 // One naming convention: Hugging Face's or GGUF's, decided by the embedding's name.
 struct Naming {
   bool gguf;
-  std::string layer(std::int64_t i, const RoleNames& r) const {
-    return gguf ? fmt::format("blk.{}.{}", i, r.gguf) : fmt::format("model.layers.{}.{}", i, r.hf);
-  }
+  explicit Naming(const format::ModelSource& source) : gguf(source.find(kGgufEmbedding) != nullptr) {}
+  std::string layer(std::int64_t i, const RoleNames& r) const { return layer_tensor_name(gguf, i, r); }
 };
 
 quant::TypeTraits traits_of(const SourceTensor& t) {
@@ -40,6 +39,11 @@ Matrix matrix_of(const SourceTensor& t, std::int64_t rows, std::int64_t cols) {
   return Matrix{traits.type, t.data.data(), rows, cols, static_cast<std::size_t>(*rb)};
 }
 
+// Rows [first, first + count) of a matrix: a view, the same bytes.
+Matrix rows_of(const Matrix& m, std::int64_t first, std::int64_t count) {
+  return Matrix{m.type, m.data + static_cast<std::size_t>(first) * m.row_bytes, count, m.cols, m.row_bytes};
+}
+
 std::vector<float> vector_of(const SourceTensor& t, std::int64_t size) {
   std::uint64_t elements = 1;
   for (auto d : t.shape) elements *= d;
@@ -55,8 +59,8 @@ std::vector<float> vector_of(const SourceTensor& t, std::int64_t size) {
 
 }  // namespace
 
-const std::vector<RoleNames>& layer_roles() {
-  static const std::vector<RoleNames> roles = {
+const std::vector<RoleNames>& layer_roles(Family family) {
+  static const std::vector<RoleNames> llama = {
       {Role::AttnNorm, "input_layernorm.weight", "attn_norm.weight"},
       {Role::AttnQ, "self_attn.q_proj.weight", "attn_q.weight"},
       {Role::AttnK, "self_attn.k_proj.weight", "attn_k.weight"},
@@ -72,11 +76,58 @@ const std::vector<RoleNames>& layer_roles() {
       {Role::FfnUp, "mlp.up_proj.weight", "ffn_up.weight"},
       {Role::FfnDown, "mlp.down_proj.weight", "ffn_down.weight"},
   };
-  return roles;
+  // llama.cpp's names: attn_qkv, and ffn_up holding gate then up.
+  static const std::vector<RoleNames> phi3 = {
+      {Role::AttnNorm, "input_layernorm.weight", "attn_norm.weight"},
+      {Role::AttnQkv, "self_attn.qkv_proj.weight", "attn_qkv.weight"},
+      {Role::AttnOut, "self_attn.o_proj.weight", "attn_output.weight"},
+      {Role::FfnNorm, "post_attention_layernorm.weight", "ffn_norm.weight"},
+      {Role::FfnGateUp, "mlp.gate_up_proj.weight", "ffn_up.weight"},
+      {Role::FfnDown, "mlp.down_proj.weight", "ffn_down.weight"},
+  };
+  static const std::vector<RoleNames> gemma = {
+      {Role::AttnNorm, "input_layernorm.weight", "attn_norm.weight"},
+      {Role::AttnQ, "self_attn.q_proj.weight", "attn_q.weight"},
+      {Role::AttnK, "self_attn.k_proj.weight", "attn_k.weight"},
+      {Role::AttnV, "self_attn.v_proj.weight", "attn_v.weight"},
+      {Role::AttnOut, "self_attn.o_proj.weight", "attn_output.weight"},
+      {Role::AttnQNorm, "self_attn.q_norm.weight", "attn_q_norm.weight"},
+      {Role::AttnKNorm, "self_attn.k_norm.weight", "attn_k_norm.weight"},
+      {Role::AttnPostNorm, "post_attention_layernorm.weight", "post_attention_norm.weight"},
+      {Role::FfnNorm, "pre_feedforward_layernorm.weight", "ffn_norm.weight"},
+      {Role::FfnGate, "mlp.gate_proj.weight", "ffn_gate.weight"},
+      {Role::FfnUp, "mlp.up_proj.weight", "ffn_up.weight"},
+      {Role::FfnDown, "mlp.down_proj.weight", "ffn_down.weight"},
+      {Role::FfnPostNorm, "post_feedforward_layernorm.weight", "post_ffw_norm.weight"},
+  };
+  switch (family) {
+    case Family::Phi3: return phi3;
+    case Family::Gemma2:
+    case Family::Gemma3: return gemma;
+    default: return llama;
+  }
 }
 
-ResidentWeights::ResidentWeights(const format::ModelSource& source, const ModelSpec& s) {
-  const Naming naming{source.find(kGgufEmbedding) != nullptr};
+bool is_norm(Role role) {
+  return role == Role::AttnNorm || role == Role::FfnNorm || role == Role::AttnQNorm || role == Role::AttnKNorm ||
+         role == Role::AttnPostNorm || role == Role::FfnPostNorm;
+}
+
+std::string layer_tensor_name(bool gguf, std::int64_t layer, const RoleNames& role) {
+  return gguf ? fmt::format("blk.{}.{}", layer, role.gguf) : fmt::format("model.layers.{}.{}", layer, role.hf);
+}
+
+std::vector<const format::SourceTensor*> layer_tensors(const format::ModelSource& source, std::int64_t layer,
+                                                       Family family) {
+  const Naming naming(source);
+  std::vector<const format::SourceTensor*> out;
+  for (const RoleNames& r : layer_roles(family))
+    if (const auto* t = source.find(naming.layer(layer, r))) out.push_back(t);
+  return out;
+}
+
+ModelWeights::ModelWeights(const format::ModelSource& source, const ModelSpec& s) {
+  const Naming naming(source);
   auto need = [&](const std::string& name) -> const SourceTensor& {
     const auto* t = source.find(name);
     if (!t) fail("the model has no tensor {} (a {} model needs it)", name, family_name(s.family));
@@ -84,22 +135,45 @@ ResidentWeights::ResidentWeights(const format::ModelSource& source, const ModelS
   };
   const std::int64_t q_width = s.heads * s.head_dim, kv_width = s.kv_heads * s.head_dim;
 
-  globals_.embedding = matrix_of(need(naming.gguf ? kGgufEmbedding : kHfEmbedding), s.vocab, s.hidden);
-  globals_.output_norm = vector_of(need(naming.gguf ? kGgufOutputNorm : kHfOutputNorm), s.hidden);
+  globals.embedding = matrix_of(need(naming.gguf ? kGgufEmbedding : kHfEmbedding), s.vocab, s.hidden);
+  // Gemma's norms multiply by 1 + w; GGUF files hold it already, HF files w.
+  const float norm_offset = s.norm_adds_one() && !naming.gguf ? 1.0f : 0.0f;
+  auto norm_of = [&](const SourceTensor& t, std::int64_t size) {
+    auto v = vector_of(t, size);
+    for (float& x : v) x += norm_offset;
+    return v;
+  };
+  globals.output_norm = norm_of(need(naming.gguf ? kGgufOutputNorm : kHfOutputNorm), s.hidden);
   const auto* head = source.find(naming.gguf ? kGgufOutput : kHfOutput);
-  globals_.output = head ? matrix_of(*head, s.vocab, s.hidden) : globals_.embedding;  // tied when absent
-  if (const auto* f = source.find(kGgufRopeFreqs); f && naming.gguf) globals_.rope_freqs = vector_of(*f, s.head_dim / 2);
-  bytes_per_token_ = globals_.output.bytes();
+  globals.output = head ? matrix_of(*head, s.vocab, s.hidden) : globals.embedding;  // tied when absent
+  if (const auto* f = source.find(kGgufRopeFreqs); f && naming.gguf) globals.rope_freqs = vector_of(*f, s.head_dim / 2);
+  bytes_per_token = globals.output.bytes();
 
-  layers_.resize(static_cast<std::size_t>(s.layers));
+  layers.resize(static_cast<std::size_t>(s.layers));
   for (std::int64_t i = 0; i < s.layers; ++i) {
-    LayerWeights& l = layers_[static_cast<std::size_t>(i)];
-    for (const RoleNames& r : layer_roles()) {
+    LayerWeights& l = layers[static_cast<std::size_t>(i)];
+    const bool per_head_norms = s.family == Family::Qwen3 || s.family == Family::Gemma3;
+    for (const RoleNames& r : layer_roles(s.family)) {
       const std::string name = naming.layer(i, r);
       const auto* t = source.find(name);
       switch (r.role) {
-        case Role::AttnNorm: l.attn_norm = vector_of(need(name), s.hidden); break;
-        case Role::FfnNorm: l.ffn_norm = vector_of(need(name), s.hidden); break;
+        case Role::AttnNorm: l.attn_norm = norm_of(need(name), s.hidden); break;
+        case Role::FfnNorm: l.ffn_norm = norm_of(need(name), s.hidden); break;
+        case Role::AttnPostNorm: l.attn_post_norm = norm_of(need(name), s.hidden); break;
+        case Role::FfnPostNorm: l.ffn_post_norm = norm_of(need(name), s.hidden); break;
+        case Role::AttnQkv: {
+          const Matrix qkv = matrix_of(need(name), q_width + 2 * kv_width, s.hidden);
+          l.q = rows_of(qkv, 0, q_width);
+          l.k = rows_of(qkv, q_width, kv_width);
+          l.v = rows_of(qkv, q_width + kv_width, kv_width);
+          break;
+        }
+        case Role::FfnGateUp: {
+          const Matrix gate_up = matrix_of(need(name), 2 * s.ffn, s.hidden);
+          l.gate = rows_of(gate_up, 0, s.ffn);
+          l.up = rows_of(gate_up, s.ffn, s.ffn);
+          break;
+        }
         case Role::AttnQ: l.q = matrix_of(need(name), q_width, s.hidden); break;
         case Role::AttnK: l.k = matrix_of(need(name), kv_width, s.hidden); break;
         case Role::AttnV: l.v = matrix_of(need(name), kv_width, s.hidden); break;
@@ -111,20 +185,23 @@ ResidentWeights::ResidentWeights(const format::ModelSource& source, const ModelS
         case Role::AttnQBias: if (t) l.q_bias = vector_of(*t, q_width); break;
         case Role::AttnKBias: if (t) l.k_bias = vector_of(*t, kv_width); break;
         case Role::AttnVBias: if (t) l.v_bias = vector_of(*t, kv_width); break;
-        case Role::AttnQNorm: if (s.family == Family::Qwen3) l.q_norm = vector_of(need(name), s.head_dim); break;
-        case Role::AttnKNorm: if (s.family == Family::Qwen3) l.k_norm = vector_of(need(name), s.head_dim); break;
+        case Role::AttnQNorm: if (per_head_norms) l.q_norm = norm_of(need(name), s.head_dim); break;
+        case Role::AttnKNorm: if (per_head_norms) l.k_norm = norm_of(need(name), s.head_dim); break;
       }
     }
     if (s.family == Family::Qwen2 && (l.q_bias.empty() || l.k_bias.empty() || l.v_bias.empty()))
       fail("layer {}: a qwen2 model needs q, k and v biases", i);
-    for (const Matrix* m : {&l.q, &l.k, &l.v, &l.out, &l.gate, &l.up, &l.down}) bytes_per_token_ += m->bytes();
+    for (const Matrix* m : {&l.q, &l.k, &l.v, &l.out, &l.gate, &l.up, &l.down}) bytes_per_token += m->bytes();
   }
+}
+
+ResidentWeights::ResidentWeights(const format::ModelSource& source, const ModelSpec& s) : weights_(source, s) {
   // Resident means mapped in now: one call per matrix maps its pages (from the page cache or
   // the disk) instead of a fault every few pages inside the first forward pass (as llama.cpp
   // maps with MAP_POPULATE). A 33-token first prompt on a 1.1B Q4_0 file: 161-185 -> 174-224 t/s.
-  for (const LayerWeights& l : layers_)
+  for (const LayerWeights& l : weights_.layers)
     for (const Matrix* m : {&l.q, &l.k, &l.v, &l.out, &l.gate, &l.up, &l.down}) MappedFile::populate({m->data, m->bytes()});
-  MappedFile::populate({globals_.output.data, globals_.output.bytes()});
+  MappedFile::populate({weights_.globals.output.data, weights_.globals.output.bytes()});
 }
 
 }  // namespace aero::model

@@ -16,6 +16,11 @@ const char* const kLlama3 =
 const char* const kQwen2 =
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
     "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+// Qwen3.5: as Qwen2, but letter runs take Unicode combining marks along ([\p{L}\p{M}]+) and
+// punctuation runs leave them out.
+const char* const kQwen35 =
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?[\\p{L}\\p{M}]+|\\p{N}| ?[^\\s\\p{L}\\p{M}\\p{N}]+[\\r\\n]*|"
+    "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 const char* const kTekken =
     "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+|"
     "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*|\\p{N}|"
@@ -31,6 +36,7 @@ const std::vector<Known>& known() {
       {"gpt-2", {kGpt2}},
       {"llama-bpe", {kLlama3}},
       {"qwen2", {kQwen2}},
+      {"qwen35", {kQwen35}},
       {"smollm", {"\\p{N}", kGpt2}},
       {"tekken", {kTekken}},
   };
@@ -57,7 +63,7 @@ std::vector<std::string> pre_tokenizer_regexes(const std::string& name) {
     if (name == alias) canonical = target;
   for (const auto& k : known())
     if (canonical == k.name) return k.regexes;
-  fail("unknown pre-tokenizer '{}' (tokenizer.ggml.pre); aero knows gpt-2, llama-bpe, qwen2, smollm, tekken "
+  fail("unknown pre-tokenizer '{}' (tokenizer.ggml.pre); aero knows gpt-2, llama-bpe, qwen2, qwen35, smollm, tekken "
        "and their aliases",
        name);
 }

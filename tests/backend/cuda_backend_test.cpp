@@ -109,6 +109,27 @@ TEST_F(CudaOps, RopeEqualsCpuInBothLayouts) {
 }
 
 // expf against the CPU's vector exp: 1e-5.
+TEST_F(CudaOps, GeluTanhMulScaleAndSoftcapEqualCpu) {
+  const std::size_t n = 10007;
+  const auto gate = random_floats(n, 15, 8.0f), up = random_floats(n, 16);
+  auto [g, c] = both({gate, up}, n, [&](Backend& b, const std::vector<float*>& in) {
+    b.gelu_tanh_mul(in[0], in[1], static_cast<std::int64_t>(n), in[0]);
+    return in[0];
+  });
+  EXPECT_LE(relative_error(g, c), 1e-5f) << "gelu_tanh_mul";
+  auto [gs, cs] = both({gate}, n, [&](Backend& b, const std::vector<float*>& in) {
+    b.scale(in[0], static_cast<std::int64_t>(n), 47.98f);
+    return in[0];
+  });
+  EXPECT_EQ(gs, cs) << "scale";
+  auto [gc, cc] = both({gate}, n, [&](Backend& b, const std::vector<float*>& in) {
+    b.softcap(in[0], static_cast<std::int64_t>(n), 3.0f);
+    return in[0];
+  });
+  EXPECT_LE(relative_error(gc, cc), 1e-6f) << "softcap";
+  EXPECT_THROW(gpu->softcap(gpu->allocate(1), 1, 0.0f), Error);
+}
+
 TEST_F(CudaOps, SiluMulEqualsCpu) {
   const std::size_t n = 10007;
   const auto gate = random_floats(n, 5, 8.0f), up = random_floats(n, 6);
@@ -181,11 +202,12 @@ struct AttentionCase {
   std::int64_t heads, kv_heads, head_dim;
   KvType kv;
   std::int64_t prompt, steps;  // prompt tokens in one call, then single tokens
+  backend::AttentionOptions options = {};
 };
 
 std::string case_name(const AttentionCase& c) {
-  return fmt::format("{}q{}kv d{} {} prompt {} + {}", c.heads, c.kv_heads, c.head_dim, backend::kv_type_name(c.kv), c.prompt,
-                     c.steps);
+  return fmt::format("{}q{}kv d{} {} prompt {} + {}, scale {} softcap {} window {}", c.heads, c.kv_heads, c.head_dim,
+                     backend::kv_type_name(c.kv), c.prompt, c.steps, c.options.scale, c.options.softcap, c.options.window);
 }
 
 // F32: the same sums in another order, 1e-5. F16: both round keys and values to the same
@@ -210,7 +232,7 @@ void check_attention(Backend& cpu, Backend& gpu, const AttentionCase& c) {
     const auto out_size = static_cast<std::size_t>(n * c.heads * c.head_dim);
     auto run = [&](Backend& b, backend::KvCache& cache) {
       float* out = b.allocate(out_size);
-      b.attention(cache, layer, upload(b, q), upload(b, k), upload(b, v), slots, positions, c.heads, out);
+      b.attention(cache, layer, upload(b, q), upload(b, k), upload(b, v), slots, positions, c.heads, out, c.options);
       return download(b, out, out_size);
     };
     const auto expected = run(cpu, *cpu_cache);
@@ -296,6 +318,20 @@ TEST_F(CudaOps, AttentionEqualsCpu) {
     check_attention(*cpu, *gpu, {32, 8, 128, kv, 1, 2});  // Llama 3 8B's heads, from an empty cache
   }
   check_attention(*cpu, *gpu, {8, 2, 80, KvType::F16, 7, 2});  // a head size that is no power of two
+}
+
+// Gemma's attention: its own scale, scores soft-capped (a cap low enough to bend them), and a
+// sliding window, over prompts longer than the window (whole tiles of keys skipped) and steps
+// split over blocks (splits left empty by the window).
+TEST_F(CudaOps, AttentionWithScaleSoftcapAndWindowEqualsCpu) {
+  const backend::AttentionOptions gemma2{.scale = 1 / std::sqrt(144.0), .softcap = 3.0, .window = 16};
+  const backend::AttentionOptions window_only{.scale = 0, .softcap = 0, .window = 40};
+  for (KvType kv : {KvType::F32, KvType::F16, KvType::Q8_0}) {
+    check_attention(*cpu, *gpu, {8, 4, 64, kv, 40, 4, gemma2});
+    check_attention(*cpu, *gpu, {4, 2, 128, kv, 300, 5, window_only});
+    check_attention(*cpu, *gpu, {8, 2, 64, kv, 7, 3, {.scale = 0, .softcap = 2.0, .window = 0}});
+  }
+  check_attention(*cpu, *gpu, {8, 4, 256, KvType::F16, 600, 3, {.scale = 0.0625, .softcap = 50.0, .window = 100}});
 }
 
 // Long enough that the positions are split over blocks (and combined): a prompt of 300 (few

@@ -72,6 +72,40 @@ TEST(RunCli, BadInputIsOneLineAndNonZero) {
   }
 }
 
+// --ram and --plan: budgets too small for the model put its layers on disk, and the ids stay
+// those of transformers; --plan prints the placement and exits 0; bad budgets are one line.
+TEST(RunCli, RamBudgetAndPlan) {
+  AERO_REQUIRE_SHARED(shared);
+  const auto dir = shared / "fixtures/hf/llama";
+  const auto ref = test::HfReference::load(dir);
+  const auto generated = std::span(ref.greedy_ids).subspan(ref.prompt_ids.size());
+  // The fixture's embedding, head, KV cache (512 positions, f16) and activations take about
+  // 1.2 MiB, a layer 180 KiB: 1.5 MiB leaves room for one ring buffer, 1.65 MiB also for one
+  // cached layer.
+  const std::string flags = fmt::format("--ids {} --greedy -n {} --print-ids --ignore-eos -t 2 --device cpu",
+                                        ids_text(ref.prompt_ids), generated.size());
+  for (const char* ram : {"1.5MiB", "1.65MiB", "1GiB"}) {
+    auto r = aero(fmt::format("run {} {} --ram {}", dir.string(), flags, ram));
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, ids_text(generated) + "\n") << ram;
+    EXPECT_EQ(r.err.find("disk tier") != std::string::npos, std::string(ram) != "1GiB") << ram << ": " << r.err;
+  }
+  auto plan = aero(fmt::format("run {} --plan --ram 1.5MiB -t 2 --device cpu", dir.string()));
+  ASSERT_EQ(plan.status, 0) << plan.err;
+  EXPECT_NE(plan.out.find("layers 0-2: disk, computed on the CPU"), std::string::npos) << plan.out;
+  EXPECT_NE(plan.out.find("bound by disk reads"), std::string::npos) << plan.out;
+  auto fits = aero(fmt::format("bench {} --plan -t 2 --device cpu", dir.string()));
+  ASSERT_EQ(fits.status, 0) << fits.err;
+  EXPECT_NE(fits.out.find("layers 0-2: cpu (3 layers"), std::string::npos) << fits.out;
+  for (const std::string bad : {"--ram 0", "--ram lots", "--ram -4G", "--ram 100KiB", "--gpu-mem 4XB"}) {
+    auto r = aero(fmt::format("run {} --ids 1,2 --print-ids --device cpu {}", dir.string(), bad));
+    EXPECT_EQ(r.status, 1) << bad;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << bad << ": " << r.err;
+    EXPECT_EQ(r.err.rfind("aero: error: ", 0), 0u) << r.err;
+    EXPECT_TRUE(r.out.empty()) << bad << ": " << r.out;
+  }
+}
+
 TEST(RunCli, SynthesizedModelRunsAndBenchmarks) {
   test::ScratchDir scratch;
   const auto model = (scratch / "tiny.gguf").string();

@@ -60,6 +60,11 @@ class GpuWithCpuProducts final : public backend::Backend {
   void silu_mul(const float* gate, const float* up, std::int64_t count, float* out) override {
     gpu_->silu_mul(gate, up, count, out);
   }
+  void gelu_tanh_mul(const float* gate, const float* up, std::int64_t count, float* out) override {
+    gpu_->gelu_tanh_mul(gate, up, count, out);
+  }
+  void scale(float* x, std::int64_t count, float factor) override { gpu_->scale(x, count, factor); }
+  void softcap(float* x, std::int64_t count, float cap) override { gpu_->softcap(x, count, cap); }
   void rope(float* x, std::int64_t n, std::int64_t heads, std::int64_t head_dim, std::span<const float> cos_sin,
             model::RopeLayout layout) override {
     gpu_->rope(x, n, heads, head_dim, cos_sin, layout);
@@ -71,8 +76,8 @@ class GpuWithCpuProducts final : public backend::Backend {
   }
   void attention(backend::KvCache& cache, std::int64_t layer, const float* q, const float* k, const float* v,
                  std::span<const std::int32_t> slots, std::span<const std::int32_t> positions, std::int64_t heads,
-                 float* out) override {
-    gpu_->attention(cache, layer, q, k, v, slots, positions, heads, out);
+                 float* out, const backend::AttentionOptions& options) override {
+    gpu_->attention(cache, layer, q, k, v, slots, positions, heads, out, options);
   }
 
  private:

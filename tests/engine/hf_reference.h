@@ -52,6 +52,8 @@ inline std::vector<std::int32_t> greedy_ids(engine::Session& session, const std:
 }
 
 // The fixture models, one folder each.
-inline std::vector<std::string> hf_fixture_models() { return {"llama", "llama-mha", "qwen2", "qwen3"}; }
+inline std::vector<std::string> hf_fixture_models() {
+  return {"llama", "llama-mha", "qwen2", "qwen3", "phi3", "gemma2", "gemma3"};
+}
 
 }  // namespace aero::test

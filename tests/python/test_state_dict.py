@@ -102,6 +102,32 @@ def test_gguf_conversion_maps_back_to_the_hf_tensors(shared, aero_binary, tmp_pa
     assert np.array_equal(raw["blk.0.attn_q.weight"], q) == (model != "llama" and model != "llama-mha")
 
 
+@pytest.mark.parametrize("model", ["phi3", "gemma2", "gemma3"])
+def test_gguf_conversion_of_other_families_maps_back(shared, aero_binary, tmp_path, model):
+    """Phi-3's fused matrices keep their names; Gemma's norms, stored in GGUF as 1 + w as
+    llama.cpp's converter writes them, come back as w (to f32 rounding)."""
+    folder = shared / "fixtures/hf" / model
+    gguf = tmp_path / f"{model}.gguf"
+    run_aero(aero_binary, "convert", str(folder), str(gguf))
+    expected = read_safetensors(folder / "model.safetensors")
+    sd = aero.load_state_dict(gguf, framework="np")
+    assert sorted(sd) == sorted(expected)
+    for name, want in expected.items():
+        got = as_numpy(sd[name])
+        assert got.shape == want.shape, name
+        if model.startswith("gemma") and name.endswith("norm.weight"):
+            assert np.allclose(got, want, rtol=0, atol=1e-6), name
+        else:
+            assert np.array_equal(got, want), name
+    raw = aero.load_state_dict(gguf, map_names=False, framework="np")
+    if model == "phi3":
+        assert np.array_equal(raw["blk.0.attn_qkv.weight"], expected["model.layers.0.self_attn.qkv_proj.weight"])
+        assert np.array_equal(raw["blk.0.ffn_up.weight"], expected["model.layers.0.mlp.gate_up_proj.weight"])
+    else:
+        norm = expected["model.layers.0.input_layernorm.weight"]
+        assert np.allclose(raw["blk.0.attn_norm.weight"], norm + 1, rtol=0, atol=1e-6)
+
+
 def test_quantized_tensors_decode_as_the_reference(shared):
     if not have_b3sum():
         pytest.skip("b3sum is not installed (scripts/setup.sh installs it)")

@@ -24,6 +24,16 @@ enum class KvType { F32, F16, Q8_0 };
 KvType kv_type_by_name(std::string_view name);  // "f32" | "f16" | "q8_0"; throws otherwise
 std::string_view kv_type_name(KvType type);
 
+// A layer's attention beyond causal softmax(q·kᵀ/√head_dim) over every earlier position
+// (Gemma's, Phi-3's): scores scaled by `scale` instead (0: 1/√head_dim), soft-capped to
+// cap·tanh(score/cap) (0: not), and only the last `window` positions seen, the token's own
+// among them (0: all).
+struct AttentionOptions {
+  double scale = 0;
+  double softcap = 0;
+  std::int64_t window = 0;
+};
+
 // Keys and values of every layer for `slots` independent sequences, each with positions
 // [0, capacity), kept by the backend. A slot is one sequence's cache: a batch of sequences
 // decodes together in one forward pass, each token stored and attending in its own slot.
@@ -91,6 +101,13 @@ class Backend {
   virtual void add(float* x, const float* y, std::int64_t count) = 0;
   // out = silu(gate) · up, elementwise.
   virtual void silu_mul(const float* gate, const float* up, std::int64_t count, float* out) = 0;
+  // out = gelu(gate) · up, elementwise, GELU in its tanh form (Gemma's gate):
+  // gelu(x) = x/2 · (1 + tanh(√(2/π) · (x + 0.044715 x³))).
+  virtual void gelu_tanh_mul(const float* gate, const float* up, std::int64_t count, float* out) = 0;
+  // x *= factor, elementwise (Gemma's embedding scale).
+  virtual void scale(float* x, std::int64_t count, float factor) = 0;
+  // x = cap · tanh(x / cap), elementwise (Gemma 2's logit soft-capping).
+  virtual void softcap(float* x, std::int64_t count, float cap) = 0;
   // Rotates each head of n tokens (n × heads × head_dim) by its token's angles, given as
   // model::rope_table (n × head_dim/2 × {cos, sin}).
   virtual void rope(float* x, std::int64_t n, std::int64_t heads, std::int64_t head_dim,
@@ -104,10 +121,11 @@ class Backend {
   // of one call may belong to any slots in any order (consecutive tokens of one slot attend
   // together, the cheapest case: a prompt chunk); every key and value of the call is stored
   // before any attention, so the tokens of a chunk see each other causally. No two tokens of a
-  // call share a (slot, position). Query heads share key/value heads in groups.
+  // call share a (slot, position). Query heads share key/value heads in groups. `options`: the
+  // layer's scale, soft-cap and sliding window.
   virtual void attention(KvCache& cache, std::int64_t layer, const float* q, const float* k, const float* v,
                          std::span<const std::int32_t> slots, std::span<const std::int32_t> positions,
-                         std::int64_t heads, float* out) = 0;
+                         std::int64_t heads, float* out, const AttentionOptions& options = {}) = 0;
 };
 
 std::unique_ptr<Backend> make_cpu_backend(unsigned threads);

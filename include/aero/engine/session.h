@@ -5,7 +5,9 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -13,26 +15,44 @@
 #include "aero/format/model_source.h"
 #include "aero/model/spec.h"
 #include "aero/model/weights.h"
+#include "aero/residency/disk_weights.h"
+#include "aero/residency/plan.h"
 
 namespace aero::engine {
+
+// Where the layers go: a planner turns the opened source and its spec into a residency::Plan.
+// Without one every layer is resident where it is mapped (model::ResidentWeights), as with a plan
+// that reads nothing from disk; a plan with Disk layers gets the disk tier
+// (residency::DiskStreamedWeights: the other layers cached in RAM).
+using Planner = std::function<residency::Plan(const format::ModelSource&, const model::ModelSpec&)>;
+struct ModelOptions {
+  Planner planner;
+  residency::DiskWeightsOptions disk;  // how the disk tier reads
+};
 
 class Model {
  public:
   // Opens any model source; `metadata_from` (optional) supplies config/tokenizer to files
   // that carry none (a bare safetensors file, a GGUF without keys).
-  static std::unique_ptr<Model> open(const std::filesystem::path& path, const std::filesystem::path& metadata_from = {});
-  explicit Model(std::unique_ptr<format::ModelSource> source);
+  static std::unique_ptr<Model> open(const std::filesystem::path& path, const std::filesystem::path& metadata_from = {},
+                                     const ModelOptions& options = {});
+  explicit Model(std::unique_ptr<format::ModelSource> source, const ModelOptions& options = {});
 
   const model::ModelSpec& spec() const { return spec_; }
   const format::ModelSource& source() const { return *source_; }
   model::LayerResidency& weights() { return *weights_; }
   std::uint64_t weight_bytes_per_token() const { return bytes_per_token_; }
+  const residency::Plan* plan() const { return plan_ ? &*plan_ : nullptr; }
+  // The disk tier's counters, when the model runs on it (null otherwise).
+  const residency::DiskStreamedWeights* disk_weights() const { return disk_; }
 
  private:
   std::unique_ptr<format::ModelSource> source_;
   model::ModelSpec spec_;
   std::unique_ptr<model::LayerResidency> weights_;
   std::uint64_t bytes_per_token_ = 0;
+  std::optional<residency::Plan> plan_;
+  const residency::DiskStreamedWeights* disk_ = nullptr;
 };
 
 struct SessionOptions {

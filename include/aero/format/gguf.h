@@ -65,6 +65,7 @@ class GgufFile {
   const std::vector<GgufTensor>& tensors() const { return tensors_; }  // in file order
   const GgufTensor* find(std::string_view name) const;
   std::span<const std::uint8_t> data(const GgufTensor& tensor) const;
+  const MappedFile& mapped() const { return map_; }
 
  private:
   MappedFile map_;

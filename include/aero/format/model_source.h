@@ -48,6 +48,13 @@ struct ElementType {
 ElementType element_type_of(quant::GgmlType type);
 std::optional<quant::GgmlType> ggml_type_of(DType dtype, int ggml_type);
 
+// Where a tensor's bytes lie on disk: for reading them without the mapping (the disk tier).
+struct FileLocation {
+  std::filesystem::path path;
+  std::uint64_t offset = 0;     // of the tensor's first byte in that file
+  std::uint64_t file_size = 0;  // of the file when the source opened it
+};
+
 class ModelSource {
  public:
   // PATH: .aero, AEROSET, .gguf, .safetensors (or sharded index), or a Hugging Face folder;
@@ -64,8 +71,12 @@ class ModelSource {
   const ModelMetadata& metadata() const { return metadata_; }
   // Takes metadata from another source (a sidecar HF folder or GGUF for files without any).
   void adopt_metadata(const ModelMetadata& other);
+  // The file and offset of bytes of a tensor (every source maps its files whole). Throws
+  // aero::Error for bytes outside every file (a view into something else).
+  FileLocation locate(std::span<const std::uint8_t> bytes) const;
 
  protected:
+  std::vector<const MappedFile*> mapped_;  // the files tensors are views into
   SourceFormat format_ = SourceFormat::Aero;
   ShapeOrder native_order_ = ShapeOrder::RowMajor;
   std::vector<SourceTensor> tensors_;

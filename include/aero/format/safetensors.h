@@ -39,6 +39,7 @@ class SafetensorsModel {
   std::span<const std::uint8_t> data(const SafetensorsTensor& tensor) const;
   const Json& metadata() const { return metadata_; }  // __metadata__ of the first file
   std::vector<std::filesystem::path> files() const;
+  std::vector<const MappedFile*> mapped_files() const;
 
  private:
   void add_file(const std::filesystem::path& path);

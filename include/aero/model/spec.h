@@ -16,9 +16,17 @@
 namespace aero::model {
 
 // Llama covers Llama 2/3/3.x, Mistral, TinyLlama and SmolLM2; Qwen2 adds q/k/v biases;
-// Qwen3 adds per-head RMSNorm of q and k. The forward pass is one function with these facts.
-enum class Family { Llama, Qwen2, Qwen3 };
+// Qwen3 adds per-head RMSNorm of q and k; Phi3 stores q/k/v and gate/up fused, one matrix
+// each; Gemma2 scales the embedding, normalizes with (1 + w) before and after attention and
+// the feed-forward block, gates with GELU-tanh, soft-caps scores and logits and alternates
+// sliding-window and global layers; Gemma3 drops the soft-caps, adds Qwen3's q/k norms and
+// gives its sliding layers a rope base of their own. The forward pass is one function with
+// these facts, which ModelSpec holds as data.
+enum class Family { Llama, Qwen2, Qwen3, Phi3, Gemma2, Gemma3 };
 std::string_view family_name(Family family);
+
+// The feed-forward block's gate: silu(gate) · up, or gelu_tanh(gate) · up (Gemma).
+enum class Activation { Silu, GeluTanh };
 
 struct RopeScaling {
   enum class Kind { None, Linear, Llama3 } kind = Kind::None;
@@ -46,9 +54,29 @@ struct ModelSpec {
   std::int32_t bos_id = -1;
   std::vector<std::int32_t> eos_ids;  // every id that ends generation
 
+  Activation activation = Activation::Silu;
+  double embedding_scale = 1.0;  // the embedding rows are multiplied by it (Gemma: √hidden)
+  double attention_scale = 0;    // attention scores' factor; 0: 1/√head_dim
+  double attn_softcap = 0;       // scores become cap·tanh(score/cap) (Gemma 2); 0: not
+  double final_softcap = 0;      // logits, likewise
+  // Sliding layers attend to their last `sliding_window` positions only (0: no layer slides).
+  std::int64_t sliding_window = 0;
+  std::vector<bool> sliding_layers;  // per layer, when sliding_window > 0
+  double rope_theta_local = 0;       // sliding layers' rope base, unscaled (Gemma 3); 0: as the others
+
+  bool sliding(std::int64_t layer) const {
+    return sliding_window > 0 && static_cast<std::size_t>(layer) < sliding_layers.size() &&
+           sliding_layers[static_cast<std::size_t>(layer)];
+  }
+  // Gemma's RMSNorm multiplies by (1 + w): Hugging Face files store w, GGUF files 1 + w (as
+  // llama.cpp's converter writes them).
+  bool norm_adds_one() const { return family == Family::Gemma2 || family == Family::Gemma3; }
+
   // Per-pair inverse frequencies (head_dim / 2 of them), scaling applied; `freq_factors`
   // (GGUF's rope_freqs tensor) divides them when present.
   std::vector<double> rope_inv_freq(const std::vector<float>& freq_factors = {}) const;
+  // Those of the sliding layers when they have a base of their own (rope_theta_local), else empty.
+  std::vector<double> rope_inv_freq_local() const;
   // Multiply-adds of one forward pass over n tokens from an empty context, as a prompt is run:
   // every token through every layer's matrices, causal attention's scores and weighted sums,
   // and the output head for the last token (the one whose logits generation needs).

@@ -18,17 +18,28 @@ namespace aero::model {
 
 using quant::Matrix;
 
-// The roles of a decoder layer's tensors, each with its Hugging Face and GGUF name.
+// The roles of a decoder layer's tensors, each with its Hugging Face and GGUF name. AttnQkv
+// and FfnGateUp are Phi-3's fused matrices (q, k, v and gate, up stacked by rows); AttnPostNorm
+// and FfnPostNorm are Gemma's norms of each block's output.
 enum class Role {
-  AttnNorm, AttnQ, AttnK, AttnV, AttnOut, AttnQBias, AttnKBias, AttnVBias, AttnQNorm, AttnKNorm,
-  FfnNorm, FfnGate, FfnUp, FfnDown,
+  AttnNorm, AttnQ, AttnK, AttnV, AttnQkv, AttnOut, AttnQBias, AttnKBias, AttnVBias, AttnQNorm, AttnKNorm,
+  AttnPostNorm, FfnNorm, FfnGate, FfnUp, FfnGateUp, FfnDown, FfnPostNorm,
 };
 struct RoleNames {
   Role role;
   const char* hf;    // after "model.layers.{i}."
   const char* gguf;  // after "blk.{i}."
 };
-const std::vector<RoleNames>& layer_roles();
+// A family's layer tensors (the names differ: Gemma's post_attention_layernorm is the
+// attention block's output norm, Llama's the feed-forward block's input norm).
+const std::vector<RoleNames>& layer_roles(Family family = Family::Llama);
+bool is_norm(Role role);
+// The name of a layer tensor in GGUF's convention or Hugging Face's.
+std::string layer_tensor_name(bool gguf, std::int64_t layer, const RoleNames& role);
+// The tensors of layer `layer` that the source has (every role present, in role order); the
+// source's naming convention is told by its embedding's name.
+std::vector<const format::SourceTensor*> layer_tensors(const format::ModelSource& source, std::int64_t layer,
+                                                       Family family = Family::Llama);
 // Whole-model tensors: embedding, final norm, output head (absent when tied), GGUF rope factors.
 inline constexpr const char* kHfEmbedding = "model.embed_tokens.weight";
 inline constexpr const char* kHfOutputNorm = "model.norm.weight";
@@ -38,12 +49,15 @@ inline constexpr const char* kGgufOutputNorm = "output_norm.weight";
 inline constexpr const char* kGgufOutput = "output.weight";
 inline constexpr const char* kGgufRopeFreqs = "rope_freqs.weight";
 
-// Norm weights and biases are small; they are converted to f32 once at load.
+// Norm weights and biases are small; they are converted to f32 once at load (Gemma's norms
+// as the 1 + w they multiply by). Fused matrices are used through views of their rows: q, k
+// and v (gate and up) of Phi-3 are consecutive row ranges of one stored matrix.
 struct LayerWeights {
   std::vector<float> attn_norm, ffn_norm;
+  std::vector<float> attn_post_norm, ffn_post_norm;  // Gemma; empty for the others
   Matrix q, k, v, out;
   std::vector<float> q_bias, k_bias, v_bias;  // empty when the model has none
-  std::vector<float> q_norm, k_norm;          // Qwen3: per-head RMSNorm weights
+  std::vector<float> q_norm, k_norm;          // Qwen3, Gemma3: per-head RMSNorm weights
   Matrix gate, up, down;
 };
 
@@ -63,22 +77,28 @@ class LayerResidency {
   virtual void release(std::int64_t layer) = 0;
 };
 
+// Every weight the spec needs, as views into the mapped source (no matrix page is touched);
+// norms and biases converted to f32. Checks that every tensor is present with the right shape
+// and a type aero can compute with; throws aero::Error naming the first that is not.
+struct ModelWeights {
+  ModelWeights(const format::ModelSource& source, const ModelSpec& spec);
+  GlobalWeights globals;
+  std::vector<LayerWeights> layers;
+  // Bytes of weights read per generated token (all matrices once, the embedding row aside).
+  std::uint64_t bytes_per_token = 0;
+};
+
 // Every layer used where it lies in the mapped source.
 class ResidentWeights final : public LayerResidency {
  public:
-  // Checks that every tensor the spec needs is present with the right shape and a type aero
-  // can compute with; throws aero::Error naming the first that is not.
   ResidentWeights(const format::ModelSource& source, const ModelSpec& spec);
-  const GlobalWeights& globals() const override { return globals_; }
-  const LayerWeights& acquire(std::int64_t layer) override { return layers_[static_cast<std::size_t>(layer)]; }
+  const GlobalWeights& globals() const override { return weights_.globals; }
+  const LayerWeights& acquire(std::int64_t layer) override { return weights_.layers[static_cast<std::size_t>(layer)]; }
   void release(std::int64_t) override {}
-  // Bytes of weights read per generated token (all matrices once, the embedding row aside).
-  std::uint64_t bytes_per_token() const { return bytes_per_token_; }
+  std::uint64_t bytes_per_token() const { return weights_.bytes_per_token; }
 
  private:
-  GlobalWeights globals_;
-  std::vector<LayerWeights> layers_;
-  std::uint64_t bytes_per_token_ = 0;
+  ModelWeights weights_;
 };
 
 }  // namespace aero::model

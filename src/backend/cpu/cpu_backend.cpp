@@ -34,6 +34,11 @@ std::string_view kv_type_name(KvType type) {
 namespace cpu {
 namespace {
 
+float gelu_tanh(float x) {
+  constexpr float kSqrt2OverPi = 0.7978845608028654f;
+  return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * (x + 0.044715f * x * x * x)));
+}
+
 // Per layer, keys then values, each [kv_heads][slots × capacity][row]: slot s holds rows
 // s × capacity + position, so one head's positions of one sequence are contiguous, which is
 // the order attention reads them in.
@@ -132,6 +137,22 @@ class CpuBackend final : public Backend {
     });
   }
 
+  void gelu_tanh_mul(const float* gate, const float* up, std::int64_t count, float* out) override {
+    for_rows(count / 1024 + 1, 1024, [&](std::int64_t block) {
+      const std::int64_t begin = block * 1024, end = std::min(count, begin + 1024);
+      for (std::int64_t i = begin; i < end; ++i) out[i] = gelu_tanh(gate[i]) * up[i];
+    });
+  }
+
+  void scale(float* x, std::int64_t count, float factor) override {
+    for (std::int64_t i = 0; i < count; ++i) x[i] *= factor;
+  }
+
+  void softcap(float* x, std::int64_t count, float cap) override {
+    if (!(cap > 0)) fail("softcap: the cap must be positive, not {}", cap);
+    for (std::int64_t i = 0; i < count; ++i) x[i] = cap * std::tanh(x[i] / cap);
+  }
+
   void rope(float* x, std::int64_t n, std::int64_t heads, std::int64_t head_dim, std::span<const float> cos_sin,
             model::RopeLayout layout) override {
     const std::int64_t half = head_dim / 2;
@@ -158,7 +179,7 @@ class CpuBackend final : public Backend {
 
   void attention(KvCache& cache_base, std::int64_t layer, const float* q, const float* k, const float* v,
                  std::span<const std::int32_t> slots, std::span<const std::int32_t> positions, std::int64_t heads,
-                 float* out) override {
+                 float* out, const AttentionOptions& options) override {
     auto& cache = static_cast<CpuKvCache&>(cache_base);
     const std::int64_t n = static_cast<std::int64_t>(positions.size()), d = cache.head_dim, kv_heads = cache.kv_heads;
     if (slots.size() != positions.size()) fail("attention: {} slots for {} positions", slots.size(), positions.size());
@@ -176,7 +197,12 @@ class CpuBackend final : public Backend {
       }
     }
     const std::int64_t group = heads / kv_heads;
-    const auto scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
+    const auto scale = static_cast<float>(options.scale > 0 ? options.scale : 1.0 / std::sqrt(static_cast<double>(d)));
+    const auto softcap = static_cast<float>(options.softcap);
+    // A sliding window: the positions a token at `pos` sees start here.
+    const auto first_seen = [window = options.window](std::int32_t pos) -> std::int64_t {
+      return window > 0 ? std::max<std::int64_t>(0, pos - window + 1) : 0;
+    };
     const AttendFn attend = d % 8 != 0                     ? nullptr
                             : cache.type == KvType::F32 ? k_.attend_f32
                             : cache.type == KvType::F16 ? k_.attend_f16
@@ -184,20 +210,22 @@ class CpuBackend final : public Backend {
     if (attend) {  // the heads that share a key/value head together: each cache row read once for them
       pool_.run(static_cast<std::size_t>(n * kv_heads), [&](std::size_t task) {
         const std::int64_t t = static_cast<std::int64_t>(task) / kv_heads, g = static_cast<std::int64_t>(task) % kv_heads;
-        const std::int32_t slot = slots[static_cast<std::size_t>(t)];
-        const std::int64_t len = positions[static_cast<std::size_t>(t)] + 1;
+        const std::int32_t slot = slots[static_cast<std::size_t>(t)], pos = positions[static_cast<std::size_t>(t)];
+        const std::int64_t from = first_seen(pos), len = pos + 1 - from;
         thread_local std::vector<float> scores;
         scores.resize(static_cast<std::size_t>(group * len));
         const std::int64_t first = t * heads + g * group;
-        attend(cache.key(layer, g, slot, 0), cache.value(layer, g, slot, 0), static_cast<std::size_t>(cache.row_bytes),
-               len, q + first * d, static_cast<int>(group), d, scale, out + first * d, scores.data());
+        attend(cache.key(layer, g, slot, from), cache.value(layer, g, slot, from),
+               static_cast<std::size_t>(cache.row_bytes), len, q + first * d, static_cast<int>(group), d, scale, softcap,
+               out + first * d, scores.data());
       });
       return;
     }
     pool_.run(static_cast<std::size_t>(n * heads), [&](std::size_t task) {
       const std::int64_t t = static_cast<std::int64_t>(task) / heads, h = static_cast<std::int64_t>(task) % heads;
-      attend_head(cache, layer, h / group, slots[static_cast<std::size_t>(t)], positions[static_cast<std::size_t>(t)],
-                  q + (t * heads + h) * d, scale, out + (t * heads + h) * d);
+      const std::int32_t pos = positions[static_cast<std::size_t>(t)];
+      attend_head(cache, layer, h / group, slots[static_cast<std::size_t>(t)], first_seen(pos), pos,
+                  q + (t * heads + h) * d, scale, softcap, out + (t * heads + h) * d);
     });
   }
 
@@ -235,16 +263,16 @@ class CpuBackend final : public Backend {
     }
   }
 
-  // One query head against positions 0..pos of its key/value head in `slot`: scores, softmax,
-  // and the probability-weighted sum of values.
-  void attend_head(CpuKvCache& cache, std::int64_t layer, std::int64_t g, std::int32_t slot, std::int32_t pos,
-                   const float* q, float scale, float* out) {
+  // One query head against positions from..pos of its key/value head in `slot`: scores
+  // (soft-capped when softcap > 0), softmax, and the probability-weighted sum of values.
+  void attend_head(CpuKvCache& cache, std::int64_t layer, std::int64_t g, std::int32_t slot, std::int64_t from,
+                   std::int32_t pos, const float* q, float scale, float softcap, float* out) {
     thread_local std::vector<float> scores, row;
     thread_local std::vector<std::uint8_t> q8;
-    const std::int64_t d = cache.head_dim, len = pos + 1;
+    const std::int64_t d = cache.head_dim, len = pos + 1 - from;
     scores.resize(static_cast<std::size_t>(len));
-    const std::uint8_t* keys = cache.key(layer, g, slot, 0);
-    const std::uint8_t* values = cache.value(layer, g, slot, 0);
+    const std::uint8_t* keys = cache.key(layer, g, slot, from);
+    const std::uint8_t* values = cache.value(layer, g, slot, from);
     const auto stride = static_cast<std::size_t>(cache.row_bytes);
     DotFn dot = cache.type == KvType::F32 ? k_.f32 : cache.type == KvType::F16 ? k_.f16 : q8_0_dot();
     if (cache.type == KvType::Q8_0) {
@@ -255,7 +283,11 @@ class CpuBackend final : public Backend {
       dot(keys + j * stride, stride, static_cast<int>(std::min<std::int64_t>(kMaxRows, len - j)), q, q8.data(), d,
           scores.data() + j);
     float max = -INFINITY;
-    for (float& s : scores) max = std::max(max, s *= scale);
+    for (float& s : scores) {
+      s *= scale;
+      if (softcap > 0) s = softcap * std::tanh(s / softcap);
+      max = std::max(max, s);
+    }
     float sum = 0;
     for (float& s : scores) sum += (s = std::exp(s - max));
     std::fill(out, out + d, 0.0f);

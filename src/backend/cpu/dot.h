@@ -43,10 +43,12 @@ using SiluMulFn = void (*)(const float* gate, const float* up, std::int64_t n, f
 
 // Attention of `heads` query heads (q: heads × d, one after another) that share one key/value
 // head, over cache rows 0..len-1 (`stride` bytes apart, f32 or f16): out[h] = softmax(scale ·
-// q[h]·Kᵀ) · V. Each key and value row is loaded once for all the heads. `scores` holds
+// q[h]·Kᵀ) · V, each scaled score s soft-capped to softcap · tanh(s / softcap) first when
+// softcap > 0. Each key and value row is loaded once for all the heads. `scores` holds
 // heads × len floats of scratch. (d a multiple of 8.)
 using AttendFn = void (*)(const std::uint8_t* keys, const std::uint8_t* values, std::size_t stride, std::int64_t len,
-                          const float* q, int heads, std::int64_t d, float scale, float* out, float* scores);
+                          const float* q, int heads, std::int64_t d, float scale, float softcap, float* out,
+                          float* scores);
 
 // A 4-row × 4-token tile of a batched product (prompt processing): out[t·out_stride + r]
 // for weight rows r < 4 (`stride` bytes apart) and prepared activation rows t < 4

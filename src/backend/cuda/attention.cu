@@ -136,8 +136,13 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionCall c, in
   }
   __syncthreads();
   int len = 0;  // keys any row of this tile sees
+  int lowest = 0;  // with a window: the first key any row sees (tiles before it are skipped)
   for (int r = 0; r < rows; ++r) len = max(len, s.pos[r] + 1);
-  const int begin = split * c.split_len, end = min(len, begin + c.split_len);
+  if (c.window > 0) {
+    lowest = len;
+    for (int r = 0; r < rows; ++r) lowest = min(lowest, max(0, s.pos[r] - c.window + 1));
+  }
+  const int begin = max(split * c.split_len, lowest), end = min(len, split * c.split_len + c.split_len);
   const std::uint8_t* keys = c.layer.keys + g * c.layer.head_bytes + slot_rows * c.layer.row_bytes;
   const std::uint8_t* values = c.layer.values + g * c.layer.head_bytes + slot_rows * c.layer.row_bytes;
 
@@ -190,7 +195,11 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(AttentionCall c, in
     for (int j = 0; j < 4; ++j) {
       const int r = warp + kWarps * j;
       if (r >= rows) continue;  // (the same for the whole warp)
-      const float score = lane < tile && k0 + lane <= s.pos[r] ? dot[j] * c.scale : -INFINITY;  // causal mask
+      // Causal mask, and the window's: a key at least `window` positions back is not seen.
+      const bool seen = lane < tile && k0 + lane <= s.pos[r] && (c.window <= 0 || k0 + lane > s.pos[r] - c.window);
+      float score = dot[j] * c.scale;
+      if (c.softcap > 0.0f) score = c.softcap * tanhf(score / c.softcap);
+      score = seen ? score : -INFINITY;
       float tile_max = score;
       for (int offset = 16; offset > 0; offset /= 2) tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, offset));
       const float old_max = s.m[r], new_max = fmaxf(old_max, tile_max);

@@ -107,7 +107,9 @@ class CudaKvCache final : public KvCache {
 };
 
 // Operation codes of step signatures (StepGraphs::launch).
-enum Op : std::uint64_t { kEmbed = 10, kMatmul, kRmsNorm, kAddBias, kAdd, kSiluMul, kRope, kAttention };
+enum Op : std::uint64_t {
+  kEmbed = 10, kMatmul, kRmsNorm, kAddBias, kAdd, kSiluMul, kRope, kAttention, kGeluTanhMul, kScale, kSoftcap
+};
 
 class CudaBackend final : public Backend {
  public:
@@ -262,6 +264,25 @@ class CudaBackend final : public Backend {
     check(kernels::silu_mul(gate, up, count, out, stream_.get()), "silu_mul");
   }
 
+  void gelu_tanh_mul(const float* gate, const float* up, std::int64_t count, float* out) override {
+    use_device(device_);
+    if (!graphs_.launch((Signature(kGeluTanhMul) << gate << up << count << out).value())) return;
+    check(kernels::gelu_tanh_mul(gate, up, count, out, stream_.get()), "gelu_tanh_mul");
+  }
+
+  void scale(float* x, std::int64_t count, float factor) override {
+    use_device(device_);
+    if (!graphs_.launch((Signature(kScale) << x << count << static_cast<double>(factor)).value())) return;
+    check(kernels::scale(x, count, factor, stream_.get()), "scale");
+  }
+
+  void softcap(float* x, std::int64_t count, float cap) override {
+    use_device(device_);
+    if (!(cap > 0)) fail("softcap: the cap must be positive, not {}", cap);
+    if (!graphs_.launch((Signature(kSoftcap) << x << count << static_cast<double>(cap)).value())) return;
+    check(kernels::softcap(x, count, cap, stream_.get()), "softcap");
+  }
+
   void rope(float* x, std::int64_t n, std::int64_t heads, std::int64_t head_dim, std::span<const float> cos_sin,
             model::RopeLayout layout) override {
     use_device(device_);
@@ -288,8 +309,10 @@ class CudaBackend final : public Backend {
 
   void attention(KvCache& cache_base, std::int64_t layer, const float* q, const float* k, const float* v,
                  std::span<const std::int32_t> slots, std::span<const std::int32_t> positions, std::int64_t heads,
-                 float* out) override {
+                 float* out, const AttentionOptions& options) override {
     use_device(device_);
+    if (options.window < 0 || options.window > std::numeric_limits<int>::max())
+      fail("attention: a sliding window of {} positions", options.window);
     auto& cache = static_cast<CudaKvCache&>(cache_base);
     const std::int64_t n = static_cast<std::int64_t>(positions.size()), d = cache.head_dim(), kv_heads = cache.kv_heads();
     if (slots.size() != positions.size()) fail("attention: {} slots for {} positions", slots.size(), positions.size());
@@ -328,13 +351,16 @@ class CudaBackend final : public Backend {
     call.tile_count = static_cast<int>((static_cast<std::int64_t>(plan_.size()) - 2 * n) / 3);
     call.n = n;
     call.heads = static_cast<int>(heads);
-    call.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));  // as the CPU's
+    call.scale = static_cast<float>(options.scale > 0 ? options.scale : 1.0 / std::sqrt(static_cast<double>(d)));  // as the CPU's
+    call.softcap = static_cast<float>(options.softcap);
+    call.window = static_cast<int>(options.window);
     // In a step, the bucket's length: the launch is the same for every step of the bucket.
     call.max_len = static_cast<int>(std::max<std::int64_t>(max_position + 1, std::min(step_max_len_, cache.capacity())));
     choose_splits(call);
     const auto scratch = kernels::attention_scratch_floats(n, call.heads, static_cast<int>(d), call.splits);
     if (!graphs_.launch((Signature(kAttention) << kv.keys << q << k << v << out << device_plan << n << heads
-                         << call.tile_count << call.max_len << call.splits)
+                         << call.tile_count << call.max_len << call.splits << static_cast<double>(call.scale)
+                         << static_cast<double>(call.softcap) << call.window)
                             .value()))
       return;
     check(kernels::kv_store(kv, k, v, device_plan + n, n, stream_.get()), "storing keys and values");

@@ -1,4 +1,5 @@
-// The CUDA backend's small kernels: RMSNorm, bias, residual add, SiLU·mul, rope. Each is a
+// The CUDA backend's small kernels: RMSNorm, bias, residual add, SiLU·mul, GELU-tanh·mul,
+// scale, soft-cap, rope. Each is a
 // few percent of a token's time at most; they are written to be plainly correct, with
 // coalesced access and no more.
 #include <cuda_runtime.h>
@@ -72,6 +73,27 @@ __global__ void silu_mul_kernel(const float* gate, const float* up, std::int64_t
   }
 }
 
+__global__ void gelu_tanh_mul_kernel(const float* gate, const float* up, std::int64_t count, float* out) {
+  constexpr float kSqrt2OverPi = 0.7978845608028654f;
+  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < count;
+       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+    const float g = gate[i];
+    out[i] = 0.5f * g * (1.0f + tanhf(kSqrt2OverPi * (g + 0.044715f * g * g * g))) * up[i];
+  }
+}
+
+__global__ void scale_kernel(float* x, std::int64_t count, float factor) {
+  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < count;
+       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x)
+    x[i] *= factor;
+}
+
+__global__ void softcap_kernel(float* x, std::int64_t count, float cap) {
+  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < count;
+       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x)
+    x[i] = cap * tanhf(x[i] / cap);
+}
+
 // One thread per rotated pair: (token, head, pair i).
 __global__ void rope_kernel(float* x, std::int64_t heads, std::int64_t head_dim, const float* cos_sin, bool half_split,
                             std::int64_t pairs) {
@@ -125,6 +147,24 @@ cudaError_t add(float* x, const float* y, std::int64_t count, cudaStream_t strea
 cudaError_t silu_mul(const float* gate, const float* up, std::int64_t count, float* out, cudaStream_t stream) {
   if (count <= 0) return cudaSuccess;
   silu_mul_kernel<<<blocks_for(count), kThreads, 0, stream>>>(gate, up, count, out);
+  return cudaGetLastError();
+}
+
+cudaError_t gelu_tanh_mul(const float* gate, const float* up, std::int64_t count, float* out, cudaStream_t stream) {
+  if (count <= 0) return cudaSuccess;
+  gelu_tanh_mul_kernel<<<blocks_for(count), kThreads, 0, stream>>>(gate, up, count, out);
+  return cudaGetLastError();
+}
+
+cudaError_t scale(float* x, std::int64_t count, float factor, cudaStream_t stream) {
+  if (count <= 0) return cudaSuccess;
+  scale_kernel<<<blocks_for(count), kThreads, 0, stream>>>(x, count, factor);
+  return cudaGetLastError();
+}
+
+cudaError_t softcap(float* x, std::int64_t count, float cap, cudaStream_t stream) {
+  if (count <= 0) return cudaSuccess;
+  softcap_kernel<<<blocks_for(count), kThreads, 0, stream>>>(x, count, cap);
   return cudaGetLastError();
 }
 

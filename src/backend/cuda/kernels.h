@@ -27,6 +27,12 @@ cudaError_t add_bias(float* x, const float* bias, std::int64_t width, std::int64
 cudaError_t add(float* x, const float* y, std::int64_t count, cudaStream_t stream);
 // out = silu(gate) · up; out may be gate or up.
 cudaError_t silu_mul(const float* gate, const float* up, std::int64_t count, float* out, cudaStream_t stream);
+// out = gelu_tanh(gate) · up; out may be gate or up.
+cudaError_t gelu_tanh_mul(const float* gate, const float* up, std::int64_t count, float* out, cudaStream_t stream);
+// x *= factor
+cudaError_t scale(float* x, std::int64_t count, float factor, cudaStream_t stream);
+// x = cap · tanh(x / cap)
+cudaError_t softcap(float* x, std::int64_t count, float cap, cudaStream_t stream);
 // Rotates n × heads heads of head_dim by cos_sin ([token][pair][cos, sin]): pairs (i, i + d/2)
 // when `half_split`, else (2i, 2i + 1).
 cudaError_t rope(float* x, std::int64_t n, std::int64_t heads, std::int64_t head_dim, const float* cos_sin,
@@ -50,7 +56,8 @@ cudaError_t kv_store(const KvLayer& layer, const float* k, const float* v, const
 
 // Causal attention of n tokens' queries (n × heads × head_dim) over the cache, query head h
 // reading key/value head h / (heads / kv_heads), token t positions 0..positions[t] of its
-// slot; scores scaled by `scale`. Query row t × group + j is head j of token t's group. One
+// slot (only the last `window` of them when window > 0); scores scaled by `scale`, then
+// soft-capped to softcap · tanh(score / softcap) when softcap > 0. Query row t × group + j is head j of token t's group. One
 // flash-style pass (online softmax) per tile of query rows of one slot, `tiles` giving per
 // block (first query row, rows ≤ kAttentionRows, the slot's first cache row); with `splits` > 1
 // each block covers `split_len` positions and a second kernel combines the partial results
@@ -65,6 +72,8 @@ struct AttentionCall {
   std::int64_t n = 0;
   int heads = 0;
   float scale = 1;
+  float softcap = 0;
+  int window = 0;
   int max_len = 0;  // max(positions) + 1
   int splits = 1, split_len = 0;
   float* scratch = nullptr;

@@ -127,6 +127,12 @@ std::span<const std::uint8_t> SafetensorsModel::data(const SafetensorsTensor& t)
   return f.map.bytes().subspan(f.data_start + t.begin, t.end - t.begin);
 }
 
+std::vector<const MappedFile*> SafetensorsModel::mapped_files() const {
+  std::vector<const MappedFile*> out;
+  for (const auto& f : files_) out.push_back(&f->map);
+  return out;
+}
+
 std::vector<std::filesystem::path> SafetensorsModel::files() const {
   std::vector<std::filesystem::path> out;
   for (const auto& f : files_) out.push_back(f->map.path());

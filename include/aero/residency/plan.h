@@ -1,0 +1,139 @@
+// Where each layer of a model lives and runs when the model does not fit where it would run
+// fastest: the placement planner. From per-layer sizes, memory budgets, measured bandwidths and
+// the workload (tokens per pass) it decides for every layer one of
+//   GpuResident    weights kept in GPU memory;
+//   StreamedToGpu  weights kept in host RAM, copied to a ring of GPU slots each pass;
+//   CpuCompute     weights kept in host RAM, computed there by the CPU;
+//   Disk           weights not in the RAM budget: read from disk each pass into a ring of host
+//                  buffers, then computed on the CPU or copied to the GPU (`compute` says which);
+// and predicts the seconds of one pass with the resource that bounds it.
+//
+// The time model (docs/architecture.md, "Residency and planning"): the layers' compute is one
+// chain (each layer needs the previous one's output), but copies and disk reads do not depend on
+// activations, so the copy engine brings streamed layers and the disk reads Disk layers while the
+// chain computes (streamed and CPU layers interleaved, S C S C, so the copy engine is never idle
+// while the CPU computes). A pass takes the longest of
+//   chain = Σ GPU-computed layers max(bytes / GPU memory, FLOPs / GPU FLOP/s)
+//         + Σ CPU-computed layers max(bytes / host memory, FLOPs / CPU FLOP/s)
+//   copy  = Σ layers crossing PCIe bytes / host→GPU
+//   disk  = Σ Disk layers bytes / disk
+// so for bs=1 decode the part that is not resident moves at about PCIe + host bandwidth, and for
+// prefill or large batches (CPU FLOP-bound) streaming everything wins. Attention's own work and
+// the KV cache's reads are left out of the times (small against the weights at these contexts).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace aero::residency {
+
+// "4GiB", "512MiB", "1.5G", "300M", "4096": K/M/G/T with or without "iB"/"B" are binary (1024^n,
+// as memory is sized), KB/MB/GB/TB decimal; a bare number is bytes. Throws aero::Error naming
+// `what` (e.g. "--ram") for anything else: empty, negative, a unit it does not know, overflow.
+std::uint64_t parse_size(std::string_view text, std::string_view what);
+// "3.50 GiB", "512 MiB", "100 B": for plans and messages.
+std::string format_size(std::uint64_t bytes);
+
+enum class Tier { GpuResident, StreamedToGpu, CpuCompute, Disk };
+enum class Processor { Gpu, Cpu };
+std::string_view tier_name(Tier tier);  // "gpu-resident", "streamed-to-gpu", "cpu", "disk"
+
+struct Placement {
+  Tier tier = Tier::CpuCompute;
+  Processor compute = Processor::Cpu;  // Gpu for GpuResident and StreamedToGpu; either for Disk
+  bool operator==(const Placement&) const = default;
+};
+
+// What one layer (or the output head) costs: bytes as stored, its KV cache, its work.
+struct LayerCost {
+  std::uint64_t weight_bytes = 0;  // everything read per pass: matrices, norms, biases
+  std::uint64_t kv_bytes = 0;      // its KV cache at the planned context (on the device computing it)
+  double flops_per_token = 0;      // 2 × multiply-adds of one token through its matrices
+};
+
+struct ModelCosts {
+  std::vector<LayerCost> layers;
+  // The output head (flops per row of logits). When `output_tied` it is the embedding: on the
+  // CPU it costs no RAM beyond the embedding's.
+  LayerCost output;
+  bool output_tied = false;
+  std::uint64_t embedding_bytes = 0;  // always in host RAM: rows are looked up on the host
+  // Activations of one pass (at the most tokens a pass takes), on the device that computes.
+  std::uint64_t activation_bytes = 0;
+};
+
+struct Budgets {
+  std::uint64_t gpu = 0;  // 0: no GPU, a CPU run
+  std::uint64_t ram = 0;
+};
+
+// Bytes/s and FLOP/s as measured on this machine. GPU figures are unused without a GPU and disk
+// is unused when no layer goes to disk (a plan needs it only for its prediction then).
+struct Bandwidths {
+  double gpu_memory = 0;   // GPU reading its own memory
+  double host_to_gpu = 0;  // pinned host memory → GPU copy
+  double host_memory = 0;  // CPU reading RAM with every compute thread
+  double disk = 0;         // sequential O_DIRECT reads of the model file
+  double gpu_flops = 0;
+  double cpu_flops = 0;
+};
+
+struct Workload {
+  std::int64_t tokens = 1;      // tokens through every layer per pass
+  std::int64_t logit_rows = 1;  // rows of logits per pass (one per sequence)
+  static Workload decode() { return {1, 1}; }
+  static Workload prefill(std::int64_t n) { return {n, 1}; }
+  static Workload batch(std::int64_t sequences) { return {sequences, sequences}; }
+};
+
+enum class Bound { GpuMemory, GpuCompute, HostMemory, CpuCompute, HostToGpu, Disk };
+std::string_view bound_name(Bound bound);  // "GPU memory bandwidth", "host→GPU copy", ...
+
+struct Prediction {
+  double seconds = 0;  // one pass: max(chain, copy, disk)
+  Bound bound = Bound::HostMemory;
+  double chain_seconds = 0, copy_seconds = 0, disk_seconds = 0;
+  // The chain's parts, each layer counted under the limit that sets its time.
+  double gpu_memory_seconds = 0, gpu_compute_seconds = 0, host_memory_seconds = 0, cpu_compute_seconds = 0;
+};
+
+struct Plan {
+  std::vector<Placement> layers;
+  Placement output;  // the output head (never Disk: it is read every pass, whatever the layers)
+  // Rings: GPU slots for layers that cross PCIe (streamed or from disk), host buffers for layers
+  // read from disk; each slot holds the largest such layer.
+  int gpu_slots = 0;
+  std::uint64_t gpu_slot_bytes = 0;
+  int disk_slots = 0;
+  std::uint64_t disk_slot_bytes = 0;
+  std::uint64_t gpu_bytes = 0, ram_bytes = 0;  // what the plan uses of each budget
+  Prediction prediction;
+
+  bool uses_gpu() const;
+  bool needs_disk() const;
+  int count(Tier tier) const;
+};
+
+// The plan with the shortest predicted pass that fits both budgets (ties: more on the GPU, less
+// read from disk). Throws aero::Error (one line) when it cannot run at all: a zero budget, a
+// needed bandwidth that is not positive, one layer's working set larger than the GPU budget, or
+// RAM too small for what must stay in it (embedding, KV cache and activations of CPU-computed
+// layers, the disk ring).
+Plan plan(const ModelCosts& costs, const Budgets& budgets, const Bandwidths& bw, const Workload& work);
+
+// The time model applied to a given plan (e.g. a decode plan's time on a prefill workload).
+Prediction predict(const Plan& plan, const ModelCosts& costs, const Bandwidths& bw, const Workload& work);
+
+// What --plan prints: one line per group of layers with the same placement ("layers 0-7, 12:
+// gpu-resident (3.50 GiB)"), the output head, the rings, memory used of each budget, and the
+// predicted time per pass with its bound.
+std::vector<std::string> describe(const Plan& plan, const ModelCosts& costs, const Budgets& budgets,
+                                  const Workload& work);
+
+// "0-7, 9, 11-12": layer indices as ranges.
+std::string layer_ranges(const std::vector<std::int64_t>& layers);
+
+}  // namespace aero::residency

@@ -1,0 +1,143 @@
+#include "cli/placement.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "aero/backend/compute_peak.h"
+#include "aero/backend/memory_bandwidth.h"
+#include "aero/backend/thread_pool.h"
+#include "aero/error.h"
+#include "aero/model/weights.h"
+#include "aero/residency/budgets.h"
+#include "aero/residency/disk_weights.h"
+
+namespace aero::cli {
+namespace {
+
+constexpr std::int64_t kPromptBatch = 256;  // Session's tokens per pass for prompts
+
+std::int64_t context_of(const ModelOptions& o, const model::ModelSpec& spec) {
+  return o.context > 0 ? o.context : std::min<std::int64_t>(spec.context, 4096);
+}
+
+residency::ModelCosts costs_of(const ModelOptions& o, const format::ModelSource& source, const model::ModelSpec& spec) {
+  return residency::model_costs(source, spec, context_of(o, spec), backend::kv_type_by_name(o.kv_type), kPromptBatch);
+}
+
+// Figures no probe here measures yet (the GPU streaming executor brings them): the pinned copy
+// as issue 26 measured it on an H200, nominal HBM and tensor throughput of the same GPU.
+residency::Bandwidths assumed_gpu() {
+  return {.gpu_memory = 4.0e12, .host_to_gpu = 55e9, .host_memory = 0, .disk = 0, .gpu_flops = 400e12, .cpu_flops = 0};
+}
+
+// Any positive figures: where a plan depends only on sizes (the CPU's), they decide nothing.
+residency::Bandwidths placeholders() {
+  auto b = assumed_gpu();
+  b.host_memory = b.cpu_flops = b.disk = 1;
+  return b;
+}
+
+std::filesystem::path first_layer_file(const format::ModelSource& source) {
+  for (const auto* t : model::layer_tensors(source, 0)) return source.locate(t->data).path;
+  fail("the model has no layer 0 tensors");
+}
+
+}  // namespace
+
+residency::Budgets budgets(const ModelOptions& o, const backend::Device& device) {
+  residency::Budgets b;
+  b.ram = o.ram.empty() ? residency::default_ram_budget() : residency::parse_size(o.ram, "--ram");
+  if (b.ram == 0) fail("--ram {}: the budget must be more than 0 bytes", o.ram.empty() ? "(free memory)" : o.ram);
+  if (device.kind == backend::Device::Kind::Cuda) {
+    if (!o.gpu_mem.empty()) {
+      b.gpu = residency::parse_size(o.gpu_mem, "--gpu-mem");
+      if (b.gpu == 0) fail("--gpu-mem {}: the budget must be more than 0 bytes", o.gpu_mem);
+    } else {
+      for (const auto& g : backend::list_gpus())
+        if (g.index == device.index) b.gpu = residency::with_margin(g.free_bytes);
+      if (b.gpu == 0) fail("cuda:{}: no free GPU memory to plan with (give --gpu-mem)", device.index);
+    }
+  } else if (!o.gpu_mem.empty()) {
+    residency::parse_size(o.gpu_mem, "--gpu-mem");  // still a size, or one clear error
+  }
+  return b;
+}
+
+engine::Planner run_planner(const ModelOptions& o, const backend::Device& device) {
+  const bool cuda = device.kind == backend::Device::Kind::Cuda;
+  if (cuda && o.gpu_mem.empty()) return {};
+  const auto b = budgets(o, device);
+  return [o, b, cuda](const format::ModelSource& source, const model::ModelSpec& spec) {
+    const auto costs = costs_of(o, source, spec);
+    auto p = residency::plan(costs, b, placeholders(), residency::Workload::decode());
+    if (cuda && (p.count(residency::Tier::GpuResident) != static_cast<int>(p.layers.size()) ||
+                 p.output.tier != residency::Tier::GpuResident))
+      fail("--gpu-mem {}: the model needs more GPU memory than that ({} of its {} layers fit), and this build cannot "
+           "stream layers to the GPU yet (see --plan)",
+           residency::format_size(b.gpu), p.count(residency::Tier::GpuResident), p.layers.size());
+    return p;
+  };
+}
+
+MeasuredPlan measured_plan(const ModelOptions& o, const backend::Device& device, const residency::Budgets& budgets,
+                           const format::ModelSource& source, const model::ModelSpec& spec, double host_gbs,
+                           double cpu_gflops) {
+  MeasuredPlan m;
+  m.budgets = budgets;
+  m.costs = costs_of(o, source, spec);
+  m.bandwidths = device.kind == backend::Device::Kind::Cuda ? assumed_gpu() : residency::Bandwidths{};
+  if (host_gbs <= 0 || cpu_gflops <= 0) {
+    backend::ThreadPool pool(o.threads);
+    // A probe buffer well past the caches, but no more than a slice of the budget.
+    const std::size_t probe = std::clamp<std::uint64_t>(m.budgets.ram / 8, 64ull << 20, 512ull << 20);
+    if (host_gbs <= 0) host_gbs = backend::measure_read_bandwidth(pool, probe, 3);
+    if (cpu_gflops <= 0) cpu_gflops = backend::measure_f32_peak(pool, 3);
+  }
+  m.bandwidths.host_memory = host_gbs * 1e9;
+  m.bandwidths.cpu_flops = cpu_gflops * 1e9;
+  m.measured.push_back(fmt::format("host memory {:.1f} GB/s", host_gbs));
+  m.measured.push_back(fmt::format("CPU {:.0f} GFLOP/s", cpu_gflops));
+  // The disk only matters when something is read from it: sizes decide that, not speeds.
+  auto trial = m.bandwidths;
+  trial.disk = 1;
+  if (residency::plan(m.costs, m.budgets, trial, residency::Workload::decode()).needs_disk()) {
+    const auto file = first_layer_file(source);
+    const double gbs = residency::measure_disk_read(file, std::uint64_t{512} << 20);
+    m.bandwidths.disk = gbs * 1e9;
+    m.measured.push_back(fmt::format("disk {:.2f} GB/s (O_DIRECT reads of {})", gbs, file.filename().string()));
+  }
+  if (device.kind == backend::Device::Kind::Cuda)
+    m.measured.push_back("GPU figures assumed, not measured: copy 55 GB/s, memory 4000 GB/s, 400 TFLOP/s");
+  m.plan = residency::plan(m.costs, m.budgets, m.bandwidths, residency::Workload::decode());
+  return m;
+}
+
+void print_plan(const ModelOptions& o) {
+  const auto device = backend::choose_device(o.device);
+  const auto b = budgets(o, device);
+  auto source = format::ModelSource::open(o.model);
+  if (!o.config.empty()) source->adopt_metadata(format::ModelSource::open(o.config)->metadata());
+  const auto spec = model::read_spec(*source);
+  const auto m = measured_plan(o, device, b, *source, spec);
+  std::uint64_t weights = 0;
+  for (const auto& l : m.costs.layers) weights += l.weight_bytes;
+  fmt::print("model: {} ({}, {} layers, {} of layer weights, context {})\n", o.model, model::family_name(spec.family),
+             spec.layers, residency::format_size(weights), context_of(o, spec));
+  fmt::print("device: {}; measured: {}\n", backend::device_name(device), fmt::join(m.measured, ", "));
+  for (const auto& line : residency::describe(m.plan, m.costs, m.budgets, residency::Workload::decode()))
+    fmt::print("{}\n", line);
+  const auto prompt = residency::predict(m.plan, m.costs, m.bandwidths, residency::Workload::prefill(512));
+  fmt::print("prompt of 512 tokens with this plan: predicted {:.1f} ms per pass ({:.1f} tokens/s), bound by {}\n",
+             prompt.seconds * 1e3, 512 / prompt.seconds, residency::bound_name(prompt.bound));
+}
+
+std::string disk_tier_summary(const engine::Model& model) {
+  const auto* d = model.disk_weights();
+  if (!d) return "";
+  const auto s = d->stats();
+  return fmt::format("disk tier ({}): {} layer reads, {} read, {:.2f} s waiting for reads; {} held in RAM", s.engine,
+                     s.layer_reads, residency::format_size(s.bytes_read), s.wait_seconds, residency::format_size(s.ram_bytes));
+}
+
+}  // namespace aero::cli

@@ -1,0 +1,44 @@
+// --gpu-mem, --ram and --plan: the budgets, the measurements and the planner the commands
+// that run a model hand to engine::Model.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "aero/backend/backend.h"
+#include "aero/engine/session.h"
+#include "aero/residency/plan.h"
+#include "cli/model_options.h"
+
+namespace aero::cli {
+
+// Budgets as the flags give them, or what the device has free (less a margin).
+residency::Budgets budgets(const ModelOptions& options, const backend::Device& device);
+
+// The planner for a run: on the CPU, layers beyond the RAM budget go to disk (the plan depends
+// only on sizes there, so nothing is measured); on a GPU with --gpu-mem the model must fit it
+// (the engine does not stream to the GPU yet). Null on a GPU without --gpu-mem: as before.
+engine::Planner run_planner(const ModelOptions& options, const backend::Device& device);
+
+struct MeasuredPlan {
+  residency::Plan plan;
+  residency::ModelCosts costs;
+  residency::Budgets budgets;
+  residency::Bandwidths bandwidths;
+  std::vector<std::string> measured;  // "host memory 18.2 GB/s", ... as printed
+};
+// Plans `source` within `budgets` (taken before the model is loaded: a loaded model holds some of
+// the memory they count) with measured bandwidths (host memory and CPU peak unless given; the disk
+// only when the plan reads from it; GPU figures assumed until the GPU executor measures them).
+MeasuredPlan measured_plan(const ModelOptions& options, const backend::Device& device, const residency::Budgets& budgets,
+                           const format::ModelSource& source, const model::ModelSpec& spec, double host_gbs = 0,
+                           double cpu_gflops = 0);
+
+// --plan: prints the plan for one-token passes and what it predicts for a 512-token prompt.
+void print_plan(const ModelOptions& options);
+
+// The disk tier's reads in one line ("disk tier: 3.2 GB read at 0.85 GB/s while waiting ..."),
+// empty when the model is not on it.
+std::string disk_tier_summary(const engine::Model& model);
+
+}  // namespace aero::cli
