@@ -43,13 +43,11 @@ while read -r name path; do
 done < <(ldd "$bundle"/bin/* "$bundle"/tests/* | awk '$2 == "=>" && $3 ~ /^\// { print $1, $3 } $2 == "=>" && $3 == "not" { print $1, "missing" }' | sort -u)
 strip --strip-unneeded "$bundle"/lib/* 2>/dev/null || true
 
-# The fixtures CudaForward reads (a few MiB).
-for m in llama llama-mha qwen2 qwen3; do
-  if [ -d "$shared/fixtures/hf/$m" ]; then
-    mkdir -p "$bundle/shared/fixtures/hf"
-    cp -r "$shared/fixtures/hf/$m" "$bundle/shared/fixtures/hf/"
-  fi
-done
+# The fixtures CudaForward and the CLI tests read: every model of fixtures/hf (under 10 MiB).
+if [ -d "$shared/fixtures/hf" ]; then
+  mkdir -p "$bundle/shared/fixtures"
+  cp -r "$shared/fixtures/hf" "$bundle/shared/fixtures/"
+fi
 # The vocabularies the benchmark models are given, so llama.cpp loads the same files.
 mkdir -p "$bundle/shared/fixtures/tokenizer"
 cp "$shared"/fixtures/tokenizer/ggml-vocab-llama-{spm,bpe}.gguf "$bundle/shared/fixtures/tokenizer/" 2>/dev/null || true
