@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up aero and runs its main job: generation on MODEL, with prompt and generation speed.
 # With no MODEL, on a random-weight TinyLlama-1.1B-shaped Q4_0 model made by `aero synth`
-# (no download needed). MODEL: .aero, AEROSET, GGUF, safetensors or HF folder.
+# (no download needed). MODEL: .aero, AEROSET, GGUF, safetensors, HF folder, hf:ORG/NAME or
+# ollama:NAME (aero says in one line when it finds none). On the GPU when there is one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -15,7 +16,6 @@ if [ -z "$model" ]; then
   [ -f "$vocab" ] && vocab_flag=(--vocab "$vocab")
   build/bin/aero synth "$model" --arch llama --preset 1b --type Q4_0 "${vocab_flag[@]}"
 fi
-[ -e "$model" ] || { echo "run: $model not found; pass a model path" >&2; exit 1; }
 build/bin/aero-run "$model" --info
 if build/bin/aero tokenize "$model" "x" >/dev/null 2>&1; then
   echo "generating 64 tokens after the prompt 'The quick brown fox' (random weights give random words):"
