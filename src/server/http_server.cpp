@@ -213,8 +213,11 @@ struct HttpServer::Impl {
       int yes = 1;
       ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
     });
-    // Idle keep-alive connections hold a thread each and delay shutdown by up to this much.
-    http.set_keep_alive_timeout(2);
+    // Idle keep-alive connections hold a thread each and delay shutdown by up to this much. Longer
+    // than clients keep an idle connection (Node's fetch: 4 s), so that a client never sends on a
+    // connection the server is closing (the openai client without retries saw "Connection error"
+    // after a 2-4 s pause with 2 s here).
+    http.set_keep_alive_timeout(5);
     http.set_keep_alive_max_count(1000);
     const int threads = std::max(4, options.http_threads);
     http.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<std::size_t>(threads)); };
