@@ -15,7 +15,10 @@
 # (what the smoke test and the benchmarks run on: default cuda; cpu for a comparison), PEER_SRC
 # (llama.cpp's source, an archive or git bundle: when set, its CUDA llama-bench is built at the
 # start, in the background, and run on every model aero benchmarks, right after aero, same -p/-n/-r,
-# -fa 1 -ngl 99; the table gains its figures and the ratios).
+# -fa 1 -ngl 99; the table gains its figures and the ratios), GPU_MEM (e.g. 4GiB: the STREAM_PRESET
+# (8b) models of STREAM_TYPES (F16 Q4_K_M) are benchmarked again with --gpu-mem, layers streamed,
+# STREAM_TG tokens (16) and batch mode with STREAM_BATCH sequences (32), beside llama.cpp with
+# -ngl PEER_NGL (16)).
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 if [ -n "${BUNDLE:-}" ]; then bundle=$BUNDLE
@@ -122,6 +125,34 @@ bench() {
   fi
   rows+=("$row")
 }
+# stream_bench MODEL LABEL: the model with --gpu-mem $GPU_MEM (layers streamed to the GPU),
+# and llama.cpp with -ngl $PEER_NGL (layers kept on the GPU, the rest computed on the CPU) on the
+# same file: pp, tg and (aero) batch-mode tg.
+stream_rows=()
+stream_bench() {
+  local model=$1 label=$2 log=$work/stream-${2// /-}.log
+  if [ $((SECONDS - start)) -gt "$deadline" ]; then stream_rows+=("| $label | skipped: past ${deadline}s |"); return; fi
+  timeout 240 "$aero" bench "$model" --device "$device" --gpu-mem "$GPU_MEM" -p "${PP:-512}" -n "${STREAM_TG:-16}" -r 1 \
+    -b "${STREAM_BATCH:-32}" >"$log" 2>&1
+  local rc=$?
+  cat "$log"
+  if [ $rc -ne 0 ]; then stream_rows+=("| $label | failed: $(first_error "$log") |"); return; fi
+  local pp tg tgb
+  pp=$(awk -F'|' '$2 ~ /^ pp/ { gsub(/ /, "", $3); print $3 }' "$log")
+  tg=$(awk -F'|' '$2 ~ /^ tg[0-9]+ $/ { gsub(/ /, "", $3); print $3 }' "$log")
+  tgb=$(awk -F'|' '$2 ~ / b[0-9]+ $/ { gsub(/ /, "", $3); print $3 }' "$log")
+  local row="| $label | $GPU_MEM | $pp | $tg | $tgb |"
+  if [ -n "$peer_bin" ] && [ "$peer_bin" != none ]; then
+    local plog=$work/peer-stream-${2// /-}.log
+    timeout 240 "$peer_bin/llama-bench" -m "$model" -p "${PP:-512}" -n "${STREAM_TG:-16}" -r 1 -fa 1 -ngl "${PEER_NGL:-16}" >"$plog" 2>&1
+    grep -E '^\| ' "$plog" || tail -3 "$plog"
+    local ppp tgp
+    ppp=$(awk -F'|' 'NF > 3 && $(NF-2) ~ / pp[0-9]/ { split($(NF-1), a, "±"); gsub(/ /, "", a[1]); print a[1] }' "$plog")
+    tgp=$(awk -F'|' 'NF > 3 && $(NF-2) ~ / tg[0-9]/ { split($(NF-1), a, "±"); gsub(/ /, "", a[1]); print a[1] }' "$plog")
+    row+=" ngl ${PEER_NGL:-16}: ${ppp:-?} | ${tgp:-?} | $(ratio "$pp" "$ppp") | $(ratio "$tg" "$tgp") |"
+  fi
+  stream_rows+=("$row")
+}
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", a / b; else print "?" }'; }
 
 # make PRESET TYPE: the model file, synthesized (F16) or quantized from the preset's F16.
@@ -164,6 +195,9 @@ if [ "${SKIP_BENCH:-0}" != 1 ]; then
         [ "$type" != F16 ] && ! make_model "$preset" F16 >/dev/null && { rows+=("| $preset $type | synth failed: $(first_error "$work/synth-$preset.log") | | | |"); continue; }
         if model=$(make_model "$preset" "$type"); then
           bench "$model" "$preset $type"
+          if [ -n "${GPU_MEM:-}" ] && [ "$preset" = "${STREAM_PRESET:-8b}" ] && [[ " ${STREAM_TYPES:-F16 Q4_K_M} " == *" $type "* ]]; then
+            stream_bench "$model" "$preset $type"
+          fi
           [ "$type" != F16 ] && [ -z "${KEEP_MODELS:-}" ] && rm -f "$model"  # disk: the 8B files add up to 34 GiB
         else
           rows+=("| $preset $type | making the model failed | | | |")
@@ -188,6 +222,12 @@ if [ ${#rows[@]} -gt 0 ]; then
   printf '\n'
 
   printf '%s\n' "${rows[@]}"
+fi
+if [ ${#stream_rows[@]} -gt 0 ]; then
+  printf '\n| streamed model | --gpu-mem | pp%s t/s | tg t/s | tg t/s, batch %s | llama.cpp pp | llama.cpp tg | pp ratio | tg ratio |\n' \
+    "${PP:-512}" "${STREAM_BATCH:-32}"
+  printf '|---|---|---|---|---|---|---|---|---|\n'
+  printf '%s\n' "${stream_rows[@]}"
 fi
 printf '\ntotal %ds\n' $((SECONDS - start))
 exit $status

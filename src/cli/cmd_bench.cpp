@@ -13,6 +13,7 @@
 #include "aero/backend/compute_peak.h"
 #include "aero/backend/cpu_calibration.h"
 #include "aero/backend/memory_bandwidth.h"
+#include "aero/engine/batch.h"
 #include "aero/error.h"
 #include "cli/commands.h"
 #include "cli/display.h"
@@ -48,6 +49,7 @@ void add_bench_command(CLI::App& app) {
     ModelOptions model;
     std::int64_t prompt = 128, generate = 64;
     int repetitions = 3;
+    int batch = 1;
     bool skip_probes = false;
     bool calibrate = false;
   };
@@ -58,6 +60,9 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("-p,--n-prompt", opt->prompt, "prompt tokens (default 128; 0 skips)")->check(CLI::NonNegativeNumber);
   cmd->add_option("-n,--n-gen", opt->generate, "generated tokens (default 64; 0 skips)")->check(CLI::NonNegativeNumber);
   cmd->add_option("-r,--repetitions", opt->repetitions, "repetitions of each test (default 3)")->check(CLI::Range(1, 1000));
+  cmd->add_option("-b,--batch", opt->batch,
+                  "also generate for this many sequences at once, one pass for all (batch mode; default 1: not)")
+      ->check(CLI::Range(1, 1024));
   cmd->add_flag("--no-probes,--no-bandwidth", opt->skip_probes, "skip measuring the memory bandwidth and f32 peak");
   cmd->add_flag("--calibrate", opt->calibrate,
                 "measure the CPU's one-token product variants again, whatever the calibration cache holds");
@@ -98,7 +103,11 @@ void add_bench_command(CLI::App& app) {
       return fmt::format("{:.2f} ({})", static_cast<double>(work.tokens) / p.seconds, residency::bound_name(p.bound));
     };
     backend::cpu::force_gemv_calibration(opt->calibrate);
-    engine::Session session(*model, *backend, opt->model.session());  // the CPU calibrates (or reads its cache) first
+    auto session_options = opt->model.session();
+    // Streamed layers cross PCIe once per pass: the whole prompt in one pass.
+    if (model->plan() && model->plan()->uses_gpu() && model->plan()->gpu_slots > 0)
+      session_options.max_batch = std::max(session_options.max_batch, opt->prompt);
+    engine::Session session(*model, *backend, session_options);  // the CPU calibrates (or reads its cache) first
     std::mt19937 rng(42);
     std::uniform_int_distribution<std::int32_t> token(0, static_cast<std::int32_t>(spec.vocab - 1));
     auto tokens = [&](std::int64_t n) {
@@ -146,6 +155,7 @@ void add_bench_command(CLI::App& app) {
     fmt::print("\n| test | t/s | GFLOP/s | of f32 peak | GB/s of weights | of bandwidth | predicted t/s (bound) |\n"
                "|---|---|---|---|---|---|---|\n");
     std::fflush(stdout);
+    double streamed_gbs = 0;  // host-to-GPU copies of streamed layers during tg
     // One row per test: an untimed warm-up, then the repetitions.
     auto measure = [&](std::int64_t tokens, const auto& run_once) {
       run_once();
@@ -162,12 +172,45 @@ void add_bench_command(CLI::App& app) {
       std::fflush(stdout);
     }
     if (opt->generate > 0) {
+      const auto streamed_before = session.streamed_bytes();
+      const auto started = std::chrono::steady_clock::now();
       const auto s = measure(opt->generate, run_tg);
+      streamed_gbs = static_cast<double>(session.streamed_bytes() - streamed_before) / 1e9 /
+                     std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
       const double gbs = s.mean * static_cast<double>(model->weight_bytes_per_token()) / 1e9;
       fmt::print("| tg{} | {:.2f} ± {:.2f} | | | {:.1f} | {} | {} |\n", opt->generate, s.mean, s.sd, gbs,
                  bandwidth > 0 ? fmt::format("{:.0f}%", 100 * gbs / bandwidth) : "-",
                  predicted(residency::Workload::decode()));
     }
+    if (opt->batch > 1 && opt->generate > 0) {
+      // Batch mode: every step runs one token of each of the sequences in one pass over the
+      // weights (streamed ones cross PCIe once for all of them).
+      const auto so = opt->model.session();
+      engine::BatchSession batch(*model, *backend,
+                                 {.slots = opt->batch, .context = opt->generate + 1, .kv_type = so.kv_type,
+                                  .max_batch = opt->batch});
+      auto run_batch = [&] {
+        std::vector<std::vector<std::int32_t>> ids;
+        for (int b = 0; b < opt->batch; ++b) ids.push_back(tokens(opt->generate)), batch.reset(b);
+        std::vector<engine::BatchEntry> entries(static_cast<std::size_t>(opt->batch));
+        return seconds([&] {
+          for (std::int64_t i = 0; i < opt->generate; ++i) {
+            for (int b = 0; b < opt->batch; ++b)
+              entries[static_cast<std::size_t>(b)] = {.slot = b, .tokens = std::span(&ids[static_cast<std::size_t>(b)][static_cast<std::size_t>(i)], 1), .logits = true};
+            batch.step(entries);
+          }
+        });
+      };
+      const auto s = measure(opt->generate * opt->batch, run_batch);
+      const double gbs = s.mean / opt->batch * static_cast<double>(model->weight_bytes_per_token()) / 1e9;
+      fmt::print("| tg{} b{} | {:.2f} ± {:.2f} | | | {:.1f} | {} | {} |\n", opt->generate, opt->batch, s.mean, s.sd, gbs,
+                 bandwidth > 0 ? fmt::format("{:.0f}%", 100 * gbs / bandwidth) : "-",
+                 predicted(residency::Workload::batch(opt->batch)));
+    }
+    if (session.streamed_bytes() > 0)
+      fmt::print("GPU streaming: {} of layers kept in pinned RAM; {} copied to the GPU in all; {:.1f} GB/s during tg{}\n",
+                 residency::format_size(session.pinned_bytes()), residency::format_size(session.streamed_bytes()),
+                 streamed_gbs, opt->generate);
     if (auto d = disk_tier_summary(*model); !d.empty()) fmt::print("{}\n", d);
   });
 }

@@ -38,6 +38,9 @@ residency::Bandwidths placeholders() {
   return b;
 }
 
+// The engine streams layers to the GPU but does not yet split a pass between CPU and GPU.
+residency::Executor executor() { return {.split = false}; }
+
 std::filesystem::path first_layer_file(const format::ModelSource& source) {
   for (const auto* t : model::layer_tensors(source, 0)) return source.locate(t->data).path;
   fail("the model has no layer 0 tensors");
@@ -68,15 +71,8 @@ engine::Planner run_planner(const ModelOptions& o, const backend::Device& device
   const bool cuda = device.kind == backend::Device::Kind::Cuda;
   if (cuda && o.gpu_mem.empty()) return {};
   const auto b = budgets(o, device);
-  return [o, b, cuda](const format::ModelSource& source, const model::ModelSpec& spec) {
-    const auto costs = costs_of(o, source, spec);
-    auto p = residency::plan(costs, b, placeholders(), residency::Workload::decode());
-    if (cuda && (p.count(residency::Tier::GpuResident) != static_cast<int>(p.layers.size()) ||
-                 p.output.tier != residency::Tier::GpuResident))
-      fail("--gpu-mem {}: the model needs more GPU memory than that ({} of its {} layers fit), and this build cannot "
-           "stream layers to the GPU yet (see --plan)",
-           residency::format_size(b.gpu), p.count(residency::Tier::GpuResident), p.layers.size());
-    return p;
+  return [o, b](const format::ModelSource& source, const model::ModelSpec& spec) {
+    return residency::plan(costs_of(o, source, spec), b, placeholders(), residency::Workload::decode(), executor());
   };
 }
 
@@ -101,7 +97,7 @@ MeasuredPlan measured_plan(const ModelOptions& o, const backend::Device& device,
   // The disk only matters when something is read from it: sizes decide that, not speeds.
   auto trial = m.bandwidths;
   trial.disk = 1;
-  if (residency::plan(m.costs, m.budgets, trial, residency::Workload::decode()).needs_disk()) {
+  if (residency::plan(m.costs, m.budgets, trial, residency::Workload::decode(), executor()).needs_disk()) {
     const auto file = first_layer_file(source);
     const double gbs = residency::measure_disk_read(file, std::uint64_t{512} << 20);
     m.bandwidths.disk = gbs * 1e9;
@@ -109,7 +105,7 @@ MeasuredPlan measured_plan(const ModelOptions& o, const backend::Device& device,
   }
   if (device.kind == backend::Device::Kind::Cuda)
     m.measured.push_back("GPU figures assumed, not measured: copy 55 GB/s, memory 4000 GB/s, 400 TFLOP/s");
-  m.plan = residency::plan(m.costs, m.budgets, m.bandwidths, residency::Workload::decode());
+  m.plan = residency::plan(m.costs, m.budgets, m.bandwidths, residency::Workload::decode(), executor());
   return m;
 }
 

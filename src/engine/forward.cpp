@@ -34,6 +34,11 @@ ForwardPass::ForwardPass(Model& model, backend::Backend& backend, std::int64_t c
     backend.prepare(ms, model.weight_bytes_per_token());
     model.weights().release(0);
   }
+  layers_ = &model.weights();
+  if (const auto* plan = model.plan(); plan && plan->uses_gpu() && plan->count(residency::Tier::GpuResident) < s.layers) {
+    streamed_ = std::make_unique<StreamedLayers>(model.weights(), *plan, backend);
+    layers_ = streamed_.get();
+  }
   cache_ = backend.create_kv_cache(s.layers, s.kv_heads, s.head_dim, context_, slots, kv_type);
   inv_freq_ = s.rope_inv_freq(model.weights().globals().rope_freqs);
   inv_freq_local_ = s.rope_inv_freq_local();
@@ -73,7 +78,7 @@ void ForwardPass::run(const PassTokens& pass, float* logits_out) {
     b.embed(globals.embedding, pass.ids, x_);
     if (s.embedding_scale != 1.0) b.scale(x_, n * s.hidden, static_cast<float>(s.embedding_scale));
     for (std::int64_t layer = 0; layer < s.layers; ++layer) {
-      const model::LayerWeights& w = model_.weights().acquire(layer);
+      const model::LayerWeights& w = layers_->acquire(layer);
       const auto& layer_angles = s.sliding(layer) && !local_angles.empty() ? local_angles : angles;
 
       // Attention block: x += Wo · attention(rope(Wq·xb), rope(Wk·xb), Wv·xb), xb = norm(x).
@@ -105,7 +110,7 @@ void ForwardPass::run(const PassTokens& pass, float* logits_out) {
       if (!w.ffn_post_norm.empty()) b.rms_norm(xb_, w.ffn_post_norm.data(), s.hidden, n, s.norm_eps, xb_);
       b.add(x_, xb_, n * s.hidden);
 
-      model_.weights().release(layer);
+      layers_->release(layer);
     }
     if (pass.logit_rows.empty()) return;
     // Logits of the rows asked for only (a generation step needs each sequence's last token):

@@ -13,6 +13,7 @@
 
 #include "aero/backend/backend.h"
 #include "aero/engine/session.h"
+#include "engine/streamed_layers.h"
 
 namespace aero::engine {
 
@@ -40,12 +41,16 @@ class ForwardPass {
   std::int64_t context() const { return context_; }
   std::int64_t max_batch() const { return max_batch_; }
   std::uint64_t kv_bytes() const { return cache_->bytes(); }
+  // The GPU streaming of the model's plan, when it streams layers to the GPU (else null).
+  const StreamedLayers* streamed() const { return streamed_.get(); }
 
  private:
   Model& model_;
   backend::Backend& backend_;
   std::int64_t context_, max_batch_, max_logits_;
   std::unique_ptr<backend::KvCache> cache_;
+  std::unique_ptr<StreamedLayers> streamed_;
+  model::LayerResidency* layers_;  // streamed_, or the model's own
   std::vector<double> inv_freq_, inv_freq_local_;  // local: sliding layers' own (Gemma 3), else empty
   // Activations for up to max_batch tokens, in backend memory.
   float *x_, *xb_, *q_, *k_, *v_, *att_, *gate_, *up_, *logits_;

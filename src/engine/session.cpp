@@ -20,11 +20,13 @@ Model::Model(std::unique_ptr<format::ModelSource> source, const ModelOptions& op
   spec_ = model::read_spec(*source_);
   if (options.planner) plan_ = options.planner(*source_, spec_);
   if (plan_ && plan_->needs_disk()) {
-    // The engine computes every layer on one backend; streaming to the GPU is not built yet.
-    if (plan_->uses_gpu())
-      fail("the plan streams layers to the GPU, which this build's engine cannot do yet (run with --device cpu)");
+    // Disk layers are read by the disk tier; on a GPU the forward pass loads them from its
+    // buffers into the GPU's ring (StreamedLayers) as they come.
+    // Layers streamed to the GPU from RAM are read once, into the streaming's pinned memory:
+    // the disk tier need not keep them too.
     std::vector<bool> cached;
-    for (const auto& p : plan_->layers) cached.push_back(p.tier != residency::Tier::Disk);
+    for (const auto& p : plan_->layers)
+      cached.push_back(p.tier != residency::Tier::Disk && p.tier != residency::Tier::StreamedToGpu);
     auto disk_options = options.disk;
     if (plan_->disk_slots > 0) disk_options.slots = plan_->disk_slots;  // the ring the RAM budget has room for
     auto disk = std::make_unique<residency::DiskStreamedWeights>(*source_, spec_, std::move(cached), disk_options);
@@ -48,6 +50,8 @@ Session::Session(Model& model, backend::Backend& backend, SessionOptions options
 Session::~Session() = default;
 
 std::uint64_t Session::kv_bytes() const { return pass_->kv_bytes(); }
+std::uint64_t Session::streamed_bytes() const { return pass_->streamed() ? pass_->streamed()->bytes_loaded() : 0; }
+std::uint64_t Session::pinned_bytes() const { return pass_->streamed() ? pass_->streamed()->pinned_bytes() : 0; }
 
 void Session::rewind(std::int64_t position) {
   if (position < 0 || position > position_) fail("cannot rewind to position {} (at {})", position, position_);

@@ -286,6 +286,11 @@ DiskStreamedWeights::~DiskStreamedWeights() = default;
 const model::GlobalWeights& DiskStreamedWeights::globals() const { return impl_->weights.globals; }
 const model::LayerWeights& DiskStreamedWeights::acquire(std::int64_t layer) { return impl_->acquire(layer); }
 void DiskStreamedWeights::release(std::int64_t layer) { impl_->release(layer); }
+const model::LayerWeights& DiskStreamedWeights::layout(std::int64_t layer) {
+  if (layer < 0 || static_cast<std::size_t>(layer) >= impl_->weights.layers.size())
+    fail("layer {} is outside the model's {} layers", layer, impl_->weights.layers.size());
+  return impl_->weights.layers[static_cast<std::size_t>(layer)];
+}
 std::uint64_t DiskStreamedWeights::bytes_per_token() const { return impl_->bytes_per_token; }
 DiskStreamedWeights::Stats DiskStreamedWeights::stats() const { return impl_->stats; }
 

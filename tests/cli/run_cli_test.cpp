@@ -93,7 +93,10 @@ TEST(RunCli, RamBudgetAndPlan) {
   auto plan = aero(fmt::format("run {} --plan --ram 1.5MiB -t 2 --device cpu", dir.string()));
   ASSERT_EQ(plan.status, 0) << plan.err;
   EXPECT_NE(plan.out.find("layers 0-2: disk, computed on the CPU"), std::string::npos) << plan.out;
-  EXPECT_NE(plan.out.find("bound by disk reads"), std::string::npos) << plan.out;
+  // What bounds the pass depends on this machine's measured speeds (a busy CI machine's memory
+  // probe once read slower than its disk); that the disk's share is predicted does not.
+  EXPECT_NE(plan.out.find("predicted: "), std::string::npos) << plan.out;
+  EXPECT_NE(plan.out.find("disk ring: 1 host buffer"), std::string::npos) << plan.out;
   auto fits = aero(fmt::format("bench {} --plan -t 2 --device cpu", dir.string()));
   ASSERT_EQ(fits.status, 0) << fits.err;
   EXPECT_NE(fits.out.find("layers 0-2: cpu (3 layers"), std::string::npos) << fits.out;

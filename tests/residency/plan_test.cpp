@@ -167,6 +167,23 @@ TEST(Plan, GpuDecodeSplitsStreamingAndCpu) {
   for (std::size_t i = 1; i < streamed.size(); ++i) EXPECT_GT(streamed[i] - streamed[i - 1], 1);
 }
 
+// The engine that does not split a pass (Executor{.split = false}) gets the same budgets
+// spent on the GPU only: the decode split above becomes everything streamed, the head resident.
+TEST(Plan, WithoutSplitEveryLayerRunsOnTheGpu) {
+  const auto c = uniform(10, 0, 0, 50 * MiB);
+  const auto p = plan(c, {.gpu = 4 * 100 * MiB + 50 * MiB + 2 * kSlack, .ram = 4 * GiB}, bandwidths(), Workload::decode(),
+                      Executor{.split = false});
+  EXPECT_EQ(p.count(Tier::CpuCompute), 0);
+  EXPECT_EQ(p.count(Tier::GpuResident) + p.count(Tier::StreamedToGpu), 10);
+  EXPECT_GE(p.count(Tier::StreamedToGpu), 1);
+  EXPECT_EQ(p.output, (Placement{Tier::GpuResident, Processor::Gpu}));
+  EXPECT_GE(p.gpu_slots, 1);
+  // With split allowed, the same budgets put layers on the CPU (the head may leave the GPU).
+  EXPECT_GT(plan(c, {.gpu = 4 * 100 * MiB + 50 * MiB + 2 * kSlack, .ram = 4 * GiB}, bandwidths(), Workload::decode())
+                .count(Tier::CpuCompute),
+            0);
+}
+
 TEST(Plan, GpuPrefillStreamsEverything) {
   // 10 GFLOP per token per layer: 512 tokens take 5.12 s on a 1 TFLOP/s CPU, 5.12 ms on the GPU.
   const auto c = uniform(10, 0, 1e10);

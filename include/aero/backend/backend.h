@@ -45,6 +45,35 @@ class KvCache {
   virtual std::uint64_t bytes() const = 0;
 };
 
+// A ring of buffers in a device's memory that weight matrices kept in host memory are copied
+// into before a pass reads them: layer streaming (models larger than the GPU's memory). The
+// copies run on their own queue, overlapped with the computation, ordered by events: a load
+// into a slot waits for the last computation that read it, a computation waits for its slot's
+// load. Nothing is allocated or freed per load.
+class WeightRing {
+ public:
+  virtual ~WeightRing() = default;
+  virtual int slots() const = 0;
+  virtual std::uint64_t slot_bytes() const = 0;
+  // Device bytes `ms` take in a slot (each matrix aligned; a format the device does not read
+  // counted as the one it is converted to).
+  virtual std::uint64_t bytes_in_slot(std::span<const quant::Matrix* const> ms) const = 0;
+  // A copy of `m` in host memory the device copies from at full speed (pinned), in a format
+  // the device reads, owned by the ring: the form in which a layer kept in RAM streams.
+  virtual quant::Matrix keep(const quant::Matrix& m) = 0;
+  // Queues the copy of `ms` (host memory: keep()'s, or any, which is slower) into `slot`, after
+  // the last computation that read the slot; returns once the host bytes may change again
+  // (at once for keep()'s memory).
+  virtual void load(int slot, std::span<const quant::Matrix* const> ms) = 0;
+  // The operations queued from now on read `ms` from `slot` (the device waits for the load),
+  // until retire(slot).
+  virtual void bind(int slot, std::span<const quant::Matrix* const> ms) = 0;
+  // The operations queued so far are the last to read `slot`'s matrices.
+  virtual void retire(int slot) = 0;
+  // Bytes loaded since creation.
+  virtual std::uint64_t bytes_loaded() const = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -72,6 +101,16 @@ class Backend {
   // GB/s of reading the memory the weights live in (the bound of generating a token), measured
   // now; 0 when the backend does not measure its own (the CPU's probe is memory_bandwidth.h's).
   virtual double measure_read_bandwidth() { return 0; }
+
+  // A ring of `slots` buffers of `slot_bytes` each for streaming weights into the backend's
+  // memory (WeightRing); null for a backend that computes where the weights lie (the CPU).
+  // Throws aero::Error when the memory is not there. While a ring exists, steps run directly
+  // (a CUDA graph cannot wait on the host).
+  virtual std::unique_ptr<WeightRing> create_weight_ring(int slots, std::uint64_t slot_bytes) {
+    (void)slots;
+    (void)slot_bytes;
+    return nullptr;
+  }
 
   // A buffer of `count` floats in the backend's memory, alive as long as the backend.
   virtual float* allocate(std::size_t count) = 0;

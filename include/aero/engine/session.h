@@ -83,6 +83,10 @@ class Session {
   // Keeps the first `position` tokens, drops the rest (e.g. to re-run a suffix).
   void rewind(std::int64_t position);
   std::uint64_t kv_bytes() const;
+  // Bytes of weights the plan's GPU streaming has copied to the GPU so far (0 when no layer
+  // streams), and the pinned host memory that keeps the layers streamed from RAM.
+  std::uint64_t streamed_bytes() const;
+  std::uint64_t pinned_bytes() const;
 
  private:
   Model& model_;

@@ -75,6 +75,13 @@ class LayerResidency {
   // The layer's weights, ready to compute with until release(layer).
   virtual const LayerWeights& acquire(std::int64_t layer) = 0;
   virtual void release(std::int64_t layer) = 0;
+  // The layer's weights for their shapes, norms and biases only: its matrices' bytes need not
+  // be there (the disk tier reads nothing for this). Default: acquire and release.
+  virtual const LayerWeights& layout(std::int64_t layer) {
+    const LayerWeights& w = acquire(layer);
+    release(layer);
+    return w;
+  }
 };
 
 // Every weight the spec needs, as views into the mapped source (no matrix page is touched);

@@ -40,6 +40,7 @@ class DiskStreamedWeights final : public model::LayerResidency {
   const model::GlobalWeights& globals() const override;
   const model::LayerWeights& acquire(std::int64_t layer) override;
   void release(std::int64_t layer) override;
+  const model::LayerWeights& layout(std::int64_t layer) override;
   std::uint64_t bytes_per_token() const;
 
   struct Stats {

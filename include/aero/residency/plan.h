@@ -122,7 +122,13 @@ struct Plan {
 // needed bandwidth that is not positive, one layer's working set larger than the GPU budget, or
 // RAM too small for what must stay in it (embedding, KV cache and activations of CPU-computed
 // layers, the disk ring).
-Plan plan(const ModelCosts& costs, const Budgets& budgets, const Bandwidths& bw, const Workload& work);
+// What the engine can run of a GPU plan. Today's streams layers to the GPU but computes no layer
+// on the CPU in a GPU run and keeps the output head in GPU memory: `split` false plans for it.
+struct Executor {
+  bool split = true;  // layers (and the head) on the CPU, or the head streamed, in a GPU run
+};
+Plan plan(const ModelCosts& costs, const Budgets& budgets, const Bandwidths& bw, const Workload& work,
+          const Executor& executor = {});
 
 // The time model applied to a given plan (e.g. a decode plan's time on a prefill workload).
 Prediction predict(const Plan& plan, const ModelCosts& costs, const Bandwidths& bw, const Workload& work);

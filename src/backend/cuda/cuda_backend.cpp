@@ -5,6 +5,7 @@
 // staging, and the angles and positions only when they differ from the last ones sent (every
 // layer of a pass passes the same).
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -17,6 +18,7 @@
 #include "backend/cuda/matmul.h"
 #include "backend/cuda/step_graph.h"
 #include "backend/cuda/weight_cache.h"
+#include "backend/cuda/weight_ring.h"
 
 #ifndef AERO_CUDA_ARCHITECTURES_TEXT
 #define AERO_CUDA_ARCHITECTURES_TEXT "?"
@@ -114,7 +116,7 @@ enum Op : std::uint64_t {
 class CudaBackend final : public Backend {
  public:
   CudaBackend(int device, unsigned threads)
-      : device_((use_device(device), device)), props_(properties(device)), stream_(device),
+      : device_((use_device(device), device)), threads_(threads), props_(properties(device)), stream_(device),
         weights_(device, stream_.get(), threads), graphs_(device, stream_.get()) {
     // A build without code for this GPU's architecture fails here, with what to rebuild for.
     const cudaError_t probe = kernels::probe(stream_.get());
@@ -144,6 +146,8 @@ class CudaBackend final : public Backend {
   // (a power of two, at least 256) and skips the positions past each token's own.
   void run_step(std::int64_t tokens, std::int64_t max_position, const std::function<void()>& ops) override {
     use_device(device_);
+    // Streamed layers are loaded by the host between operations: nothing a recording could replay.
+    if (rings_ > 0) return ops();
     std::int64_t bucket = 256;
     while (bucket < max_position + 1) bucket *= 2;
     step_max_len_ = bucket;
@@ -181,6 +185,11 @@ class CudaBackend final : public Backend {
     (void)cudaEventDestroy(stop);
     std::sort(ms.begin(), ms.end());
     return static_cast<double>(kBytes) / (ms[ms.size() / 2] * 1e-3) / 1e9;
+  }
+
+  std::unique_ptr<WeightRing> create_weight_ring(int slots, std::uint64_t slot_bytes) override {
+    use_device(device_);
+    return std::make_unique<CudaWeightRing>(device_, stream_.get(), weights_, threads_, slots, slot_bytes, rings_);
   }
 
   float* allocate(std::size_t count) override {
@@ -398,6 +407,8 @@ class CudaBackend final : public Backend {
   }
 
   int device_;
+  unsigned threads_;
+  std::atomic<int> rings_{0};  // weight rings alive
   cudaDeviceProp props_;
   Stream stream_;  // declared first of the members that use it: destroyed after them
   WeightCache weights_;

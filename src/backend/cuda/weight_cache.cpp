@@ -47,35 +47,43 @@ std::vector<std::uint8_t> convert_rows(const quant::Matrix& m, quant::GgmlType t
 
 }  // namespace
 
-WeightCache::MatrixEntry WeightCache::upload(const quant::Matrix& host) {
+std::size_t gpu_row_bytes(const quant::Matrix& host) {
   const quant::GgmlType to = gpu_reads(host.type) ? host.type : gpu_upload_type(host.type);
+  if (to == host.type) return host.row_bytes;
+  const auto traits = quant::type_traits(static_cast<std::uint32_t>(to));
+  const auto row_bytes = traits ? quant::row_bytes(*traits, static_cast<std::uint64_t>(host.cols)) : std::nullopt;
+  if (!row_bytes)
+    fail("CUDA: a {} x {} {} matrix cannot be converted to {} for the GPU (its rows are not whole {} blocks)", host.rows,
+         host.cols, type_name(host.type), type_name(to), type_name(to));
+  return static_cast<std::size_t>(*row_bytes);
+}
+
+GpuForm gpu_form(const quant::Matrix& host, unsigned threads, ConversionNotes& noted) {
+  GpuForm form{.type = gpu_reads(host.type) ? host.type : gpu_upload_type(host.type), .row_bytes = gpu_row_bytes(host),
+               .converted = {}};
+  if (form.type == host.type) return form;
+  if (noted.insert({host.type, form.type}).second)
+    std::fprintf(stderr, "aero: note: the CUDA kernels don't read %s; converting those weights to %s once, at upload\n",
+                 std::string(type_name(host.type)).c_str(), std::string(type_name(form.type)).c_str());
+  form.converted = convert_rows(host, form.type, form.row_bytes, threads);
+  return form;
+}
+
+WeightCache::MatrixEntry WeightCache::upload(const quant::Matrix& host) {
+  GpuForm form = gpu_form(host, threads_, noted_);
   MatrixEntry e{.host = host, .device = {}, .storage = {}};
-  e.device = DeviceMatrix{.type = to, .data = nullptr, .rows = host.rows, .cols = host.cols, .row_bytes = host.row_bytes};
-  const std::uint8_t* bytes = host.data;
-  std::vector<std::uint8_t> converted;
-  if (to != host.type) {
-    const auto traits = quant::type_traits(static_cast<std::uint32_t>(to));
-    const auto row_bytes = traits ? quant::row_bytes(*traits, static_cast<std::uint64_t>(host.cols)) : std::nullopt;
-    if (!row_bytes)
-      fail("CUDA: a {} x {} {} matrix cannot be converted to {} for the GPU (its rows are not whole {} blocks)", host.rows,
-           host.cols, type_name(host.type), type_name(to), type_name(to));
-    if (noted_.insert({host.type, to}).second)
-      std::fprintf(stderr, "aero: note: the CUDA kernels don't read %s; converting those weights to %s once, at upload\n",
-                   std::string(type_name(host.type)).c_str(), std::string(type_name(to)).c_str());
-    e.device.row_bytes = static_cast<std::size_t>(*row_bytes);
-    converted = convert_rows(host, to, e.device.row_bytes, threads_);
-    bytes = converted.data();
-  }
-  const std::size_t size = static_cast<std::size_t>(e.device.rows) * e.device.row_bytes;
+  e.device = DeviceMatrix{.type = form.type, .data = nullptr, .rows = host.rows, .cols = host.cols, .row_bytes = form.row_bytes};
+  const std::uint8_t* bytes = form.converted.empty() ? host.data : form.converted.data();
+  const std::size_t size = form.bytes(host);
   e.storage = DeviceBuffer(device_, size,
                            fmt::format("a {} x {} {} weight matrix ({} of weights on the GPU already)", host.rows, host.cols,
-                                       type_name(to), gib(bytes_)));
-  // From pageable memory (the mapped file, or `converted`): the call returns once the bytes
-  // are staged, so `converted` may go when it returns; the copy itself is ordered on the stream.
+                                       type_name(form.type), gib(bytes_)));
+  // From pageable memory (the mapped file, or the converted rows): the call returns once the
+  // bytes are staged, so they may go when it returns; the copy itself is ordered on the stream.
   if (size > 0)
     check(cudaMemcpyAsync(e.storage.data(), bytes, size, cudaMemcpyHostToDevice, stream_), "uploading a weight matrix");
   // (Waiting for a converted matrix costs little, once, and does not lean on that rule.)
-  if (!converted.empty()) check(cudaStreamSynchronize(stream_), "uploading a converted weight matrix");
+  if (!form.converted.empty()) check(cudaStreamSynchronize(stream_), "uploading a converted weight matrix");
   e.device.data = e.storage.as<std::uint8_t>();
   bytes_ += size;
   return e;
@@ -109,7 +117,7 @@ void WeightCache::evict(const void* host) {
   // The stream may still read the memory: wait before it is freed (cudaFree would wait for the
   // whole device anyway; this says so).
   if (auto it = matrices_.find(host); it != matrices_.end()) {
-    check(cudaStreamSynchronize(stream_), "waiting before freeing a weight matrix");
+    if (it->second.storage.bytes() > 0) check(cudaStreamSynchronize(stream_), "waiting before freeing a weight matrix");
     bytes_ -= it->second.storage.bytes();
     matrices_.erase(it);
   }

@@ -12,6 +12,7 @@
 #include <span>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
 #include <cuda_runtime.h>
 
@@ -20,6 +21,20 @@
 #include "backend/cuda/matmul.h"
 
 namespace aero::backend::cuda {
+
+// `host` in a format the product kernels read: its own (nothing converted), or the one
+// gpu_upload_type names, converted on the host with `threads` (one note on stderr per format,
+// remembered in `noted`). Throws aero::Error when rows cannot be re-encoded.
+struct GpuForm {
+  quant::GgmlType type = quant::GgmlType::F32;
+  std::size_t row_bytes = 0;
+  std::vector<std::uint8_t> converted;  // empty when `host`'s own bytes are the form
+  std::size_t bytes(const quant::Matrix& host) const { return static_cast<std::size_t>(host.rows) * row_bytes; }
+};
+using ConversionNotes = std::set<std::pair<quant::GgmlType, quant::GgmlType>>;
+GpuForm gpu_form(const quant::Matrix& host, unsigned threads, ConversionNotes& noted);
+// The row bytes of `host` in its GPU form, without converting anything.
+std::size_t gpu_row_bytes(const quant::Matrix& host);
 
 class WeightCache {
  public:
@@ -33,7 +48,8 @@ class WeightCache {
 
   // From now on `device` (owned by the caller, alive until evicted) stands for `host`.
   void adopt(const quant::Matrix& host, const DeviceMatrix& device);
-  // Forgets the entry for the host address `host` (frees the upload the cache made).
+  // Forgets the entry for the host address `host` (frees the upload the cache made, after the
+  // stream's work; an adopted matrix is only forgotten).
   void evict(const void* host);
 
   // GPU bytes the cache has allocated.
@@ -59,7 +75,7 @@ class WeightCache {
   unsigned threads_;
   std::unordered_map<const void*, MatrixEntry> matrices_;
   std::unordered_map<const void*, VectorEntry> vectors_;
-  std::set<std::pair<quant::GgmlType, quant::GgmlType>> noted_;  // conversions already announced
+  ConversionNotes noted_;  // conversions already announced
   std::uint64_t bytes_ = 0;
 };
 

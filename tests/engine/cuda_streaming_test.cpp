@@ -1,0 +1,56 @@
+// Layers streamed to the GPU (from pinned RAM, and from the disk tier) give the logits of the
+// all-resident GPU run bit for bit: the same kernels read the same bytes, from a ring slot
+// instead of their own allocation. Each fixture as its HF folder (f32) and as a Q4_0 GGUF.
+// Skipped, saying why, without a CUDA GPU.
+#include <gtest/gtest.h>
+
+#include "aero/convert/convert.h"
+#include "backend/cuda_test_support.h"
+#include "engine/hf_reference.h"
+#include "engine/streaming_test_support.h"
+#include "test_support.h"
+
+namespace aero::test {
+namespace {
+
+std::vector<std::vector<float>> run(engine::Model& model, backend::Backend& b, const HfReference& ref) {
+  engine::Session session(model, b, {.kv_type = backend::KvType::F16});
+  std::vector<std::vector<float>> out;
+  auto l = session.eval(ref.prompt_ids, true);
+  out.emplace_back(l.begin(), l.end());
+  for (std::size_t t = ref.prompt_ids.size(); t < ref.greedy_ids.size(); ++t) {
+    auto step = session.eval(std::span(ref.greedy_ids).subspan(t - 1, 1));
+    out.emplace_back(step.begin(), step.end());
+  }
+  return out;
+}
+
+TEST(CudaStreaming, StreamedLayersGiveTheResidentLogitsBitForBit) {
+  AERO_REQUIRE_GPU();
+  AERO_REQUIRE_SHARED(shared);
+  ScratchDir scratch;
+  auto gpu = backend::make_backend("cuda", 2);
+  const std::vector<std::pair<const char*, std::vector<residency::Placement>>> plans = {
+      {"all streamed", {kStreamed}}, {"every kind", {kStreamed, kFromDisk, kResident}}};
+  for (const char* fixture : {"llama", "qwen3", "gemma2"}) {
+    const auto dir = shared / "fixtures/hf" / fixture;
+    const auto ref = HfReference::load(dir);
+    const auto q4 = scratch / (std::string(fixture) + "-q4_0.gguf");
+    convert::quantize(dir, q4, convert::OutputKind::Gguf, quant::GgmlType::Q4_0, {});
+    for (const auto& path : {dir, q4}) {
+      auto resident = engine::Model::open(path);
+      const auto expected = run(*resident, *gpu, ref);
+      for (const auto& [name, kinds] : plans)
+        for (int slots : {1, 2, 3}) {
+          auto model = engine::Model::open(path, {}, {.planner = placing(kinds, slots), .disk = {}});
+          const auto got = run(*model, *gpu, ref);
+          ASSERT_EQ(got.size(), expected.size());
+          for (std::size_t i = 0; i < got.size(); ++i)
+            EXPECT_EQ(got[i], expected[i]) << path << ", " << name << ", " << slots << " slots, pass " << i;
+        }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace aero::test

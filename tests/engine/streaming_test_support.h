@@ -1,0 +1,28 @@
+// Plans that put a model's layers where a test wants them (every kind of GPU placement), for
+// the streaming tests on the CPU (streamed_layers_test.cpp) and on a GPU (cuda_streaming_test.cpp).
+#pragma once
+
+#include <vector>
+
+#include "aero/engine/session.h"
+#include "aero/residency/plan.h"
+
+namespace aero::test {
+
+// `kinds[i % kinds.size()]` for layer i; the head GPU-resident; `slots` ring slots.
+inline engine::Planner placing(std::vector<residency::Placement> kinds, int slots) {
+  return [kinds, slots](const format::ModelSource&, const model::ModelSpec& spec) {
+    residency::Plan p;
+    for (std::int64_t l = 0; l < spec.layers; ++l) p.layers.push_back(kinds[static_cast<std::size_t>(l) % kinds.size()]);
+    p.output = {residency::Tier::GpuResident, residency::Processor::Gpu};
+    p.gpu_slots = slots;
+    p.disk_slots = 2;
+    return p;
+  };
+}
+
+inline constexpr residency::Placement kResident{residency::Tier::GpuResident, residency::Processor::Gpu};
+inline constexpr residency::Placement kStreamed{residency::Tier::StreamedToGpu, residency::Processor::Gpu};
+inline constexpr residency::Placement kFromDisk{residency::Tier::Disk, residency::Processor::Gpu};
+
+}  // namespace aero::test
