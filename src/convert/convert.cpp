@@ -105,7 +105,7 @@ std::vector<OutTensor> quantized(const ModelSource& src, const QuantRecipe& reci
   for (std::size_t i = 0; i < out.size(); ++i) {
     const auto& t = src.tensors()[i];
     const bool is_float = t.dtype == format::DType::F32 || t.dtype == format::DType::F16 || t.dtype == format::DType::BF16;
-    if (!is_float || t.shape.size() < 2 || t.shape.back() == 0) continue;
+    if (!is_float || t.shape.size() < 2 || t.shape.back() == 0 || is_router_tensor(t.name)) continue;
     const std::uint64_t cols = t.shape.back(), rows = t.data.size() / (cols * format::dtype_size(t.dtype));
     auto type = tensor_quant_type(recipe, t.name, layer_of(t.name), n_layers, !has_output);
     if (cols % quant::type_traits(static_cast<std::uint32_t>(type))->block_elements != 0) type = fallback_for(type);

@@ -5,6 +5,9 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <optional>
+#include <cstdio>
+#include <functional>
 
 #include <fmt/format.h>
 
@@ -26,14 +29,65 @@ void set(format::GgufMetadata& m, const std::string& key, GgufType type, Json va
   m.set(GgufKv{key, type, GgufType::U8, std::move(value)});
 }
 
+// A sparse layer's HF tensor, by the name's parts: the router, or expert `expert`'s gate (0),
+// up (1) or down (2) matrix (Mixtral's w1, w3, w2; Qwen3-MoE's gate_proj, up_proj, down_proj).
+struct ExpertPart {
+  std::int64_t layer = -1, expert = -1;
+  int kind = -1;  // -1: the router
+};
+std::optional<ExpertPart> expert_part(const std::string& name) {
+  ExpertPart p;
+  int consumed = 0;
+  if (std::sscanf(name.c_str(), "model.layers.%ld.%n", &p.layer, &consumed) != 1 || consumed == 0) return std::nullopt;
+  std::string rest = name.substr(static_cast<std::size_t>(consumed));
+  for (const char* block : {"block_sparse_moe.", "mlp."}) {
+    if (rest.rfind(block, 0) != 0) continue;
+    rest = rest.substr(std::strlen(block));
+    if (rest == "gate.weight") return p;
+    consumed = 0;
+    if (std::sscanf(rest.c_str(), "experts.%ld.%n", &p.expert, &consumed) != 1 || consumed == 0) return std::nullopt;
+    const std::string which = rest.substr(static_cast<std::size_t>(consumed));
+    const char* kinds[3][2] = {{"w1.weight", "gate_proj.weight"}, {"w3.weight", "up_proj.weight"}, {"w2.weight", "down_proj.weight"}};
+    for (int k = 0; k < 3; ++k)
+      if (which == kinds[k][0] || which == kinds[k][1]) p.kind = k;
+    return p.kind >= 0 ? std::optional(p) : std::nullopt;
+  }
+  return std::nullopt;
+}
+
+// The experts of one (layer, kind) as llama.cpp stacks them: one tensor [experts, rows, cols],
+// expert 0 first, each expert's bytes as they are (rows are whole blocks when quantized).
+OutTensor stacked(const std::string& name, const std::vector<const OutTensor*>& experts) {
+  const OutTensor& first = *experts.front();
+  OutTensor t{name, first.dtype, first.ggml_type, {experts.size()}, 0, {}};
+  t.shape.insert(t.shape.end(), first.shape.begin(), first.shape.end());
+  std::vector<std::function<void(const ByteEmitter&)>> parts;
+  for (const OutTensor* e : experts) {
+    if (e->dtype != first.dtype || e->ggml_type != first.ggml_type || e->shape != first.shape)
+      fail("tensor '{}': the experts of '{}' differ in type or shape", e->name, name);
+    t.size += e->size;
+    parts.push_back(e->produce);
+  }
+  t.produce = [parts](const ByteEmitter& emit) {
+    for (const auto& p : parts) p(emit);
+  };
+  return t;
+}
+
 }  // namespace
 
-std::string gguf_architecture(model::Family family) {
-  return family == model::Family::Llama ? "llama" : std::string(model::family_name(family));
+bool is_router_tensor(const std::string& name) {
+  const auto p = expert_part(name);
+  return (p && p->kind < 0) || name.find(".ffn_gate_inp.") != std::string::npos;
+}
+
+std::string gguf_architecture(const model::ModelSpec& spec) {
+  if (spec.family == model::Family::Qwen3 && spec.moe()) return "qwen3moe";  // llama.cpp's name; Mixtral stays a llama
+  return spec.family == model::Family::Llama ? "llama" : std::string(model::family_name(spec.family));
 }
 
 void put_gguf_hyper_parameters(const model::ModelSpec& spec, const std::string& name, format::GgufMetadata& m) {
-  const std::string arch = gguf_architecture(spec.family);
+  const std::string arch = gguf_architecture(spec);
   set(m, "general.architecture", GgufType::String, arch);
   set(m, "general.name", GgufType::String, name);
   auto u32 = [&](const std::string& key, std::int64_t v) { set(m, arch + "." + key, GgufType::U32, v); };
@@ -53,6 +107,11 @@ void put_gguf_hyper_parameters(const model::ModelSpec& spec, const std::string& 
   if (spec.rope_scaling.kind == model::RopeScaling::Kind::Linear) {
     set(m, arch + ".rope.scaling.type", GgufType::String, "linear");
     f32("rope.scaling.factor", spec.rope_scaling.factor);
+  }
+  if (spec.moe()) {
+    u32("expert_count", spec.experts);
+    u32("expert_used_count", spec.experts_used);
+    if (spec.expert_ffn != spec.ffn) u32("expert_feed_forward_length", spec.expert_ffn);
   }
   if (spec.bos_id >= 0) set(m, "tokenizer.ggml.bos_token_id", GgufType::U32, spec.bos_id);
   if (!spec.eos_ids.empty()) set(m, "tokenizer.ggml.eos_token_id", GgufType::U32, spec.eos_ids.front());
@@ -78,7 +137,7 @@ void put_gguf_hyper_parameters(const model::ModelSpec& spec, const std::string& 
 std::vector<OutTensor> hf_to_gguf(const format::ModelSource& src, const std::vector<OutTensor>& tensors,
                                   format::GgufMetadata& m) {
   const auto spec = model::spec_from_hf_config(parse_json(src.metadata().hf_files.at("config.json"), "config.json"));
-  const std::string arch = gguf_architecture(spec.family);
+  const std::string arch = gguf_architecture(spec);
   put_gguf_hyper_parameters(spec, src.metadata().name.empty() ? arch : src.metadata().name, m);
   if (auto vocab = tokenizer::vocab_from_metadata(src.metadata())) {
     if (vocab->algorithm == tokenizer::Algorithm::Bpe && vocab->pre.empty())
@@ -87,7 +146,19 @@ std::vector<OutTensor> hf_to_gguf(const format::ModelSource& src, const std::vec
   }
 
   std::vector<OutTensor> out;
+  // Experts by (layer, kind), stacked at the end; the router renamed.
+  std::map<std::pair<std::int64_t, int>, std::map<std::int64_t, const OutTensor*>> experts;
   for (const auto& t : tensors) {
+    if (const auto part = spec.moe() ? expert_part(t.name) : std::nullopt) {
+      if (part->kind >= 0) {
+        experts[{part->layer, part->kind}][part->expert] = &t;
+      } else {
+        OutTensor g = t;
+        g.name = fmt::format("blk.{}.ffn_gate_inp.weight", part->layer);
+        out.push_back(std::move(g));
+      }
+      continue;
+    }
     const auto mapping = gguf_name_of(t.name, spec);
     if (!mapping) fail("tensor '{}' has no GGUF name for a {} model", t.name, arch);
     OutTensor g = t;
@@ -126,6 +197,18 @@ std::vector<OutTensor> hf_to_gguf(const format::ModelSource& src, const std::vec
       };
     }
     out.push_back(std::move(g));
+  }
+  for (const auto& [key, by_expert] : experts) {
+    std::vector<const OutTensor*> in_order;
+    for (const auto& [e, t] : by_expert) {
+      if (e != static_cast<std::int64_t>(in_order.size()) || e >= spec.experts)
+        fail("layer {}: expert {} is missing or past the {} experts the config names", key.first, in_order.size(), spec.experts);
+      in_order.push_back(t);
+    }
+    if (static_cast<std::int64_t>(in_order.size()) != spec.experts)
+      fail("layer {}: {} experts where the config names {}", key.first, in_order.size(), spec.experts);
+    const char* names[] = {"ffn_gate_exps", "ffn_up_exps", "ffn_down_exps"};
+    out.push_back(stacked(fmt::format("blk.{}.{}.weight", key.first, names[key.second]), in_order));
   }
   // llama3 rope scaling travels as per-pair divisors of the base frequencies.
   if (spec.rope_scaling.kind == model::RopeScaling::Kind::Llama3) {

@@ -28,7 +28,10 @@ struct OutTensor {
 
 // GGUF's architecture name for a family, and its hyper-parameter keys ({arch}.block_count,
 // ...; bos/eos ids) for `spec`, as llama.cpp's converter writes them.
-std::string gguf_architecture(model::Family family);
+std::string gguf_architecture(const model::ModelSpec& spec);
+// A mixture of experts' router (HF's block_sparse_moe.gate / mlp.gate, GGUF's ffn_gate_inp):
+// kept in its float type by quantization, as llama-quantize keeps it (it picks the experts).
+bool is_router_tensor(const std::string& name);
 void put_gguf_hyper_parameters(const model::ModelSpec& spec, const std::string& name, format::GgufMetadata& metadata);
 
 // A Hugging Face model's tensors as llama.cpp names and lays them out (llama-family Q/K rows

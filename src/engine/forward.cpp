@@ -3,6 +3,8 @@
 #include "engine/forward.h"
 
 #include <algorithm>
+#include <cmath>
+#include <functional>
 
 #include "aero/error.h"
 
@@ -30,7 +32,11 @@ ForwardPass::ForwardPass(Model& model, backend::Backend& backend, std::int64_t c
   {
     // The backend sees what it will multiply before the first token (the CPU calibrates here).
     const model::LayerWeights& w = model.weights().acquire(0);  // (a spec has at least one layer)
-    const quant::Matrix* ms[] = {&w.q, &w.k, &w.v, &w.out, &w.gate, &w.up, &w.down, &model.weights().globals().output};
+    // A sparse layer's router and one expert stand for its feed-forward block's shapes.
+    std::vector<const quant::Matrix*> ms = {&w.q, &w.k, &w.v, &w.out};
+    if (w.moe()) ms.insert(ms.end(), {&w.router, &w.expert_gate[0], &w.expert_up[0], &w.expert_down[0]});
+    else ms.insert(ms.end(), {&w.gate, &w.up, &w.down});
+    ms.push_back(&model.weights().globals().output);
     backend.prepare(ms, model.weight_bytes_per_token());
     model.weights().release(0);
   }
@@ -49,8 +55,14 @@ ForwardPass::ForwardPass(Model& model, backend::Backend& backend, std::int64_t c
   k_ = backend.allocate(n * s.kv_heads * s.head_dim);
   v_ = backend.allocate(n * s.kv_heads * s.head_dim);
   att_ = backend.allocate(n * s.heads * s.head_dim);
-  gate_ = backend.allocate(n * s.ffn);
-  up_ = backend.allocate(n * s.ffn);
+  const auto ffn = static_cast<std::size_t>(std::max(s.ffn, s.expert_ffn));
+  gate_ = backend.allocate(n * ffn);
+  up_ = backend.allocate(n * ffn);
+  if (s.moe()) {
+    router_ = backend.allocate(n * s.experts);
+    expert_in_ = backend.allocate(n * s.hidden);
+    expert_out_ = backend.allocate(n * s.hidden);
+  }
   logits_ = backend.allocate(static_cast<std::size_t>(max_logits_) * s.vocab);
 }
 
@@ -74,7 +86,10 @@ void ForwardPass::run(const PassTokens& pass, float* logits_out) {
   // seen (a CUDA graph) instead of launching each operation.
   const std::int32_t max_position = *std::max_element(pass.positions.begin(), pass.positions.end());
   std::int64_t gathered = 0;
-  b.run_step(n, max_position, [&] {
+  // (A sparse model reads its router's choices back within the pass: nothing a recording of
+  // the step could replay.)
+  const auto step = [&](const std::function<void()>& ops) { s.moe() ? ops() : b.run_step(n, max_position, ops); };
+  step([&] {
     b.embed(globals.embedding, pass.ids, x_);
     if (s.embedding_scale != 1.0) b.scale(x_, n * s.hidden, static_cast<float>(s.embedding_scale));
     for (std::int64_t layer = 0; layer < s.layers; ++layer) {
@@ -99,8 +114,13 @@ void ForwardPass::run(const PassTokens& pass, float* logits_out) {
       b.add(x_, xb_, n * s.hidden);
 
       // Feed-forward block: x += Wdown · (act(Wgate·xb) ⊙ Wup·xb), xb = norm(x) (Gemma: and
-      // the sum normalized again before it is added).
+      // the sum normalized again before it is added; a sparse layer: its routed experts').
       b.rms_norm(x_, w.ffn_norm.data(), s.hidden, n, s.norm_eps, xb_);
+      if (w.moe()) {
+        experts(w, n);
+        layers_->release(layer);
+        continue;
+      }
       const quant::Matrix* gate_up[] = {&w.gate, &w.up};
       float* gate_up_out[] = {gate_, up_};
       b.matmul(gate_up, xb_, n, gate_up_out);
@@ -129,6 +149,53 @@ void ForwardPass::run(const PassTokens& pass, float* logits_out) {
     if (s.final_softcap > 0) b.softcap(logits_, gathered * s.vocab, static_cast<float>(s.final_softcap));
   });
   if (gathered > 0) b.read(logits_, static_cast<std::size_t>(gathered * s.vocab), logits_out);
+}
+
+// x += Σ_e weight(t, e) · expert_e(xb[t]) over each token's routed experts: the router's logits
+// come back to the host, which picks the experts (softmax, the largest experts_used, their
+// weights renormalized when the model says so, as transformers does) and groups the tokens by
+// expert; each expert used runs once over its tokens, gathered into consecutive rows, and adds
+// its weighted rows into x.
+void ForwardPass::experts(const model::LayerWeights& w, std::int64_t n) {
+  const auto& s = model_.spec();
+  auto& b = backend_;
+  const auto count = static_cast<std::size_t>(s.experts), used = static_cast<std::size_t>(s.experts_used);
+  b.matmul(w.router, xb_, n, router_);
+  routing_.resize(static_cast<std::size_t>(n) * count);
+  b.read(router_, routing_.size(), routing_.data());
+  std::vector<std::vector<std::int32_t>> rows(count);
+  std::vector<std::vector<float>> weights(count);
+  std::vector<std::size_t> order(count);
+  std::vector<double> p(count);
+  for (std::int64_t t = 0; t < n; ++t) {
+    const float* logits = routing_.data() + static_cast<std::size_t>(t) * count;
+    const double top = *std::max_element(logits, logits + count);
+    double sum = 0;
+    for (std::size_t e = 0; e < count; ++e) sum += p[e] = std::exp(static_cast<double>(logits[e]) - top);
+    for (std::size_t e = 0; e < count; ++e) p[e] /= sum;
+    // The largest probabilities, the lower expert first among equals.
+    for (std::size_t e = 0; e < count; ++e) order[e] = e;
+    std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(used), order.end(),
+                      [&](std::size_t a, std::size_t c) { return p[a] > p[c] || (p[a] == p[c] && a < c); });
+    double chosen = 0;
+    for (std::size_t k = 0; k < used; ++k) chosen += p[order[k]];
+    for (std::size_t k = 0; k < used; ++k) {
+      const std::size_t e = order[k];
+      rows[e].push_back(static_cast<std::int32_t>(t));
+      weights[e].push_back(static_cast<float>(s.normalize_routing ? p[e] / chosen : p[e]));
+    }
+  }
+  for (std::size_t e = 0; e < count; ++e) {
+    if (rows[e].empty()) continue;
+    const auto m = static_cast<std::int64_t>(rows[e].size());
+    b.gather_rows(xb_, rows[e], s.hidden, expert_in_);
+    const quant::Matrix* gate_up[] = {&w.expert_gate[e], &w.expert_up[e]};
+    float* gate_up_out[] = {gate_, up_};
+    b.matmul(gate_up, expert_in_, m, gate_up_out);
+    b.silu_mul(gate_, up_, m * s.expert_ffn, gate_);
+    b.matmul(w.expert_down[e], gate_, m, expert_out_);
+    b.scatter_add_rows(expert_out_, rows[e], weights[e], s.hidden, x_);
+  }
 }
 
 }  // namespace aero::engine

@@ -54,6 +54,11 @@ class ForwardPass {
   std::vector<double> inv_freq_, inv_freq_local_;  // local: sliding layers' own (Gemma 3), else empty
   // Activations for up to max_batch tokens, in backend memory.
   float *x_, *xb_, *q_, *k_, *v_, *att_, *gate_, *up_, *logits_;
+  // A sparse model's router logits, and the rows one expert runs over (in, out).
+  float *router_ = nullptr, *expert_in_ = nullptr, *expert_out_ = nullptr;
+  std::vector<float> routing_;  // the router's logits on the host
+
+  void experts(const model::LayerWeights& w, std::int64_t n);
 };
 
 }  // namespace aero::engine

@@ -9,9 +9,7 @@ namespace {
 
 using residency::Tier;
 
-std::vector<const quant::Matrix*> matrices_of(const model::LayerWeights& w) {
-  return {&w.q, &w.k, &w.v, &w.out, &w.gate, &w.up, &w.down};
-}
+std::vector<const quant::Matrix*> matrices_of(const model::LayerWeights& w) { return w.matrices(); }
 
 // Slack per slot over the largest layer's matrices: each is aligned to 256 bytes in a slot (and
 // a format the GPU does not read may grow a little when converted).
@@ -52,10 +50,11 @@ StreamedLayers::StreamedLayers(model::LayerResidency& inner, const residency::Pl
     const auto& w = inner_.acquire(l);
     auto& kept = kept_[static_cast<std::size_t>(l)];
     kept = w;  // norms and biases: copies of their own, at addresses that stay
-    for (auto [to, from] : {std::pair{&kept.q, &w.q}, {&kept.k, &w.k}, {&kept.v, &w.v}, {&kept.out, &w.out},
-                            {&kept.gate, &w.gate}, {&kept.up, &w.up}, {&kept.down, &w.down}}) {
-      *to = ring_->keep(*from);
-      pinned_bytes_ += static_cast<std::uint64_t>(to->rows) * to->row_bytes;
+    const auto from = w.matrices();
+    const auto to = kept.matrices();
+    for (std::size_t m = 0; m < from.size(); ++m) {
+      *to[m] = ring_->keep(*from[m]);
+      pinned_bytes_ += static_cast<std::uint64_t>(to[m]->rows) * to[m]->row_bytes;
     }
     inner_.release(l);
     const auto in_slot = ring_->bytes_in_slot(matrices_of(kept));

@@ -10,13 +10,14 @@ namespace {
 
 Family family_of(std::string_view name, std::string_view where) {
   // Hugging Face model_type / GGUF general.architecture.
-  if (name == "llama" || name == "mistral") return Family::Llama;
+  if (name == "llama" || name == "mistral" || name == "mixtral") return Family::Llama;
   if (name == "qwen2") return Family::Qwen2;
-  if (name == "qwen3") return Family::Qwen3;
+  if (name == "qwen3" || name == "qwen3_moe" || name == "qwen3moe") return Family::Qwen3;
   if (name == "phi3") return Family::Phi3;
   if (name == "gemma2") return Family::Gemma2;
   if (name == "gemma3" || name == "gemma3_text") return Family::Gemma3;
-  fail("{}: unsupported architecture '{}' (aero runs llama, mistral, qwen2, qwen3, phi3, gemma2 and gemma3)", where,
+  fail("{}: unsupported architecture '{}' (aero runs llama, mistral, mixtral, qwen2, qwen3, qwen3_moe, phi3, gemma2 and "
+       "gemma3)", where,
        name);
 }
 
@@ -26,6 +27,9 @@ std::int64_t positive(std::int64_t v, std::string_view key, std::string_view whe
 }
 
 void check(const ModelSpec& s, std::string_view where) {
+  if (s.moe() && (s.experts_used < 1 || s.experts_used > s.experts || s.expert_ffn < 1))
+    fail("{}: {} of {} experts per token (each {} wide) is not a mixture of experts", where, s.experts_used, s.experts,
+         s.expert_ffn);
   if (s.heads % s.kv_heads != 0)
     fail("{}: {} attention heads cannot share {} key/value heads evenly", where, s.heads, s.kv_heads);
   if (s.head_dim % 2 != 0) fail("{}: head dimension {} is odd; rotary embedding needs pairs", where, s.head_dim);
@@ -111,7 +115,9 @@ std::string_view family_name(Family family) {
 
 std::int64_t ModelSpec::forward_macs(std::int64_t n) const {
   const std::int64_t q_width = heads * head_dim, kv_width = kv_heads * head_dim;
-  const std::int64_t per_layer = hidden * (2 * q_width + 2 * kv_width + 3 * ffn);
+  // A sparse block runs its router and the experts a token is routed to.
+  const std::int64_t ffn_macs = moe() ? hidden * (experts + 3 * experts_used * expert_ffn) : 3 * hidden * ffn;
+  const std::int64_t per_layer = hidden * (2 * q_width + 2 * kv_width) + ffn_macs;
   // Token t attends to t + 1 positions: q·k for each, then the weighted sum of as many values.
   const std::int64_t attention = layers * heads * head_dim * 2 * (n * (n + 1) / 2);
   return n * layers * per_layer + attention + hidden * vocab;  // logits of the last token only
@@ -222,6 +228,21 @@ ModelSpec spec_from_hf_config(const Json& c) {
       }
     }
   }
+  if (type == "mixtral" || type == "qwen3_moe") {
+    // Mixtral's experts are as wide as its intermediate_size; Qwen3-MoE's have their own. Both
+    // renormalize the chosen experts' weights (Qwen3-MoE when norm_topk_prob, its default).
+    s.experts = c.contains("num_local_experts") ? integer("num_local_experts") : integer("num_experts");
+    s.experts_used = integer("num_experts_per_tok");
+    s.expert_ffn = type == "mixtral" ? s.ffn : integer("moe_intermediate_size");
+    if (type == "qwen3_moe") {
+      auto norm = c.find("norm_topk_prob");
+      s.normalize_routing = norm == c.end() || !norm->is_boolean() || norm->get<bool>();
+      const double step = number_field(c, "decoder_sparse_step", 1.0);
+      auto dense = c.find("mlp_only_layers");
+      if (step != 1.0 || (dense != c.end() && dense->is_array() && !dense->empty()))
+        fail("{}: dense layers among the sparse ones (decoder_sparse_step, mlp_only_layers) are not supported", where);
+    }
+  }
   if (c.contains("bos_token_id") && c["bos_token_id"].is_number_integer()) s.bos_id = c["bos_token_id"].get<std::int32_t>();
   if (c.contains("eos_token_id")) s.eos_ids = ids_of(c["eos_token_id"]);
   s.rope_layout = RopeLayout::HalfSplit;
@@ -258,6 +279,11 @@ ModelSpec spec_from_gguf(const format::GgufMetadata& m) {
     if (*type != "linear") fail("{}: rope scaling '{}' is not supported yet (linear is)", where, *type);
     s.rope_scaling.kind = RopeScaling::Kind::Linear;
     s.rope_scaling.factor = m.get_float(*arch + ".rope.scaling.factor").value_or(1.0);
+  }
+  if (auto experts = m.get_int(*arch + ".expert_count"); experts && *experts > 0) {
+    s.experts = positive(*experts, "expert_count", where);
+    s.experts_used = integer("expert_used_count");
+    s.expert_ffn = optional_int("expert_feed_forward_length", s.ffn);
   }
   if (auto v = m.get_int(*arch + ".vocab_size")) s.vocab = positive(*v, "vocab_size", where);
   else if (const auto* tokens = m.find("tokenizer.ggml.tokens"); tokens && tokens->value.is_array())

@@ -2,6 +2,8 @@
 
 #include "aero/mapped_file.h"
 
+#include <utility>
+
 #include <fmt/format.h>
 
 #include "aero/error.h"
@@ -42,6 +44,39 @@ Matrix matrix_of(const SourceTensor& t, std::int64_t rows, std::int64_t cols) {
 // Rows [first, first + count) of a matrix: a view, the same bytes.
 Matrix rows_of(const Matrix& m, std::int64_t first, std::int64_t count) {
   return Matrix{m.type, m.data + static_cast<std::size_t>(first) * m.row_bytes, count, m.cols, m.row_bytes};
+}
+
+// Experts stacked in one tensor [count, rows, cols] (GGUF's ffn_*_exps): a view per expert.
+std::vector<Matrix> stacked_of(const SourceTensor& t, std::int64_t count, std::int64_t rows, std::int64_t cols) {
+  if (t.shape.size() != 3 || t.shape[0] != static_cast<std::uint64_t>(count) || t.shape[1] != static_cast<std::uint64_t>(rows) ||
+      t.shape[2] != static_cast<std::uint64_t>(cols))
+    fail("tensor {}: shape {} where the model's hyper-parameters need [{}, {}, {}]", t.name, shape_text(t.shape), count,
+         rows, cols);
+  SourceTensor flat = t;
+  flat.shape = {static_cast<std::uint64_t>(count * rows), static_cast<std::uint64_t>(cols)};
+  const Matrix all = matrix_of(flat, count * rows, cols);
+  std::vector<Matrix> out;
+  for (std::int64_t e = 0; e < count; ++e) out.push_back(rows_of(all, e * rows, rows));
+  return out;
+}
+
+// A sparse layer's tensor names: Hugging Face's two conventions, and GGUF's.
+struct HfExpertNames {
+  const char *block, *gate, *up, *down;
+};
+constexpr HfExpertNames kHfExperts[] = {{"block_sparse_moe", "w1", "w3", "w2"},        // Mixtral
+                                        {"mlp", "gate_proj", "up_proj", "down_proj"}};  // Qwen3-MoE
+std::string hf_router(std::int64_t layer, const HfExpertNames& n) {
+  return fmt::format("model.layers.{}.{}.gate.weight", layer, n.block);
+}
+std::string hf_expert(std::int64_t layer, const HfExpertNames& n, std::int64_t e, const char* which) {
+  return fmt::format("model.layers.{}.{}.experts.{}.{}.weight", layer, n.block, e, which);
+}
+std::string gguf_moe(std::int64_t layer, const char* what) { return fmt::format("blk.{}.{}.weight", layer, what); }
+const HfExpertNames* hf_experts_of(const format::ModelSource& source, std::int64_t layer) {
+  for (const auto& n : kHfExperts)
+    if (source.find(hf_router(layer, n))) return &n;
+  return nullptr;
 }
 
 std::vector<float> vector_of(const SourceTensor& t, std::int64_t size) {
@@ -123,6 +158,42 @@ std::vector<const format::SourceTensor*> layer_tensors(const format::ModelSource
   std::vector<const format::SourceTensor*> out;
   for (const RoleNames& r : layer_roles(family))
     if (const auto* t = source.find(naming.layer(layer, r))) out.push_back(t);
+  for (const auto* t : expert_tensors(source, layer)) out.push_back(t);
+  return out;
+}
+
+std::vector<const format::SourceTensor*> expert_tensors(const format::ModelSource& source, std::int64_t layer) {
+  std::vector<const format::SourceTensor*> out;
+  if (const auto* router = source.find(gguf_moe(layer, "ffn_gate_inp"))) {
+    out.push_back(router);
+    for (const char* what : {"ffn_gate_exps", "ffn_up_exps", "ffn_down_exps"})
+      if (const auto* t = source.find(gguf_moe(layer, what))) out.push_back(t);
+  } else if (const auto* n = hf_experts_of(source, layer)) {
+    out.push_back(source.find(hf_router(layer, *n)));
+    for (std::int64_t e = 0;; ++e) {
+      const std::size_t before = out.size();
+      for (const char* which : {n->gate, n->up, n->down})
+        if (const auto* t = source.find(hf_expert(layer, *n, e, which))) out.push_back(t);
+      if (out.size() == before) break;
+    }
+  }
+  return out;
+}
+
+std::vector<const Matrix*> LayerWeights::matrices() const {
+  std::vector<const Matrix*> ms = {&q, &k, &v, &this->out};
+  if (!moe()) {
+    ms.insert(ms.end(), {&gate, &up, &down});
+    return ms;
+  }
+  ms.push_back(&router);
+  for (std::size_t e = 0; e < expert_gate.size(); ++e) ms.insert(ms.end(), {&expert_gate[e], &expert_up[e], &expert_down[e]});
+  return ms;
+}
+
+std::vector<Matrix*> LayerWeights::matrices() {
+  std::vector<Matrix*> out;
+  for (const Matrix* m : std::as_const(*this).matrices()) out.push_back(const_cast<Matrix*>(m));
   return out;
 }
 
@@ -178,9 +249,9 @@ ModelWeights::ModelWeights(const format::ModelSource& source, const ModelSpec& s
         case Role::AttnK: l.k = matrix_of(need(name), kv_width, s.hidden); break;
         case Role::AttnV: l.v = matrix_of(need(name), kv_width, s.hidden); break;
         case Role::AttnOut: l.out = matrix_of(need(name), s.hidden, q_width); break;
-        case Role::FfnGate: l.gate = matrix_of(need(name), s.ffn, s.hidden); break;
-        case Role::FfnUp: l.up = matrix_of(need(name), s.ffn, s.hidden); break;
-        case Role::FfnDown: l.down = matrix_of(need(name), s.hidden, s.ffn); break;
+        case Role::FfnGate: if (!s.moe()) l.gate = matrix_of(need(name), s.ffn, s.hidden); break;
+        case Role::FfnUp: if (!s.moe()) l.up = matrix_of(need(name), s.ffn, s.hidden); break;
+        case Role::FfnDown: if (!s.moe()) l.down = matrix_of(need(name), s.hidden, s.ffn); break;
         // Biases are optional for every family (Qwen2 has them, some Llama fine-tunes too).
         case Role::AttnQBias: if (t) l.q_bias = vector_of(*t, q_width); break;
         case Role::AttnKBias: if (t) l.k_bias = vector_of(*t, kv_width); break;
@@ -191,7 +262,31 @@ ModelWeights::ModelWeights(const format::ModelSource& source, const ModelSpec& s
     }
     if (s.family == Family::Qwen2 && (l.q_bias.empty() || l.k_bias.empty() || l.v_bias.empty()))
       fail("layer {}: a qwen2 model needs q, k and v biases", i);
-    for (const Matrix* m : {&l.q, &l.k, &l.v, &l.out, &l.gate, &l.up, &l.down}) bytes_per_token += m->bytes();
+    if (s.moe()) {
+      // The router and every expert; a token reads the router and experts_used of them.
+      const std::int64_t e_count = s.experts, ff = s.expert_ffn;
+      if (naming.gguf) {
+        l.router = matrix_of(need(gguf_moe(i, "ffn_gate_inp")), e_count, s.hidden);
+        l.expert_gate = stacked_of(need(gguf_moe(i, "ffn_gate_exps")), e_count, ff, s.hidden);
+        l.expert_up = stacked_of(need(gguf_moe(i, "ffn_up_exps")), e_count, ff, s.hidden);
+        l.expert_down = stacked_of(need(gguf_moe(i, "ffn_down_exps")), e_count, s.hidden, ff);
+      } else {
+        const HfExpertNames* n = hf_experts_of(source, i);
+        if (!n) fail("layer {}: a mixture-of-experts model needs a router (model.layers.{}.mlp.gate.weight or "
+                     "block_sparse_moe.gate.weight)", i, i);
+        l.router = matrix_of(need(hf_router(i, *n)), e_count, s.hidden);
+        for (std::int64_t e = 0; e < e_count; ++e) {
+          l.expert_gate.push_back(matrix_of(need(hf_expert(i, *n, e, n->gate)), ff, s.hidden));
+          l.expert_up.push_back(matrix_of(need(hf_expert(i, *n, e, n->up)), ff, s.hidden));
+          l.expert_down.push_back(matrix_of(need(hf_expert(i, *n, e, n->down)), s.hidden, ff));
+        }
+      }
+      for (const Matrix* m : {&l.q, &l.k, &l.v, &l.out, &l.router}) bytes_per_token += m->bytes();
+      const std::uint64_t expert = l.expert_gate[0].bytes() + l.expert_up[0].bytes() + l.expert_down[0].bytes();
+      bytes_per_token += expert * static_cast<std::uint64_t>(s.experts_used);
+    } else {
+      for (const Matrix* m : l.matrices()) bytes_per_token += m->bytes();
+    }
   }
 }
 
@@ -200,7 +295,7 @@ ResidentWeights::ResidentWeights(const format::ModelSource& source, const ModelS
   // the disk) instead of a fault every few pages inside the first forward pass (as llama.cpp
   // maps with MAP_POPULATE). A 33-token first prompt on a 1.1B Q4_0 file: 161-185 -> 174-224 t/s.
   for (const LayerWeights& l : weights_.layers)
-    for (const Matrix* m : {&l.q, &l.k, &l.v, &l.out, &l.gate, &l.up, &l.down}) MappedFile::populate({m->data, m->bytes()});
+    for (const Matrix* m : l.matrices()) MappedFile::populate({m->data, m->bytes()});
   MappedFile::populate({weights_.globals.output.data, weights_.globals.output.bytes()});
 }
 

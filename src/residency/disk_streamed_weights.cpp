@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <utility>
 
 #include "aero/error.h"
 #include "residency/direct_reader.h"
@@ -18,8 +19,6 @@ constexpr std::uint64_t kMergeGap = 1u << 20;  // tensors this close are read as
 
 std::uint64_t align_down(std::uint64_t v) { return v / kDirectAlign * kDirectAlign; }
 std::uint64_t align_up(std::uint64_t v) { return (v + kDirectAlign - 1) / kDirectAlign * kDirectAlign; }
-
-std::vector<model::Matrix*> matrices(model::LayerWeights& l) { return {&l.q, &l.k, &l.v, &l.out, &l.gate, &l.up, &l.down}; }
 
 // Where some matrices lie in the files and where they go in a buffer of `bytes`.
 struct Layout {
@@ -67,9 +66,7 @@ struct DiskStreamedWeights::Impl {
       fail("disk tier: a placement for {} layers given for a model of {}", cached.size(), weights.layers.size());
     bytes_per_token = weights.bytes_per_token;
     for (auto& l : weights.layers) {
-      std::vector<const model::Matrix*> ms;
-      for (auto* m : matrices(l)) ms.push_back(m);
-      layouts.push_back(layout(source, ms));
+      layouts.push_back(layout(source, std::as_const(l).matrices()));
     }
     // Globals first (every pass reads the head; embedding rows are looked up), owned from now on.
     auto& g = weights.globals;
@@ -176,7 +173,7 @@ struct DiskStreamedWeights::Impl {
   }
 
   void point(std::int64_t layer, std::uint8_t* buffer) {
-    auto ms = matrices(weights.layers[static_cast<std::size_t>(layer)]);
+    auto ms = weights.layers[static_cast<std::size_t>(layer)].matrices();
     const Layout& l = layouts[static_cast<std::size_t>(layer)];
     for (std::size_t m = 0; m < ms.size(); ++m) ms[m]->data = buffer + l.matrix_at[m];
   }

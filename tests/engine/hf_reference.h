@@ -53,7 +53,7 @@ inline std::vector<std::int32_t> greedy_ids(engine::Session& session, const std:
 
 // The fixture models, one folder each.
 inline std::vector<std::string> hf_fixture_models() {
-  return {"llama", "llama-mha", "qwen2", "qwen3", "phi3", "gemma2", "gemma3"};
+  return {"llama", "llama-mha", "qwen2", "qwen3", "phi3", "gemma2", "gemma3", "mixtral", "qwen3moe"};
 }
 
 }  // namespace aero::test

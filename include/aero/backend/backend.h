@@ -147,6 +147,27 @@ class Backend {
   virtual void scale(float* x, std::int64_t count, float factor) = 0;
   // x = cap · tanh(x / cap), elementwise (Gemma 2's logit soft-capping).
   virtual void softcap(float* x, std::int64_t count, float cap) = 0;
+  // dst[i] = src[rows[i]] for each i, rows of `width` floats (a mixture of experts gathers the
+  // tokens routed to one expert). Default: through read() and write(), row by row.
+  virtual void gather_rows(const float* src, std::span<const std::int32_t> rows, std::int64_t width, float* dst) {
+    std::vector<float> row(static_cast<std::size_t>(width));
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      read(src + rows[i] * width, row.size(), row.data());
+      write(row.data(), row.size(), dst + static_cast<std::int64_t>(i) * width);
+    }
+  }
+  // dst[rows[i]] += weights[i] · src[i] for each i in order, rows of `width` floats (and adds
+  // each expert's weighted output to its tokens' rows). Default: through read() and write().
+  virtual void scatter_add_rows(const float* src, std::span<const std::int32_t> rows, std::span<const float> weights,
+                                std::int64_t width, float* dst) {
+    std::vector<float> in(static_cast<std::size_t>(width)), out(static_cast<std::size_t>(width));
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      read(src + static_cast<std::int64_t>(i) * width, in.size(), in.data());
+      read(dst + rows[i] * width, out.size(), out.data());
+      for (std::size_t c = 0; c < out.size(); ++c) out[c] += weights[i] * in[c];
+      write(out.data(), out.size(), dst + rows[i] * width);
+    }
+  }
   // Rotates each head of n tokens (n × heads × head_dim) by its token's angles, given as
   // model::rope_table (n × head_dim/2 × {cos, sin}).
   virtual void rope(float* x, std::int64_t n, std::int64_t heads, std::int64_t head_dim,

@@ -20,8 +20,9 @@ namespace aero::model {
 // each; Gemma2 scales the embedding, normalizes with (1 + w) before and after attention and
 // the feed-forward block, gates with GELU-tanh, soft-caps scores and logits and alternates
 // sliding-window and global layers; Gemma3 drops the soft-caps, adds Qwen3's q/k norms and
-// gives its sliding layers a rope base of their own. The forward pass is one function with
-// these facts, which ModelSpec holds as data.
+// gives its sliding layers a rope base of their own. Mixtral is a llama and Qwen3-MoE a qwen3
+// whose feed-forward blocks are mixtures of experts (ModelSpec::experts). The forward pass is
+// one function with these facts, which ModelSpec holds as data.
 enum class Family { Llama, Qwen2, Qwen3, Phi3, Gemma2, Gemma3 };
 std::string_view family_name(Family family);
 
@@ -63,6 +64,15 @@ struct ModelSpec {
   std::int64_t sliding_window = 0;
   std::vector<bool> sliding_layers;  // per layer, when sliding_window > 0
   double rope_theta_local = 0;       // sliding layers' rope base, unscaled (Gemma 3); 0: as the others
+
+  // Mixture of experts (Mixtral, Qwen3-MoE: the llama and qwen3 families with sparse blocks):
+  // each token's feed-forward block is the weighted sum of `experts_used` of the layer's
+  // `experts` MLPs (width `expert_ffn`), those with the largest router probabilities (the
+  // softmax of the router's logits), their weights renormalized to sum 1 when
+  // `normalize_routing`. 0 experts: a dense model.
+  std::int64_t experts = 0, experts_used = 0, expert_ffn = 0;
+  bool normalize_routing = true;
+  bool moe() const { return experts > 0; }
 
   bool sliding(std::int64_t layer) const {
     return sliding_window > 0 && static_cast<std::size_t>(layer) < sliding_layers.size() &&

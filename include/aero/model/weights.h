@@ -40,6 +40,10 @@ std::string layer_tensor_name(bool gguf, std::int64_t layer, const RoleNames& ro
 // source's naming convention is told by its embedding's name.
 std::vector<const format::SourceTensor*> layer_tensors(const format::ModelSource& source, std::int64_t layer,
                                                        Family family = Family::Llama);
+// A sparse layer's router and experts, by Hugging Face's names (Mixtral's block_sparse_moe,
+// Qwen3-MoE's mlp: one tensor per expert) or GGUF's (ffn_gate_inp, and ffn_{gate,up,down}_exps
+// stacking the experts); empty for a dense layer.
+std::vector<const format::SourceTensor*> expert_tensors(const format::ModelSource& source, std::int64_t layer);
 // Whole-model tensors: embedding, final norm, output head (absent when tied), GGUF rope factors.
 inline constexpr const char* kHfEmbedding = "model.embed_tokens.weight";
 inline constexpr const char* kHfOutputNorm = "model.norm.weight";
@@ -58,7 +62,17 @@ struct LayerWeights {
   Matrix q, k, v, out;
   std::vector<float> q_bias, k_bias, v_bias;  // empty when the model has none
   std::vector<float> q_norm, k_norm;          // Qwen3, Gemma3: per-head RMSNorm weights
-  Matrix gate, up, down;
+  Matrix gate, up, down;       // empty in a sparse (mixture-of-experts) layer
+  // A sparse layer's router ([experts, hidden]) and its experts' matrices, expert by expert
+  // (views into GGUF's stacked tensors, or the HF files' own); empty in a dense layer.
+  Matrix router;
+  std::vector<Matrix> expert_gate, expert_up, expert_down;
+  bool moe() const { return !expert_gate.empty(); }
+
+  // Every matrix of the layer, in a fixed order (attention; gate, up, down, or the router and
+  // each expert's gate, up, down): what a pass reads, a disk tier lays out, a GPU streams.
+  std::vector<const Matrix*> matrices() const;
+  std::vector<Matrix*> matrices();
 };
 
 struct GlobalWeights {
