@@ -38,8 +38,8 @@ residency::Bandwidths placeholders() {
   return b;
 }
 
-// The engine streams layers to the GPU but does not yet split a pass between CPU and GPU.
-residency::Executor executor() { return {.split = false}; }
+// The engine computes layers on the CPU within a GPU run and streams layers, but not the head.
+residency::Executor executor() { return {.cpu_layers = true, .streamed_head = false}; }
 
 std::filesystem::path first_layer_file(const format::ModelSource& source) {
   for (const auto* t : model::layer_tensors(source, 0)) return source.locate(t->data).path;

@@ -7,6 +7,7 @@
 #include <functional>
 
 #include "aero/error.h"
+#include "aero/parallel.h"
 
 namespace aero::engine {
 namespace {
@@ -21,7 +22,7 @@ backend::AttentionOptions attention_options(const model::ModelSpec& s, std::int6
 
 ForwardPass::ForwardPass(Model& model, backend::Backend& backend, std::int64_t context, std::int64_t slots,
                          backend::KvType kv_type, std::int64_t max_batch, std::int64_t max_logits)
-    : model_(model), backend_(backend) {
+    : model_(model) {
   const auto& s = model.spec();
   context_ = context > 0 ? context : std::min<std::int64_t>(s.context, 4096);
   if (context_ > s.context)
@@ -29,46 +30,92 @@ ForwardPass::ForwardPass(Model& model, backend::Backend& backend, std::int64_t c
   if (slots < 1) fail("a KV cache needs at least one slot (got {})", slots);
   max_batch_ = std::clamp<std::int64_t>(max_batch, 1, slots * context_);
   max_logits_ = std::clamp<std::int64_t>(max_logits, 1, max_batch_);
+
+  // Which backend computes each layer and the head: the pass's, or (a GPU plan's CPU layers)
+  // a CPU backend of the pass's own.
+  const auto* plan = model.plan();
+  const bool split = plan && plan->uses_gpu();
+  auto on_cpu = [&](residency::Placement p) { return split && p.compute == residency::Processor::Cpu; };
+  lane_of_.assign(static_cast<std::size_t>(s.layers), 0);
+  for (std::int64_t l = 0; split && l < s.layers; ++l)
+    lane_of_[static_cast<std::size_t>(l)] = on_cpu(plan->layers[static_cast<std::size_t>(l)]) ? 1 : 0;
+  head_lane_ = split && on_cpu(plan->output) ? 1 : 0;
+  const bool two = head_lane_ == 1 || std::count(lane_of_.begin(), lane_of_.end(), 1) > 0;
+  lanes_.resize(two ? 2 : 1);
+  lanes_[0].backend = &backend;
+  if (two) {
+    host_ = backend::make_cpu_backend(default_thread_count());
+    lanes_[1].backend = host_.get();
+  }
   {
-    // The backend sees what it will multiply before the first token (the CPU calibrates here).
+    // The backends see what they will multiply before the first token (the CPU calibrates here).
     const model::LayerWeights& w = model.weights().acquire(0);  // (a spec has at least one layer)
     // A sparse layer's router and one expert stand for its feed-forward block's shapes.
     std::vector<const quant::Matrix*> ms = {&w.q, &w.k, &w.v, &w.out};
     if (w.moe()) ms.insert(ms.end(), {&w.router, &w.expert_gate[0], &w.expert_up[0], &w.expert_down[0]});
     else ms.insert(ms.end(), {&w.gate, &w.up, &w.down});
     ms.push_back(&model.weights().globals().output);
-    backend.prepare(ms, model.weight_bytes_per_token());
+    for (auto& lane : lanes_) lane.backend->prepare(ms, model.weight_bytes_per_token());
     model.weights().release(0);
   }
   layers_ = &model.weights();
-  if (const auto* plan = model.plan(); plan && plan->uses_gpu() && plan->count(residency::Tier::GpuResident) < s.layers) {
+  bool streams = false;
+  for (std::int64_t l = 0; split && l < s.layers; ++l) {
+    const auto p = plan->layers[static_cast<std::size_t>(l)];
+    streams = streams || (p.compute == residency::Processor::Gpu && p.tier != residency::Tier::GpuResident);
+  }
+  if (streams) {
     streamed_ = std::make_unique<StreamedLayers>(model.weights(), *plan, backend);
     layers_ = streamed_.get();
   }
-  cache_ = backend.create_kv_cache(s.layers, s.kv_heads, s.head_dim, context_, slots, kv_type);
+  // Each lane's cache holds its own layers, in order.
+  std::vector<std::int64_t> count(lanes_.size(), 0);
+  for (int lane : lane_of_) cache_index_.push_back(count[static_cast<std::size_t>(lane)]++);
+  for (std::size_t i = 0; i < lanes_.size(); ++i)
+    allocate(lanes_[i], count[i], slots, kv_type, static_cast<int>(i) == head_lane_);
   inv_freq_ = s.rope_inv_freq(model.weights().globals().rope_freqs);
   inv_freq_local_ = s.rope_inv_freq_local();
+}
+
+void ForwardPass::allocate(Lane& lane, std::int64_t layers, std::int64_t slots, backend::KvType kv_type, bool head) {
+  const auto& s = model_.spec();
+  auto& b = *lane.backend;
+  if (layers > 0) lane.cache = b.create_kv_cache(layers, s.kv_heads, s.head_dim, context_, slots, kv_type);
   const auto n = static_cast<std::size_t>(max_batch_);
-  x_ = backend.allocate(n * s.hidden);
-  xb_ = backend.allocate(n * std::max(s.hidden, s.heads * s.head_dim));
-  q_ = backend.allocate(n * s.heads * s.head_dim);
-  k_ = backend.allocate(n * s.kv_heads * s.head_dim);
-  v_ = backend.allocate(n * s.kv_heads * s.head_dim);
-  att_ = backend.allocate(n * s.heads * s.head_dim);
-  const auto ffn = static_cast<std::size_t>(std::max(s.ffn, s.expert_ffn));
-  gate_ = backend.allocate(n * ffn);
-  up_ = backend.allocate(n * ffn);
-  if (s.moe()) {
-    router_ = backend.allocate(n * s.experts);
-    expert_in_ = backend.allocate(n * s.hidden);
-    expert_out_ = backend.allocate(n * s.hidden);
+  lane.x = b.allocate(n * s.hidden);
+  lane.xb = b.allocate(n * std::max(s.hidden, s.heads * s.head_dim));
+  if (layers > 0) {
+    lane.q = b.allocate(n * s.heads * s.head_dim);
+    lane.k = b.allocate(n * s.kv_heads * s.head_dim);
+    lane.v = b.allocate(n * s.kv_heads * s.head_dim);
+    lane.att = b.allocate(n * s.heads * s.head_dim);
+    const auto ffn = static_cast<std::size_t>(std::max(s.ffn, s.expert_ffn));
+    lane.gate = b.allocate(n * ffn);
+    lane.up = b.allocate(n * ffn);
+    if (s.moe()) {
+      lane.router = b.allocate(n * s.experts);
+      lane.expert_in = b.allocate(n * s.hidden);
+      lane.expert_out = b.allocate(n * s.hidden);
+    }
   }
-  logits_ = backend.allocate(static_cast<std::size_t>(max_logits_) * s.vocab);
+  if (head) lane.logits = b.allocate(static_cast<std::size_t>(max_logits_) * s.vocab);
+}
+
+std::uint64_t ForwardPass::kv_bytes() const {
+  std::uint64_t bytes = 0;
+  for (const auto& lane : lanes_)
+    if (lane.cache) bytes += lane.cache->bytes();
+  return bytes;
+}
+
+void ForwardPass::move_x(const Lane& from, Lane& to, std::int64_t n) {
+  moved_.resize(static_cast<std::size_t>(n * model_.spec().hidden));
+  from.backend->read(from.x, moved_.size(), moved_.data());
+  to.backend->write(moved_.data(), moved_.size(), to.x);
 }
 
 void ForwardPass::run(const PassTokens& pass, float* logits_out) {
   const auto& s = model_.spec();
-  auto& b = backend_;
   const std::int64_t n = static_cast<std::int64_t>(pass.ids.size());
   if (n < 1 || n > max_batch_ || pass.slots.size() != pass.ids.size() || pass.positions.size() != pass.ids.size() ||
       static_cast<std::int64_t>(pass.logit_rows.size()) > max_logits_)
@@ -83,56 +130,33 @@ void ForwardPass::run(const PassTokens& pass, float* logits_out) {
   const auto& globals = model_.weights().globals();
 
   // Everything up to reading the logits is one step: a GPU replays the steps of a shape it has
-  // seen (a CUDA graph) instead of launching each operation.
+  // seen (a CUDA graph) instead of launching each operation. A sparse model reads its router's
+  // choices back within the pass, and a split one moves x between backends: nothing a recording
+  // of the step could replay, so those run directly.
   const std::int32_t max_position = *std::max_element(pass.positions.begin(), pass.positions.end());
   std::int64_t gathered = 0;
-  // (A sparse model reads its router's choices back within the pass: nothing a recording of
-  // the step could replay.)
-  const auto step = [&](const std::function<void()>& ops) { s.moe() ? ops() : b.run_step(n, max_position, ops); };
+  const bool direct = s.moe() || lanes_.size() > 1;
+  const auto step = [&](const std::function<void()>& ops) {
+    direct ? ops() : lanes_[0].backend->run_step(n, max_position, ops);
+  };
   step([&] {
-    b.embed(globals.embedding, pass.ids, x_);
-    if (s.embedding_scale != 1.0) b.scale(x_, n * s.hidden, static_cast<float>(s.embedding_scale));
+    int at = lane_of_[0];
+    lanes_[static_cast<std::size_t>(at)].backend->embed(globals.embedding, pass.ids, lanes_[static_cast<std::size_t>(at)].x);
+    if (s.embedding_scale != 1.0) {
+      Lane& l = lanes_[static_cast<std::size_t>(at)];
+      l.backend->scale(l.x, n * s.hidden, static_cast<float>(s.embedding_scale));
+    }
     for (std::int64_t layer = 0; layer < s.layers; ++layer) {
+      const int next = lane_of_[static_cast<std::size_t>(layer)];
+      if (next != at) move_x(lanes_[static_cast<std::size_t>(at)], lanes_[static_cast<std::size_t>(next)], n), at = next;
       const model::LayerWeights& w = layers_->acquire(layer);
-      const auto& layer_angles = s.sliding(layer) && !local_angles.empty() ? local_angles : angles;
-
-      // Attention block: x += Wo · attention(rope(Wq·xb), rope(Wk·xb), Wv·xb), xb = norm(x).
-      b.rms_norm(x_, w.attn_norm.data(), s.hidden, n, s.norm_eps, xb_);
-      const quant::Matrix* qkv[] = {&w.q, &w.k, &w.v};
-      float* qkv_out[] = {q_, k_, v_};
-      b.matmul(qkv, xb_, n, qkv_out);
-      if (!w.q_bias.empty()) b.add_bias(q_, w.q_bias, n);
-      if (!w.k_bias.empty()) b.add_bias(k_, w.k_bias, n);
-      if (!w.v_bias.empty()) b.add_bias(v_, w.v_bias, n);
-      if (!w.q_norm.empty()) b.rms_norm(q_, w.q_norm.data(), s.head_dim, n * s.heads, s.norm_eps, q_);
-      if (!w.k_norm.empty()) b.rms_norm(k_, w.k_norm.data(), s.head_dim, n * s.kv_heads, s.norm_eps, k_);
-      b.rope(q_, n, s.heads, s.head_dim, layer_angles, s.rope_layout);
-      b.rope(k_, n, s.kv_heads, s.head_dim, layer_angles, s.rope_layout);
-      b.attention(*cache_, layer, q_, k_, v_, pass.slots, pass.positions, s.heads, att_, attention_options(s, layer));
-      b.matmul(w.out, att_, n, xb_);
-      if (!w.attn_post_norm.empty()) b.rms_norm(xb_, w.attn_post_norm.data(), s.hidden, n, s.norm_eps, xb_);
-      b.add(x_, xb_, n * s.hidden);
-
-      // Feed-forward block: x += Wdown · (act(Wgate·xb) ⊙ Wup·xb), xb = norm(x) (Gemma: and
-      // the sum normalized again before it is added; a sparse layer: its routed experts').
-      b.rms_norm(x_, w.ffn_norm.data(), s.hidden, n, s.norm_eps, xb_);
-      if (w.moe()) {
-        experts(w, n);
-        layers_->release(layer);
-        continue;
-      }
-      const quant::Matrix* gate_up[] = {&w.gate, &w.up};
-      float* gate_up_out[] = {gate_, up_};
-      b.matmul(gate_up, xb_, n, gate_up_out);
-      if (s.activation == model::Activation::GeluTanh) b.gelu_tanh_mul(gate_, up_, n * s.ffn, gate_);
-      else b.silu_mul(gate_, up_, n * s.ffn, gate_);
-      b.matmul(w.down, gate_, n, xb_);
-      if (!w.ffn_post_norm.empty()) b.rms_norm(xb_, w.ffn_post_norm.data(), s.hidden, n, s.norm_eps, xb_);
-      b.add(x_, xb_, n * s.hidden);
-
+      this->layer(lanes_[static_cast<std::size_t>(at)], w, layer, pass, {angles, local_angles});
       layers_->release(layer);
     }
     if (pass.logit_rows.empty()) return;
+    if (head_lane_ != at) move_x(lanes_[static_cast<std::size_t>(at)], lanes_[static_cast<std::size_t>(head_lane_)], n);
+    Lane& h = lanes_[static_cast<std::size_t>(head_lane_)];
+    auto& b = *h.backend;
     // Logits of the rows asked for only (a generation step needs each sequence's last token):
     // their final norm gathers them into consecutive rows of xb, a run of adjacent rows per call.
     const auto& rows = pass.logit_rows;
@@ -141,14 +165,56 @@ void ForwardPass::run(const PassTokens& pass, float* logits_out) {
       std::size_t j = i + 1;
       while (j < rows.size() && rows[j] == rows[j - 1] + 1) ++j;
       const auto run = static_cast<std::int64_t>(j - i);
-      b.rms_norm(x_ + rows[i] * s.hidden, globals.output_norm.data(), s.hidden, run, s.norm_eps, xb_ + gathered * s.hidden);
+      b.rms_norm(h.x + rows[i] * s.hidden, globals.output_norm.data(), s.hidden, run, s.norm_eps, h.xb + gathered * s.hidden);
       gathered += run;
       i = j;
     }
-    b.matmul(globals.output, xb_, gathered, logits_);
-    if (s.final_softcap > 0) b.softcap(logits_, gathered * s.vocab, static_cast<float>(s.final_softcap));
+    b.matmul(globals.output, h.xb, gathered, h.logits);
+    if (s.final_softcap > 0) b.softcap(h.logits, gathered * s.vocab, static_cast<float>(s.final_softcap));
   });
-  if (gathered > 0) b.read(logits_, static_cast<std::size_t>(gathered * s.vocab), logits_out);
+  if (gathered > 0) {
+    Lane& h = lanes_[static_cast<std::size_t>(head_lane_)];
+    h.backend->read(h.logits, static_cast<std::size_t>(gathered * s.vocab), logits_out);
+  }
+}
+
+void ForwardPass::layer(Lane& l, const model::LayerWeights& w, std::int64_t layer, const PassTokens& pass,
+                        const Angles& angles) {
+  const auto& s = model_.spec();
+  auto& b = *l.backend;
+  const auto n = static_cast<std::int64_t>(pass.ids.size());
+  const auto layer_angles = s.sliding(layer) && !angles.local.empty() ? angles.local : angles.global;
+
+  // Attention block: x += Wo · attention(rope(Wq·xb), rope(Wk·xb), Wv·xb), xb = norm(x).
+  b.rms_norm(l.x, w.attn_norm.data(), s.hidden, n, s.norm_eps, l.xb);
+  const quant::Matrix* qkv[] = {&w.q, &w.k, &w.v};
+  float* qkv_out[] = {l.q, l.k, l.v};
+  b.matmul(qkv, l.xb, n, qkv_out);
+  if (!w.q_bias.empty()) b.add_bias(l.q, w.q_bias, n);
+  if (!w.k_bias.empty()) b.add_bias(l.k, w.k_bias, n);
+  if (!w.v_bias.empty()) b.add_bias(l.v, w.v_bias, n);
+  if (!w.q_norm.empty()) b.rms_norm(l.q, w.q_norm.data(), s.head_dim, n * s.heads, s.norm_eps, l.q);
+  if (!w.k_norm.empty()) b.rms_norm(l.k, w.k_norm.data(), s.head_dim, n * s.kv_heads, s.norm_eps, l.k);
+  b.rope(l.q, n, s.heads, s.head_dim, layer_angles, s.rope_layout);
+  b.rope(l.k, n, s.kv_heads, s.head_dim, layer_angles, s.rope_layout);
+  b.attention(*l.cache, cache_index_[static_cast<std::size_t>(layer)], l.q, l.k, l.v, pass.slots, pass.positions, s.heads,
+              l.att, attention_options(s, layer));
+  b.matmul(w.out, l.att, n, l.xb);
+  if (!w.attn_post_norm.empty()) b.rms_norm(l.xb, w.attn_post_norm.data(), s.hidden, n, s.norm_eps, l.xb);
+  b.add(l.x, l.xb, n * s.hidden);
+
+  // Feed-forward block: x += Wdown · (act(Wgate·xb) ⊙ Wup·xb), xb = norm(x) (Gemma: and the sum
+  // normalized again before it is added; a sparse layer: its routed experts').
+  b.rms_norm(l.x, w.ffn_norm.data(), s.hidden, n, s.norm_eps, l.xb);
+  if (w.moe()) return experts(l, w, n);
+  const quant::Matrix* gate_up[] = {&w.gate, &w.up};
+  float* gate_up_out[] = {l.gate, l.up};
+  b.matmul(gate_up, l.xb, n, gate_up_out);
+  if (s.activation == model::Activation::GeluTanh) b.gelu_tanh_mul(l.gate, l.up, n * s.ffn, l.gate);
+  else b.silu_mul(l.gate, l.up, n * s.ffn, l.gate);
+  b.matmul(w.down, l.gate, n, l.xb);
+  if (!w.ffn_post_norm.empty()) b.rms_norm(l.xb, w.ffn_post_norm.data(), s.hidden, n, s.norm_eps, l.xb);
+  b.add(l.x, l.xb, n * s.hidden);
 }
 
 // x += Σ_e weight(t, e) · expert_e(xb[t]) over each token's routed experts: the router's logits
@@ -156,13 +222,13 @@ void ForwardPass::run(const PassTokens& pass, float* logits_out) {
 // weights renormalized when the model says so, as transformers does) and groups the tokens by
 // expert; each expert used runs once over its tokens, gathered into consecutive rows, and adds
 // its weighted rows into x.
-void ForwardPass::experts(const model::LayerWeights& w, std::int64_t n) {
+void ForwardPass::experts(Lane& l, const model::LayerWeights& w, std::int64_t n) {
   const auto& s = model_.spec();
-  auto& b = backend_;
+  auto& b = *l.backend;
   const auto count = static_cast<std::size_t>(s.experts), used = static_cast<std::size_t>(s.experts_used);
-  b.matmul(w.router, xb_, n, router_);
+  b.matmul(w.router, l.xb, n, l.router);
   routing_.resize(static_cast<std::size_t>(n) * count);
-  b.read(router_, routing_.size(), routing_.data());
+  b.read(l.router, routing_.size(), routing_.data());
   std::vector<std::vector<std::int32_t>> rows(count);
   std::vector<std::vector<float>> weights(count);
   std::vector<std::size_t> order(count);
@@ -188,13 +254,13 @@ void ForwardPass::experts(const model::LayerWeights& w, std::int64_t n) {
   for (std::size_t e = 0; e < count; ++e) {
     if (rows[e].empty()) continue;
     const auto m = static_cast<std::int64_t>(rows[e].size());
-    b.gather_rows(xb_, rows[e], s.hidden, expert_in_);
+    b.gather_rows(l.xb, rows[e], s.hidden, l.expert_in);
     const quant::Matrix* gate_up[] = {&w.expert_gate[e], &w.expert_up[e]};
-    float* gate_up_out[] = {gate_, up_};
-    b.matmul(gate_up, expert_in_, m, gate_up_out);
-    b.silu_mul(gate_, up_, m * s.expert_ffn, gate_);
-    b.matmul(w.expert_down[e], gate_, m, expert_out_);
-    b.scatter_add_rows(expert_out_, rows[e], weights[e], s.hidden, x_);
+    float* gate_up_out[] = {l.gate, l.up};
+    b.matmul(gate_up, l.expert_in, m, gate_up_out);
+    b.silu_mul(l.gate, l.up, m * s.expert_ffn, l.gate);
+    b.matmul(w.expert_down[e], l.gate, m, l.expert_out);
+    b.scatter_add_rows(l.expert_out, rows[e], weights[e], s.hidden, l.x);
   }
 }
 

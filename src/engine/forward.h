@@ -28,7 +28,8 @@ class ForwardPass {
  public:
   // A KV cache of `slots` sequences of `context` positions each (0: the model's trained
   // context, at most 4096; more than it was trained for is an error), activations for
-  // `max_batch` tokens a pass, logits for `max_logits` of them.
+  // `max_batch` tokens a pass, logits for `max_logits` of them. A model whose plan computes some
+  // layers (or the head) on the CPU in a GPU run gets a CPU backend of its own for them.
   ForwardPass(Model& model, backend::Backend& backend, std::int64_t context, std::int64_t slots,
               backend::KvType kv_type, std::int64_t max_batch, std::int64_t max_logits);
   ForwardPass(const ForwardPass&) = delete;
@@ -40,25 +41,42 @@ class ForwardPass {
 
   std::int64_t context() const { return context_; }
   std::int64_t max_batch() const { return max_batch_; }
-  std::uint64_t kv_bytes() const { return cache_->bytes(); }
+  std::uint64_t kv_bytes() const;
   // The GPU streaming of the model's plan, when it streams layers to the GPU (else null).
   const StreamedLayers* streamed() const { return streamed_.get(); }
 
  private:
+  // One backend's share of a pass: its activations (for up to max_batch tokens, in its memory)
+  // and the KV cache of the layers it computes.
+  struct Lane {
+    backend::Backend* backend = nullptr;
+    std::unique_ptr<backend::KvCache> cache;
+    float *x = nullptr, *xb = nullptr, *q = nullptr, *k = nullptr, *v = nullptr, *att = nullptr, *gate = nullptr,
+          *up = nullptr, *logits = nullptr;
+    // A sparse model's router logits, and the rows one expert runs over (in, out).
+    float *router = nullptr, *expert_in = nullptr, *expert_out = nullptr;
+  };
+  struct Angles {
+    std::span<const float> global, local;
+  };
+
+  void allocate(Lane& lane, std::int64_t layers, std::int64_t slots, backend::KvType kv_type, bool head);
+  void layer(Lane& lane, const model::LayerWeights& w, std::int64_t layer, const PassTokens& pass, const Angles& angles);
+  void experts(Lane& lane, const model::LayerWeights& w, std::int64_t n);
+  // The residual stream x of n tokens from one lane to another (through host memory).
+  void move_x(const Lane& from, Lane& to, std::int64_t n);
+
   Model& model_;
-  backend::Backend& backend_;
   std::int64_t context_, max_batch_, max_logits_;
-  std::unique_ptr<backend::KvCache> cache_;
+  std::unique_ptr<backend::Backend> host_;  // the CPU backend of a split plan
+  std::vector<Lane> lanes_;                 // [0]: the pass's backend; [1]: host_, when split
+  std::vector<int> lane_of_;                // per layer
+  std::vector<std::int64_t> cache_index_;   // per layer: its layer in its lane's cache
+  int head_lane_ = 0;
   std::unique_ptr<StreamedLayers> streamed_;
   model::LayerResidency* layers_;  // streamed_, or the model's own
   std::vector<double> inv_freq_, inv_freq_local_;  // local: sliding layers' own (Gemma 3), else empty
-  // Activations for up to max_batch tokens, in backend memory.
-  float *x_, *xb_, *q_, *k_, *v_, *att_, *gate_, *up_, *logits_;
-  // A sparse model's router logits, and the rows one expert runs over (in, out).
-  float *router_ = nullptr, *expert_in_ = nullptr, *expert_out_ = nullptr;
-  std::vector<float> routing_;  // the router's logits on the host
-
-  void experts(const model::LayerWeights& w, std::int64_t n);
+  std::vector<float> routing_, moved_;  // host copies: a sparse layer's router logits; x crossing lanes
 };
 
 }  // namespace aero::engine

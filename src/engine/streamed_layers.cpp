@@ -20,14 +20,10 @@ constexpr std::uint64_t kSlotSlack = std::uint64_t{64} << 10;
 StreamedLayers::StreamedLayers(model::LayerResidency& inner, const residency::Plan& plan, backend::Backend& backend)
     : inner_(inner), placement_(plan.layers) {
   const auto layers = static_cast<std::int64_t>(placement_.size());
-  if (plan.output.tier != Tier::GpuResident)
+  if (plan.output.tier == Tier::StreamedToGpu)
     fail("the plan streams the output head, which the engine cannot do yet: give --gpu-mem room for it");
-  for (std::int64_t l = 0; l < layers; ++l) {
-    const auto p = placement_[static_cast<std::size_t>(l)];
-    if (p.compute == residency::Processor::Cpu)
-      fail("the plan computes layer {} on the CPU within a GPU run, which the engine cannot do yet", l);
-    if (p.tier != Tier::GpuResident) order_.push_back(l);
-  }
+  for (std::int64_t l = 0; l < layers; ++l)
+    if (streamed(l)) order_.push_back(l);
   slot_of_.assign(static_cast<std::size_t>(layers), -1);
   kept_.resize(static_cast<std::size_t>(layers));
   if (order_.empty()) fail("streamed layers: the plan keeps every layer on the GPU");
@@ -65,8 +61,11 @@ StreamedLayers::StreamedLayers(model::LayerResidency& inner, const residency::Pl
 
 StreamedLayers::~StreamedLayers() = default;
 
+// Layers the GPU computes from a ring slot; the others (resident, or computed by the CPU where
+// they lie) are the model's own.
 bool StreamedLayers::streamed(std::int64_t layer) const {
-  return placement_[static_cast<std::size_t>(layer)].tier != Tier::GpuResident;
+  const auto p = placement_[static_cast<std::size_t>(layer)];
+  return p.compute == residency::Processor::Gpu && p.tier != Tier::GpuResident;
 }
 
 int StreamedLayers::take_slot() {

@@ -8,7 +8,9 @@
 //                  slots, so the copy engine brings them while i computes;
 //   Disk (GPU)     read by the disk tier when acquired, loaded from its buffer then (no load
 //                  goes ahead past a disk layer: its slot must be free when it comes);
-//   GpuResident    the model's own layer: the backend uploads it once and keeps it.
+//   GpuResident    the model's own layer: the backend uploads it once and keeps it;
+//   on the CPU     (a split plan's CpuCompute, or Disk computed there) the model's own, which
+//                  the pass's CPU backend computes where it lies.
 //
 // Slots are used round robin in load order; a load waits (on the device) for the computation
 // that last read its slot. Same kernels on the same bytes: a streamed run's logits are the
@@ -27,7 +29,7 @@ namespace aero::engine {
 
 class StreamedLayers final : public model::LayerResidency {
  public:
-  // Throws aero::Error when the backend cannot stream (the CPU), the head is not GPU-resident,
+  // Throws aero::Error when the backend cannot stream (the CPU), the plan streams the head,
   // or the GPU's memory or pinned host memory are not there.
   StreamedLayers(model::LayerResidency& inner, const residency::Plan& plan, backend::Backend& backend);
   ~StreamedLayers() override;

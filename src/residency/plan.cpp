@@ -164,7 +164,7 @@ Plan plan_cpu(const ModelCosts& costs, const Budgets& budgets, const Bandwidths&
 // most within the budgets. Empty when it does not fit.
 std::optional<Plan> gpu_candidate(const ModelCosts& costs, const Budgets& budgets, const Bandwidths& bw,
                                   const Workload& work, std::int64_t resident, Placement head, int gpu_slots,
-                                  bool disk_ring, bool split) {
+                                  bool disk_ring, const Executor& can) {
   const auto layers = static_cast<std::int64_t>(costs.layers.size());
   const double tokens = static_cast<double>(work.tokens);
   Plan p;
@@ -204,10 +204,10 @@ std::optional<Plan> gpu_candidate(const ModelCosts& costs, const Budgets& budget
     };
     std::vector<Option> options;
     if (gpu_slots > 0) options.push_back({{Tier::StreamedToGpu, Processor::Gpu}, c.kv_bytes, c.weight_bytes});
-    if (split) options.push_back({{Tier::CpuCompute, Processor::Cpu}, 0, c.weight_bytes + c.kv_bytes});
+    if (can.cpu_layers) options.push_back({{Tier::CpuCompute, Processor::Cpu}, 0, c.weight_bytes + c.kv_bytes});
     if (disk_slots > 0) {
       if (gpu_slots > 0) options.push_back({{Tier::Disk, Processor::Gpu}, c.kv_bytes, 0});
-      if (split) options.push_back({{Tier::Disk, Processor::Cpu}, 0, c.kv_bytes});
+      if (can.cpu_layers) options.push_back({{Tier::Disk, Processor::Cpu}, 0, c.kv_bytes});
     }
     const Option* best = nullptr;
     Times best_t;
@@ -244,7 +244,8 @@ std::optional<Plan> gpu_candidate(const ModelCosts& costs, const Budgets& budget
   return p;
 }
 
-Plan plan_gpu(const ModelCosts& costs, const Budgets& budgets, const Bandwidths& bw, const Workload& work, bool split) {
+Plan plan_gpu(const ModelCosts& costs, const Budgets& budgets, const Bandwidths& bw, const Workload& work,
+              const Executor& can) {
   const auto layers = static_cast<std::int64_t>(costs.layers.size());
   // The least a GPU-computed layer needs: its weights, its KV cache, the activations.
   std::uint64_t working_set = 0;
@@ -282,8 +283,9 @@ Plan plan_gpu(const ModelCosts& costs, const Budgets& budgets, const Bandwidths&
       for (int slots : ring_sizes)
         for (bool disk_ring : {false, true}) {
           if (resident == layers && (slots > 0 && head.tier != Tier::StreamedToGpu)) continue;
-          if (!split && head.tier != Tier::GpuResident) continue;
-          auto c = gpu_candidate(costs, budgets, bw, work, resident, head, slots, disk_ring, split);
+          if ((!can.cpu_layers && head.compute == Processor::Cpu) || (!can.streamed_head && head.tier == Tier::StreamedToGpu))
+            continue;
+          auto c = gpu_candidate(costs, budgets, bw, work, resident, head, slots, disk_ring, can);
           if (c && (!best || better(*c, *best))) best = std::move(c);
         }
   if (!best)
@@ -349,7 +351,7 @@ Plan plan(const ModelCosts& costs, const Budgets& budgets, const Bandwidths& bw,
           const Executor& executor) {
   check_inputs(costs, budgets, bw);
   if (work.tokens < 1 || work.logit_rows < 0) fail("a pass needs at least one token");
-  return budgets.gpu > 0 ? plan_gpu(costs, budgets, bw, work, executor.split) : plan_cpu(costs, budgets, bw, work);
+  return budgets.gpu > 0 ? plan_gpu(costs, budgets, bw, work, executor) : plan_cpu(costs, budgets, bw, work);
 }
 
 std::string layer_ranges(const std::vector<std::int64_t>& layers) {

@@ -9,20 +9,22 @@
 
 namespace aero::test {
 
-// `kinds[i % kinds.size()]` for layer i; the head GPU-resident; `slots` ring slots.
-inline engine::Planner placing(std::vector<residency::Placement> kinds, int slots) {
-  return [kinds, slots](const format::ModelSource&, const model::ModelSpec& spec) {
+inline constexpr residency::Placement kResident{residency::Tier::GpuResident, residency::Processor::Gpu};
+inline constexpr residency::Placement kStreamed{residency::Tier::StreamedToGpu, residency::Processor::Gpu};
+inline constexpr residency::Placement kFromDisk{residency::Tier::Disk, residency::Processor::Gpu};
+inline constexpr residency::Placement kOnCpu{residency::Tier::CpuCompute, residency::Processor::Cpu};
+inline constexpr residency::Placement kDiskOnCpu{residency::Tier::Disk, residency::Processor::Cpu};
+
+// `kinds[i % kinds.size()]` for layer i; the head as `head`; `slots` ring slots.
+inline engine::Planner placing(std::vector<residency::Placement> kinds, int slots, residency::Placement head = kResident) {
+  return [kinds, slots, head](const format::ModelSource&, const model::ModelSpec& spec) {
     residency::Plan p;
     for (std::int64_t l = 0; l < spec.layers; ++l) p.layers.push_back(kinds[static_cast<std::size_t>(l) % kinds.size()]);
-    p.output = {residency::Tier::GpuResident, residency::Processor::Gpu};
+    p.output = head;
     p.gpu_slots = slots;
     p.disk_slots = 2;
     return p;
   };
 }
-
-inline constexpr residency::Placement kResident{residency::Tier::GpuResident, residency::Processor::Gpu};
-inline constexpr residency::Placement kStreamed{residency::Tier::StreamedToGpu, residency::Processor::Gpu};
-inline constexpr residency::Placement kFromDisk{residency::Tier::Disk, residency::Processor::Gpu};
 
 }  // namespace aero::test

@@ -167,12 +167,12 @@ TEST(Plan, GpuDecodeSplitsStreamingAndCpu) {
   for (std::size_t i = 1; i < streamed.size(); ++i) EXPECT_GT(streamed[i] - streamed[i - 1], 1);
 }
 
-// The engine that does not split a pass (Executor{.split = false}) gets the same budgets
-// spent on the GPU only: the decode split above becomes everything streamed, the head resident.
-TEST(Plan, WithoutSplitEveryLayerRunsOnTheGpu) {
+// An engine that computes nothing on the CPU in a GPU run and streams no head gets the same
+// budgets spent on the GPU only: the decode split becomes everything streamed, the head resident.
+TEST(Plan, WithoutCpuLayersEveryLayerRunsOnTheGpu) {
   const auto c = uniform(10, 0, 0, 50 * MiB);
   const auto p = plan(c, {.gpu = 4 * 100 * MiB + 50 * MiB + 2 * kSlack, .ram = 4 * GiB}, bandwidths(), Workload::decode(),
-                      Executor{.split = false});
+                      Executor{.cpu_layers = false, .streamed_head = false});
   EXPECT_EQ(p.count(Tier::CpuCompute), 0);
   EXPECT_EQ(p.count(Tier::GpuResident) + p.count(Tier::StreamedToGpu), 10);
   EXPECT_GE(p.count(Tier::StreamedToGpu), 1);

@@ -122,10 +122,11 @@ struct Plan {
 // needed bandwidth that is not positive, one layer's working set larger than the GPU budget, or
 // RAM too small for what must stay in it (embedding, KV cache and activations of CPU-computed
 // layers, the disk ring).
-// What the engine can run of a GPU plan. Today's streams layers to the GPU but computes no layer
-// on the CPU in a GPU run and keeps the output head in GPU memory: `split` false plans for it.
+// What the engine can run of a GPU plan (the planner considers only that). Today's computes
+// layers and the head on the CPU within a GPU run but does not stream the head.
 struct Executor {
-  bool split = true;  // layers (and the head) on the CPU, or the head streamed, in a GPU run
+  bool cpu_layers = true;     // layers (and the head) computed by the CPU in a GPU run
+  bool streamed_head = true;  // the output head copied to the GPU each pass
 };
 Plan plan(const ModelCosts& costs, const Budgets& budgets, const Bandwidths& bw, const Workload& work,
           const Executor& executor = {});
