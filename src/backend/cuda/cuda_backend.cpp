@@ -146,8 +146,9 @@ class CudaBackend final : public Backend {
   // (a power of two, at least 256) and skips the positions past each token's own.
   void run_step(std::int64_t tokens, std::int64_t max_position, const std::function<void()>& ops) override {
     use_device(device_);
-    // Streamed layers are loaded by the host between operations: nothing a recording could replay.
-    if (rings_ > 0) return ops();
+    // Streamed layers are loaded by the host between operations: nothing a recording could
+    // replay, so such steps run directly (inputs still staged once per step).
+    if (rings_ > 0) return graphs_.run_direct(ops);
     std::int64_t bucket = 256;
     while (bucket < max_position + 1) bucket *= 2;
     step_max_len_ = bucket;

@@ -39,6 +39,9 @@ class StepGraphs {
   // Runs `ops` (the step's operations) as one step of shape `key`; graphs only when enabled
   // (AERO_CUDA_GRAPHS=0 disables them) and for steps of at most kMaxGraphTokens tokens.
   void run(std::uint64_t key, std::int64_t tokens, const std::function<void()>& ops);
+  // Runs `ops` as one step, never recorded (a step whose host work must run every time: loads
+  // of streamed layers between its operations).
+  void run_direct(const std::function<void()>& ops);
 
   bool in_step() const { return in_step_; }
   // Whether the operation with arguments `signature` must be queued now (Direct, Capture) or
@@ -68,7 +71,6 @@ class StepGraphs {
   };
   void begin_step();
   void end_step();
-  void run_direct(const std::function<void()>& ops);
   void release(Graph& graph);
 
   int device_;
