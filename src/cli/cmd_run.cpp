@@ -1,10 +1,14 @@
 // aero run: generate from a prompt, streaming text (or ids) to stdout and speed to stderr.
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <optional>
 
 #include "aero/engine/chat.h"
 #include "aero/engine/generate.h"
 #include "aero/error.h"
+#include "aero/json.h"
+#include "aero/server/scheduler.h"
 #include "cli/commands.h"
 #include "cli/model_options.h"
 #include "cli/placement.h"
@@ -20,6 +24,75 @@ void print_speed(const engine::GenerationStats& stats, const backend::Backend& b
              rate(stats.generated_tokens, stats.generation_seconds), backend.name(),
              stats.stopped_by_eos ? " | stopped at end-of-generation" : "");
 }
+// Batch mode: every prompt of the file (one a line) through one BatchSession, `parallel` at a
+// time in its slots (continuous batching: a finished sequence's slot takes the next prompt), so
+// that each pass over the weights serves them all. One JSON line per prompt, in the file's order.
+void run_batch_file(const CLI::App& cmd, const ModelOptions& mo, const std::string& path, const std::string& tokenizer_path,
+                    int parallel, engine::SamplingParams sampling, bool greedy, std::int64_t max_tokens,
+                    std::vector<std::string> stop, bool ignore_eos) {
+  std::vector<std::string> prompts;
+  {
+    std::FILE* f = std::fopen(path.c_str(), "rb");
+    if (!f) fail("--batch-file {}: cannot be read", path);
+    std::string all;
+    char buffer[1 << 16];
+    for (std::size_t got; (got = std::fread(buffer, 1, sizeof buffer, f)) > 0;) all.append(buffer, got);
+    std::fclose(f);
+    for (std::size_t at = 0; at < all.size();) {
+      std::size_t end = all.find('\n', at);
+      if (end == std::string::npos) end = all.size();
+      std::string line = all.substr(at, end - at);
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      if (!line.empty()) prompts.push_back(std::move(line));
+      at = end + 1;
+    }
+  }
+  if (prompts.empty()) fail("--batch-file {}: no prompts in it (one per line)", path);
+  auto backend = mo.backend();
+  auto model = engine::Model::open(mo.model, mo.config, {.planner = run_planner(mo, backend::choose_device(mo.device)), .disk = {}});
+  apply_sampling_defaults(cmd, model->source().metadata(), sampling, &stop);  // the model store's, where flags left them
+  if (greedy) sampling.temperature = 0;
+  sampling.validate();
+  const auto tok = tokenizer_path.empty() ? tokenizer::Tokenizer::from_metadata(model->source().metadata())
+                                          : tokenizer::Tokenizer::load(tokenizer_path);
+  std::vector<std::vector<std::int32_t>> ids;
+  std::int64_t longest = 0;
+  for (const auto& p : prompts) {
+    ids.push_back(engine::tokenize_prompt(tok, p));
+    longest = std::max<std::int64_t>(longest, static_cast<std::int64_t>(ids.back().size()));
+  }
+  const int slots = std::clamp<int>(parallel > 0 ? parallel : static_cast<int>(prompts.size()), 1, std::min<int>(64, static_cast<int>(prompts.size())));
+  // Each slot's context: the longest prompt and its answer (not the model's whole context per slot).
+  const std::int64_t context = mo.context > 0 ? mo.context : std::min<std::int64_t>(longest + max_tokens + 1, model->spec().context);
+  server::Scheduler scheduler(*model, *backend, tok,
+                              {.slots = slots, .context = context, .max_batch = 512, .kv_type = backend::kv_type_by_name(mo.kv_type)});
+  const auto started = std::chrono::steady_clock::now();
+  std::vector<std::shared_ptr<server::Job>> jobs;
+  for (auto& p : ids)
+    jobs.push_back(scheduler.submit({.prompt = std::move(p), .sampling = sampling, .max_tokens = max_tokens, .stop = stop,
+                                     .stop_at_eos = !ignore_eos, .top_logprobs = -1}));
+  std::int64_t generated = 0;
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    std::string text;
+    server::JobUpdate u;
+    do {
+      u = jobs[i]->take(std::chrono::milliseconds(1000));
+      text += u.text;
+    } while (!u.finished);
+    if (u.reason == server::FinishReason::Error) fail("prompt {}: {}", i + 1, u.error);
+    generated += u.usage.completion_tokens;
+    const Json line = {{"index", i}, {"prompt", prompts[i]}, {"text", text},
+                       {"finish_reason", server::finish_reason_name(u.reason)},
+                       {"prompt_tokens", u.usage.prompt_tokens}, {"completion_tokens", u.usage.completion_tokens}};
+    fmt::print("{}\n", line.dump(-1, ' ', false, Json::error_handler_t::replace));
+    std::fflush(stdout);
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  fmt::print(stderr, "batch: {} prompts, {} at a time | {} tokens generated in {:.2f} s, {:.1f} tok/s in all | {}\n",
+             prompts.size(), slots, generated, seconds, seconds > 0 ? static_cast<double>(generated) / seconds : 0.0,
+             backend->name());
+}
+
 }  // namespace
 
 void add_run_command(CLI::App& app) {
@@ -30,6 +103,8 @@ void add_run_command(CLI::App& app) {
     std::int64_t max_tokens = 128;
     engine::SamplingParams sampling;
     bool greedy = false, print_ids = false, ignore_eos = false, chat = false;
+    std::string batch_file;
+    int parallel = 0;
   };
   auto opt = std::make_shared<Options>();
   auto* cmd = app.add_subcommand("run", "Generate text from a prompt");
@@ -46,10 +121,20 @@ void add_run_command(CLI::App& app) {
   add_sampling_options(*cmd, opt->sampling, opt->greedy);
   cmd->add_flag("--print-ids", opt->print_ids, "print generated token ids (comma-separated) instead of text");
   cmd->add_flag("--ignore-eos", opt->ignore_eos, "keep generating past end-of-generation tokens");
+  auto* batch = cmd->add_option("--batch-file", opt->batch_file,
+                                "batch mode: every line of this file is a prompt, generated together (one JSON line each)");
+  batch->excludes(prompt)->excludes(ids);
+  cmd->add_option("--parallel", opt->parallel, "with --batch-file: sequences at once (default: every prompt, at most 64)")
+      ->check(CLI::Range(1, 1024));
   cmd->callback([opt, cmd] {
     if (opt->model.show_plan) return print_plan(opt->model);
     if (opt->greedy) opt->sampling.temperature = 0;
     opt->sampling.validate();
+    if (!opt->batch_file.empty()) {
+      if (opt->chat || opt->print_ids) fail("--batch-file takes plain text prompts (no --chat or --print-ids yet)");
+      return run_batch_file(*cmd, opt->model, opt->batch_file, opt->tokenizer, opt->parallel, opt->sampling, opt->greedy,
+                            opt->max_tokens, opt->stop, opt->ignore_eos);
+    }
     if (opt->ids.empty() && opt->prompt.empty()) fail("give a prompt with -p TEXT or token ids with --ids 1,5,9");
     if (opt->chat && opt->prompt.empty()) fail("--chat needs a text prompt (-p TEXT)");
     if (!opt->system.empty() && !opt->chat) fail("--system needs --chat");

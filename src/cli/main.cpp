@@ -30,7 +30,11 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help and --version print and exit 0, a command's CLI::RuntimeError carries its own exit
+    // status (its message is printed already); a bad flag is one line, exit 2 (a usage error).
+    if (e.get_exit_code() == 0 || dynamic_cast<const CLI::RuntimeError*>(&e)) return app.exit(e);
+    std::fprintf(stderr, "%s: error: %s (see --help)\n", "aero", e.what());
+    return 2;
   } catch (const aero::Error& e) {
     std::fflush(stdout);
     std::fprintf(stderr, "aero: error: %s\n", e.what());

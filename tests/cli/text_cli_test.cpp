@@ -1,5 +1,7 @@
 // The text commands from the outside: tokenize, template, run with text prompts, --chat and
 // --stop, aero-run --prompt.
+#include <algorithm>
+#include <cstdlib>
 #include <fstream>
 
 #include "aero/json.h"
@@ -94,6 +96,44 @@ TEST_F(TextRun, StopStringEndsTheOutputBeforeIt) {
   auto cut = aero("run " + model_ + " -p 'Once upon' --greedy -n 40 --ignore-eos -t 1 --stop " + quote(stop));
   ASSERT_EQ(cut.status, 0) << cut.err;
   EXPECT_EQ(cut.out, full.out.substr(0, full.out.find(stop)) + "\n");
+}
+
+// Batch mode: every line of the file generated together; with batch-invariant products (the
+// CPU's AERO_BATCH_INVARIANT) each answer is the one the prompt gets alone.
+TEST_F(TextRun, BatchFileAnswersAreEachPromptsAlone) {
+  const std::vector<std::string> prompts = {"The cat sat", "Once upon a time", "Hello"};
+  const auto file = scratch_ / "prompts.txt";
+  std::string text;
+  for (const auto& p : prompts) text += p + "\n\n";  // blank lines are skipped
+  test::write_bytes(file, {text.begin(), text.end()});
+  ::setenv("AERO_BATCH_INVARIANT", "1", 1);
+  auto batch = aero("run " + model_ + " --batch-file " + file.string() + " --greedy -n 10 --ignore-eos -t 1 --parallel 2");
+  std::vector<std::string> alone;
+  for (const auto& p : prompts) alone.push_back(aero("run " + model_ + " -p " + quote(p) + " --greedy -n 10 --ignore-eos -t 1").out);
+  ::unsetenv("AERO_BATCH_INVARIANT");
+  ASSERT_EQ(batch.status, 0) << batch.err;
+  EXPECT_NE(batch.err.find("batch: 3 prompts, 2 at a time"), std::string::npos) << batch.err;
+  std::vector<Json> lines;
+  for (std::size_t at = 0; at < batch.out.size();) {
+    const auto end = batch.out.find('\n', at);
+    lines.push_back(Json::parse(batch.out.substr(at, end - at)));
+    at = end + 1;
+  }
+  ASSERT_EQ(lines.size(), prompts.size()) << batch.out;
+  for (std::size_t i = 0; i < prompts.size(); ++i) {
+    EXPECT_EQ(lines[i]["index"], i);
+    EXPECT_EQ(lines[i]["prompt"], prompts[i]);
+    EXPECT_EQ(lines[i]["finish_reason"], "length");
+    EXPECT_EQ(lines[i]["completion_tokens"], 10);
+    EXPECT_EQ(lines[i]["text"].get<std::string>() + "\n", alone[i]) << prompts[i];
+  }
+  for (const std::string& bad : std::vector<std::string>{" --batch-file /nonexistent.txt", " --batch-file " + file.string() + " -p x",
+                                " --batch-file " + file.string() + " --chat"}) {
+    auto r = aero("run " + model_ + bad);
+    EXPECT_TRUE(r.status == 1 || r.status == 2) << bad << ": " << r.status;  // 2: flags that exclude each other
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << bad << ": " << r.err;
+    EXPECT_TRUE(r.out.empty()) << bad;
+  }
 }
 
 TEST_F(TextRun, InfoDescribesAGguf) {
