@@ -183,6 +183,8 @@ void add_run_command(CLI::App& app) {
     std::printf("\n");
     std::fflush(stdout);
     print_speed(stats, *t.backend);
+    if (auto g = streaming_summary(*t.session, stats.prompt_seconds + stats.generation_seconds); !g.empty())
+      fmt::print(stderr, "{}\n", g);
     if (auto d = disk_tier_summary(*t.model); !d.empty()) fmt::print(stderr, "{}\n", d);
   });
 }

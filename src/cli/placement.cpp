@@ -128,6 +128,14 @@ void print_plan(const ModelOptions& o) {
              prompt.seconds * 1e3, 512 / prompt.seconds, residency::bound_name(prompt.bound));
 }
 
+std::string streaming_summary(const engine::Session& session, double seconds) {
+  if (session.streamed_bytes() == 0) return "";
+  return fmt::format("GPU streaming: {} of layers kept in pinned RAM, {} copied to the GPU{}",
+                     residency::format_size(session.pinned_bytes()), residency::format_size(session.streamed_bytes()),
+                     seconds > 0 ? fmt::format(" ({:.1f} GB/s over the run)", static_cast<double>(session.streamed_bytes()) / 1e9 / seconds)
+                                 : std::string());
+}
+
 std::string disk_tier_summary(const engine::Model& model) {
   const auto* d = model.disk_weights();
   if (!d) return "";

@@ -40,5 +40,8 @@ void print_plan(const ModelOptions& options);
 // The disk tier's reads in one line ("disk tier: 3.2 GB read at 0.85 GB/s while waiting ..."),
 // empty when the model is not on it.
 std::string disk_tier_summary(const engine::Model& model);
+// "GPU streaming: ..." when the session streams layers to the GPU (pinned RAM, bytes copied and
+// their rate over `seconds`), else "".
+std::string streaming_summary(const engine::Session& session, double seconds);
 
 }  // namespace aero::cli
