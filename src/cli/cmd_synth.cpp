@@ -15,8 +15,8 @@ void add_synth_command(CLI::App& app) {
   auto opt = std::make_shared<Options>();
   auto* cmd = app.add_subcommand("synth", "Write a random-weight model of a real shape (for benchmarks)");
   cmd->add_option("out", opt->out, "output .gguf or .aero")->required();
-  cmd->add_option("--arch", opt->synth.arch, "llama, qwen2 or qwen3 (default llama)")
-      ->check(CLI::IsMember({"llama", "qwen2", "qwen3"}));
+  cmd->add_option("--arch", opt->synth.arch, "llama, qwen2, qwen3, mixtral or qwen3moe (default llama)")
+      ->check(CLI::IsMember({"llama", "qwen2", "qwen3", "mixtral", "qwen3moe"}));
   cmd->add_option("--preset", opt->synth.preset, "tiny, 1b or 8b (default 1b)")->check(CLI::IsMember({"tiny", "1b", "8b"}));
   cmd->add_option("--type", opt->type, "weight type: F16 (default), F32, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1");
   cmd->add_option("--vocab", opt->synth.vocab, "GGUF whose tokenizer to copy (sets the vocabulary size)");

@@ -63,6 +63,8 @@ void print_source_info(const std::string& path, bool list_tensors, bool json) {
                                    {"hidden", spec->hidden}, {"heads", spec->heads}, {"kv_heads", spec->kv_heads},
                                    {"head_dim", spec->head_dim}, {"ffn", spec->ffn}, {"vocab", spec->vocab},
                                    {"context", spec->context}, {"rope_theta", spec->rope_theta}};
+    if (spec && spec->moe())
+      j["hyper_parameters"]["experts"] = Json{{"count", spec->experts}, {"per_token", spec->experts_used}, {"ffn", spec->expert_ffn}};
     if (list_tensors) {
       Json list = Json::array();
       for (const auto& t : src->tensors())
@@ -78,10 +80,13 @@ void print_source_info(const std::string& path, bool list_tensors, bool json) {
   fmt::print("architecture:  {}\n", src->metadata().architecture.empty() ? "(unknown)" : src->metadata().architecture);
   fmt::print("tensors:       {} ({})\n", src->tensors().size(), human_bytes(total));
   for (const auto& [name, ct] : types) fmt::print("  {:<12} {:>6} tensors  {:>12}\n", name, ct.first, human_bytes(ct.second));
-  if (spec)
+  if (spec) {
     fmt::print("shape:         {} layers, hidden {}, {} heads ({} key/value, head size {}), ffn {}, vocabulary {}, context {}\n",
                spec->layers, spec->hidden, spec->heads, spec->kv_heads, spec->head_dim, spec->ffn, spec->vocab, spec->context);
-  else
+    if (spec->moe())
+      fmt::print("experts:       {} per layer, {} per token, each {} wide{}\n", spec->experts, spec->experts_used,
+                 spec->expert_ffn, spec->normalize_routing ? " (weights renormalized)" : "");
+  } else
     fmt::print("shape:         not runnable by aero: {}\n", spec_error);
   fmt::print("tokenizer:     {}\n", tokenizer_text);
   if (list_tensors) {

@@ -17,6 +17,7 @@ namespace {
 struct Shape {
   std::int64_t hidden, layers, heads, kv_heads, head_dim, ffn, vocab, context;
   double theta, eps;
+  std::int64_t experts = 0, experts_used = 0, expert_ffn = 0;  // a mixture of experts
 };
 
 // Published shapes of the models each preset stands for.
@@ -31,6 +32,11 @@ const std::map<std::string, Shape>& presets() {
       {"qwen3/tiny", {256, 4, 8, 4, 64, 704, 151936, 4096, 1e6, 1e-6}},
       {"qwen3/1b", {2048, 28, 16, 8, 128, 6144, 151936, 40960, 1e6, 1e-6}},   // Qwen3-1.7B
       {"qwen3/8b", {4096, 36, 32, 8, 128, 12288, 151936, 40960, 1e6, 1e-6}},  // Qwen3-8B
+      {"mixtral/tiny", {256, 4, 8, 4, 32, 704, 32000, 2048, 1e6, 1e-5, 4, 2, 704}},
+      {"mixtral/8b", {4096, 32, 32, 8, 128, 14336, 32000, 32768, 1e6, 1e-5, 8, 2, 14336}},  // Mixtral-8x7B
+      {"qwen3moe/tiny", {256, 4, 8, 4, 64, 704, 151936, 4096, 1e6, 1e-6, 8, 2, 128}},
+      {"qwen3moe/1b", {1024, 24, 16, 4, 64, 3072, 151936, 40960, 1e6, 1e-6, 64, 8, 384}},  // a quarter of Qwen3-30B-A3B's width
+      {"qwen3moe/8b", {2048, 48, 32, 4, 128, 6144, 151936, 40960, 1e6, 1e-6, 128, 8, 768}},  // Qwen3-30B-A3B
   };
   return p;
 }
@@ -58,11 +64,15 @@ struct Planned {
 model::ModelSpec synth_spec(const std::string& arch, const std::string& preset) {
   auto it = presets().find(arch + "/" + preset);
   if (it == presets().end())
-    fail("no synthetic preset '{}' for '{}' (architectures: llama, qwen2, qwen3; presets: tiny, 1b, 8b)", preset, arch);
+    fail("no synthetic preset '{}' for '{}' (architectures: llama, qwen2, qwen3, mixtral, qwen3moe; presets: tiny, 1b, 8b)",
+         preset, arch);
   const Shape& s = it->second;
   model::ModelSpec spec;
-  spec.family = arch == "llama" ? model::Family::Llama : arch == "qwen2" ? model::Family::Qwen2 : model::Family::Qwen3;
+  spec.family = arch == "llama" || arch == "mixtral" ? model::Family::Llama
+                : arch == "qwen2"                    ? model::Family::Qwen2
+                                                     : model::Family::Qwen3;
   spec.architecture = arch;
+  spec.experts = s.experts, spec.experts_used = s.experts_used, spec.expert_ffn = s.expert_ffn;
   spec.hidden = s.hidden, spec.layers = s.layers, spec.heads = s.heads, spec.kv_heads = s.kv_heads;
   spec.head_dim = s.head_dim, spec.ffn = s.ffn, spec.vocab = s.vocab, spec.context = s.context;
   spec.rope_theta = s.theta, spec.norm_eps = s.eps;
@@ -111,6 +121,15 @@ ConvertSummary synthesize(const std::filesystem::path& out, const SynthOptions& 
     }
     plan.push_back({name("attn_output.weight"), {h, q}, false});
     plan.push_back({name("ffn_norm.weight"), {h}, true});
+    if (spec.moe()) {
+      // llama.cpp's layout: the router, and each kind of expert matrix stacked [experts, rows, cols].
+      const auto e = static_cast<std::uint64_t>(spec.experts), ef = static_cast<std::uint64_t>(spec.expert_ffn);
+      plan.push_back({name("ffn_gate_inp.weight"), {e, h}, false});
+      plan.push_back({name("ffn_gate_exps.weight"), {e, ef, h}, false});
+      plan.push_back({name("ffn_up_exps.weight"), {e, ef, h}, false});
+      plan.push_back({name("ffn_down_exps.weight"), {e, h, ef}, false});
+      continue;
+    }
     plan.push_back({name("ffn_gate.weight"), {f, h}, false});
     plan.push_back({name("ffn_up.weight"), {f, h}, false});
     plan.push_back({name("ffn_down.weight"), {h, f}, false});
@@ -122,10 +141,14 @@ ConvertSummary synthesize(const std::filesystem::path& out, const SynthOptions& 
   std::uint64_t total = 0;
   for (std::size_t index = 0; index < plan.size(); ++index) {
     const Planned& p = plan[index];
-    const bool matrix = p.shape.size() == 2 && !p.is_norm;
+    // Matrices (and stacked experts) in the asked type; norms and the router (which picks the
+    // experts: llama-quantize keeps it float too) in f32.
+    const bool matrix = p.shape.size() >= 2 && !p.is_norm && !is_router_tensor(p.name);
     const quant::GgmlType type = matrix ? options.type : quant::GgmlType::F32;
     const auto type_traits = *quant::type_traits(static_cast<std::uint32_t>(type));
-    const std::uint64_t cols = p.shape.back(), rows = p.shape.size() == 2 ? p.shape[0] : 1;
+    std::uint64_t rows = 1;
+    for (std::size_t d = 0; d + 1 < p.shape.size(); ++d) rows *= p.shape[d];
+    const std::uint64_t cols = p.shape.back();
     const std::uint64_t row_out = *quant::row_bytes(type_traits, cols);
     format::GgufTensorWrite t{p.name, type, {p.shape.rbegin(), p.shape.rend()}, rows * row_out, {}};
     t.write_data = [=, &options](const auto& emit) {

@@ -109,6 +109,26 @@ TEST(RunCli, RamBudgetAndPlan) {
   }
 }
 
+// Mixtures of experts of real layouts (GGUF's stacked experts, a float router): synthesized,
+// described, run (the same ids on one thread and two), benchmarked with the routed bytes only.
+TEST(RunCli, SynthesizedMixtureOfExperts) {
+  test::ScratchDir scratch;
+  for (const char* arch : {"qwen3moe", "mixtral"}) {
+    const auto model = (scratch / (std::string(arch) + ".gguf")).string();
+    ASSERT_EQ(aero(fmt::format("synth {} --arch {} --preset tiny --type Q8_0", model, arch)).status, 0) << arch;
+    auto info = aero("info " + model);
+    EXPECT_NE(info.out.find("experts:"), std::string::npos) << info.out;
+    auto one = aero("run " + model + " --ids 1,2,3 -n 6 --greedy --print-ids --ignore-eos -t 1 --device cpu");
+    auto two = aero("run " + model + " --ids 1,2,3 -n 6 --greedy --print-ids --ignore-eos -t 2 --device cpu");
+    ASSERT_EQ(one.status, 0) << one.err;
+    EXPECT_EQ(std::count(one.out.begin(), one.out.end(), ','), 5) << one.out;
+    EXPECT_EQ(one.out, two.out) << arch;
+    auto b = aero("bench " + model + " -p 8 -n 4 -r 1 -t 2 --no-probes --device cpu");
+    EXPECT_EQ(b.status, 0) << b.err;
+    EXPECT_NE(b.out.find("| tg4 |"), std::string::npos) << b.out;
+  }
+}
+
 TEST(RunCli, SynthesizedModelRunsAndBenchmarks) {
   test::ScratchDir scratch;
   const auto model = (scratch / "tiny.gguf").string();

@@ -14,8 +14,9 @@
 
 namespace aero::convert {
 
-// arch: llama | qwen2 | qwen3; preset: tiny (a few MB, for tests and demos), 1b
-// (TinyLlama-1.1B, Qwen2.5-1.5B, Qwen3-1.7B shapes), 8b (Llama-3-8B, Qwen2.5-7B, Qwen3-8B).
+// arch: llama | qwen2 | qwen3 | mixtral | qwen3moe; preset: tiny (a few MB, for tests and
+// demos), 1b (TinyLlama-1.1B, Qwen2.5-1.5B, Qwen3-1.7B shapes; qwen3moe: a quarter of
+// Qwen3-30B-A3B's width), 8b (Llama-3-8B, Qwen2.5-7B, Qwen3-8B, Mixtral-8x7B, Qwen3-30B-A3B).
 model::ModelSpec synth_spec(const std::string& arch, const std::string& preset);
 
 struct SynthOptions {
