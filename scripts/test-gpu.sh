@@ -94,6 +94,14 @@ if [ "${SKIP_MATMUL_BENCH:-0}" != 1 ]; then
   timeout 120 "$bundle/bin/aero-cuda-matmul-bench" 2>&1 | tee "$work/matmul-bench.log"
 fi
 
+# peer_figures LOG: llama-bench's pp and tg t/s ("?" where absent), on one line.
+peer_figures() {
+  local pp tg
+  pp=$(awk -F'|' 'NF > 3 && $(NF-2) ~ / pp[0-9]/ { split($(NF-1), a, "±"); gsub(/ /, "", a[1]); print a[1] }' "$1")
+  tg=$(awk -F'|' 'NF > 3 && $(NF-2) ~ / tg[0-9]/ { split($(NF-1), a, "±"); gsub(/ /, "", a[1]); print a[1] }' "$1")
+  echo "${pp:-?} ${tg:-?}"
+}
+
 rows=()
 # bench MODEL LABEL: one table row from aero bench's pp and tg lines.
 bench() {
@@ -118,8 +126,7 @@ bench() {
       timeout 150 "$peer_bin/llama-bench" -m "$model" -p "${PP:-512}" -n "${TG:-128}" -r "${REPS:-2}" -fa 1 -ngl 99 >"$plog" 2>&1
       grep -E '^\| ' "$plog" || tail -3 "$plog"
       local ppp tgp
-      ppp=$(awk -F'|' 'NF > 3 && $(NF-2) ~ / pp[0-9]/ { split($(NF-1), a, "±"); gsub(/ /, "", a[1]); print a[1] }' "$plog")
-      tgp=$(awk -F'|' 'NF > 3 && $(NF-2) ~ / tg[0-9]/ { split($(NF-1), a, "±"); gsub(/ /, "", a[1]); print a[1] }' "$plog")
+      read -r ppp tgp < <(peer_figures "$plog")
       row+=" ${ppp:-?} | ${tgp:-?} | $(ratio "$pp" "$ppp") | $(ratio "$tg" "$tgp") |"
     fi
   fi
@@ -147,8 +154,7 @@ stream_bench() {
     timeout 240 "$peer_bin/llama-bench" -m "$model" -p "${PP:-512}" -n "${STREAM_TG:-16}" -r 1 -fa 1 -ngl "${PEER_NGL:-16}" >"$plog" 2>&1
     grep -E '^\| ' "$plog" || tail -3 "$plog"
     local ppp tgp
-    ppp=$(awk -F'|' 'NF > 3 && $(NF-2) ~ / pp[0-9]/ { split($(NF-1), a, "±"); gsub(/ /, "", a[1]); print a[1] }' "$plog")
-    tgp=$(awk -F'|' 'NF > 3 && $(NF-2) ~ / tg[0-9]/ { split($(NF-1), a, "±"); gsub(/ /, "", a[1]); print a[1] }' "$plog")
+    read -r ppp tgp < <(peer_figures "$plog")
     row+=" ngl ${PEER_NGL:-16}: ${ppp:-?} | ${tgp:-?} | $(ratio "$pp" "$ppp") | $(ratio "$tg" "$tgp") |"
   fi
   stream_rows+=("$row")

@@ -11,6 +11,7 @@
 #include "aero/convert/convert.h"
 #include "aero/engine/session.h"
 #include "backend/cuda_test_support.h"
+#include "backend/forwarding_backend.h"
 #include "engine/hf_reference.h"
 #include "test_support.h"
 
@@ -33,55 +34,25 @@ std::filesystem::path model_path(const std::filesystem::path& shared, const Case
 // The CUDA backend for everything but the matrix products, which the CPU backend computes
 // (inputs copied down, results copied up): the rest of the GPU's forward pass (embedding,
 // norms, rope in both layouts, the cache, attention) checked apart from the product kernels.
-class GpuWithCpuProducts final : public backend::Backend {
+class GpuWithCpuProducts final : public ForwardingBackend {
  public:
-  explicit GpuWithCpuProducts(std::unique_ptr<backend::Backend> gpu) : gpu_(std::move(gpu)), cpu_(backend::make_cpu_backend(2)) {}
-  std::string name() const override { return gpu_->name() + " with CPU products"; }
-  float* allocate(std::size_t count) override { return gpu_->allocate(count); }
-  void read(const float* src, std::size_t count, float* host) override { gpu_->read(src, count, host); }
-  void write(const float* host, std::size_t count, float* dst) override { gpu_->write(host, count, dst); }
-  void embed(const quant::Matrix& table, std::span<const std::int32_t> ids, float* out) override { gpu_->embed(table, ids, out); }
+  explicit GpuWithCpuProducts(std::unique_ptr<backend::Backend> gpu)
+      : ForwardingBackend(std::move(gpu)), cpu_(backend::make_cpu_backend(2)) {}
+  std::string name() const override { return inner_->name() + " with CPU products"; }
   using Backend::matmul;
   void matmul(std::span<const quant::Matrix* const> ws, const float* x, std::int64_t n, std::span<float* const> ys) override {
     std::vector<float> hx(static_cast<std::size_t>(n * ws[0]->cols));
-    gpu_->read(x, hx.size(), hx.data());
+    inner_->read(x, hx.size(), hx.data());
     std::vector<std::vector<float>> hy;
     std::vector<float*> hy_ptrs;
     for (const auto* w : ws) hy.emplace_back(static_cast<std::size_t>(n * w->rows));
     for (auto& y : hy) hy_ptrs.push_back(y.data());
     cpu_->matmul(ws, hx.data(), n, hy_ptrs);
-    for (std::size_t i = 0; i < ws.size(); ++i) gpu_->write(hy[i].data(), hy[i].size(), ys[i]);
-  }
-  void rms_norm(const float* x, const float* weight, std::int64_t width, std::int64_t rows, double eps, float* y) override {
-    gpu_->rms_norm(x, weight, width, rows, eps, y);
-  }
-  void add_bias(float* x, std::span<const float> bias, std::int64_t rows) override { gpu_->add_bias(x, bias, rows); }
-  void add(float* x, const float* y, std::int64_t count) override { gpu_->add(x, y, count); }
-  void silu_mul(const float* gate, const float* up, std::int64_t count, float* out) override {
-    gpu_->silu_mul(gate, up, count, out);
-  }
-  void gelu_tanh_mul(const float* gate, const float* up, std::int64_t count, float* out) override {
-    gpu_->gelu_tanh_mul(gate, up, count, out);
-  }
-  void scale(float* x, std::int64_t count, float factor) override { gpu_->scale(x, count, factor); }
-  void softcap(float* x, std::int64_t count, float cap) override { gpu_->softcap(x, count, cap); }
-  void rope(float* x, std::int64_t n, std::int64_t heads, std::int64_t head_dim, std::span<const float> cos_sin,
-            model::RopeLayout layout) override {
-    gpu_->rope(x, n, heads, head_dim, cos_sin, layout);
-  }
-  std::unique_ptr<backend::KvCache> create_kv_cache(std::int64_t layers, std::int64_t kv_heads, std::int64_t head_dim,
-                                                    std::int64_t capacity, std::int64_t slots,
-                                                    backend::KvType type) override {
-    return gpu_->create_kv_cache(layers, kv_heads, head_dim, capacity, slots, type);
-  }
-  void attention(backend::KvCache& cache, std::int64_t layer, const float* q, const float* k, const float* v,
-                 std::span<const std::int32_t> slots, std::span<const std::int32_t> positions, std::int64_t heads,
-                 float* out, const backend::AttentionOptions& options) override {
-    gpu_->attention(cache, layer, q, k, v, slots, positions, heads, out, options);
+    for (std::size_t i = 0; i < ws.size(); ++i) inner_->write(hy[i].data(), hy[i].size(), ys[i]);
   }
 
  private:
-  std::unique_ptr<backend::Backend> gpu_, cpu_;
+  std::unique_ptr<backend::Backend> cpu_;
 };
 
 class CudaForward : public ::testing::TestWithParam<Case> {

@@ -13,18 +13,6 @@
 namespace aero::test {
 namespace {
 
-std::vector<std::vector<float>> run(engine::Model& model, backend::Backend& b, const HfReference& ref) {
-  engine::Session session(model, b, {.kv_type = backend::KvType::F16});
-  std::vector<std::vector<float>> out;
-  auto l = session.eval(ref.prompt_ids, true);
-  out.emplace_back(l.begin(), l.end());
-  for (std::size_t t = ref.prompt_ids.size(); t < ref.greedy_ids.size(); ++t) {
-    auto step = session.eval(std::span(ref.greedy_ids).subspan(t - 1, 1));
-    out.emplace_back(step.begin(), step.end());
-  }
-  return out;
-}
-
 TEST(CudaStreaming, StreamedLayersGiveTheResidentLogitsBitForBit) {
   AERO_REQUIRE_GPU();
   AERO_REQUIRE_SHARED(shared);
@@ -39,11 +27,11 @@ TEST(CudaStreaming, StreamedLayersGiveTheResidentLogitsBitForBit) {
     convert::quantize(dir, q4, convert::OutputKind::Gguf, quant::GgmlType::Q4_0, {});
     for (const auto& path : {dir, q4}) {
       auto resident = engine::Model::open(path);
-      const auto expected = run(*resident, *gpu, ref);
+      const auto expected = logits_of_greedy_run(*resident, *gpu, ref, backend::KvType::F16);
       for (const auto& [name, kinds] : plans)
         for (int slots : {1, 2, 3}) {
           auto model = engine::Model::open(path, {}, {.planner = placing(kinds, slots), .disk = {}});
-          const auto got = run(*model, *gpu, ref);
+          const auto got = logits_of_greedy_run(*model, *gpu, ref, backend::KvType::F16);
           ASSERT_EQ(got.size(), expected.size());
           for (std::size_t i = 0; i < got.size(); ++i)
             EXPECT_EQ(got[i], expected[i]) << path << ", " << name << ", " << slots << " slots, pass " << i;

@@ -13,6 +13,7 @@
 
 #include "aero/error.h"
 #include "engine/hf_reference.h"
+#include "backend/forwarding_backend.h"
 #include "engine/streaming_test_support.h"
 #include "test_support.h"
 
@@ -105,9 +106,9 @@ class HostRing final : public backend::WeightRing {
 };
 
 // The CPU backend, with a HostRing for streamed layers.
-class CpuWithRing final : public backend::Backend {
+class CpuWithRing final : public ForwardingBackend {
  public:
-  CpuWithRing() : cpu_(backend::make_cpu_backend(2)) {}
+  CpuWithRing() : ForwardingBackend(backend::make_cpu_backend(2)) {}
   std::string name() const override { return "cpu with a weight ring"; }
   std::unique_ptr<backend::WeightRing> create_weight_ring(int slots, std::uint64_t slot_bytes) override {
     auto r = std::make_unique<HostRing>(slots, slot_bytes, loads);
@@ -115,62 +116,15 @@ class CpuWithRing final : public backend::Backend {
     ring_slots = slots;
     return r;
   }
-  float* allocate(std::size_t count) override { return cpu_->allocate(count); }
-  void read(const float* src, std::size_t count, float* host) override { cpu_->read(src, count, host); }
-  void write(const float* host, std::size_t count, float* dst) override { cpu_->write(host, count, dst); }
-  void embed(const quant::Matrix& table, std::span<const std::int32_t> ids, float* out) override { cpu_->embed(table, ids, out); }
   using Backend::matmul;
   void matmul(std::span<const quant::Matrix* const> ws, const float* x, std::int64_t n, std::span<float* const> ys) override {
     std::vector<const quant::Matrix*> resolved;
     for (const auto* w : ws) resolved.push_back(ring ? &ring->resolve(*w) : w);
-    cpu_->matmul(resolved, x, n, ys);
-  }
-  void rms_norm(const float* x, const float* weight, std::int64_t width, std::int64_t rows, double eps, float* y) override {
-    cpu_->rms_norm(x, weight, width, rows, eps, y);
-  }
-  void add_bias(float* x, std::span<const float> bias, std::int64_t rows) override { cpu_->add_bias(x, bias, rows); }
-  void add(float* x, const float* y, std::int64_t count) override { cpu_->add(x, y, count); }
-  void silu_mul(const float* gate, const float* up, std::int64_t count, float* out) override {
-    cpu_->silu_mul(gate, up, count, out);
-  }
-  void gelu_tanh_mul(const float* gate, const float* up, std::int64_t count, float* out) override {
-    cpu_->gelu_tanh_mul(gate, up, count, out);
-  }
-  void scale(float* x, std::int64_t count, float factor) override { cpu_->scale(x, count, factor); }
-  void softcap(float* x, std::int64_t count, float cap) override { cpu_->softcap(x, count, cap); }
-  void rope(float* x, std::int64_t n, std::int64_t heads, std::int64_t head_dim, std::span<const float> cos_sin,
-            model::RopeLayout layout) override {
-    cpu_->rope(x, n, heads, head_dim, cos_sin, layout);
-  }
-  std::unique_ptr<backend::KvCache> create_kv_cache(std::int64_t layers, std::int64_t kv_heads, std::int64_t head_dim,
-                                                    std::int64_t capacity, std::int64_t slots,
-                                                    backend::KvType type) override {
-    return cpu_->create_kv_cache(layers, kv_heads, head_dim, capacity, slots, type);
-  }
-  void attention(backend::KvCache& cache, std::int64_t layer, const float* q, const float* k, const float* v,
-                 std::span<const std::int32_t> slots, std::span<const std::int32_t> positions, std::int64_t heads,
-                 float* out, const backend::AttentionOptions& options) override {
-    cpu_->attention(cache, layer, q, k, v, slots, positions, heads, out, options);
+    inner_->matmul(resolved, x, n, ys);
   }
   HostRing* ring = nullptr;  // the live ring (a session's)
   int ring_slots = 0, loads = 0;
-
- private:
-  std::unique_ptr<backend::Backend> cpu_;
 };
-
-// The prompt in one pass (all logits), then each greedy continuation token alone.
-std::vector<std::vector<float>> run(engine::Model& model, backend::Backend& b, const HfReference& ref) {
-  engine::Session session(model, b, {.kv_type = backend::KvType::F32});
-  std::vector<std::vector<float>> out;
-  auto l = session.eval(ref.prompt_ids, true);
-  out.emplace_back(l.begin(), l.end());
-  for (std::size_t t = ref.prompt_ids.size(); t < ref.greedy_ids.size(); ++t) {
-    auto step = session.eval(std::span(ref.greedy_ids).subspan(t - 1, 1));
-    out.emplace_back(step.begin(), step.end());
-  }
-  return out;
-}
 
 struct Case {
   const char* name;
@@ -188,11 +142,11 @@ TEST_P(StreamedLayersOnCpu, LogitsAreTheResidentRunsBitForBit) {
     const auto ref = HfReference::load(dir);
     auto resident_model = engine::Model::open(dir);
     CpuWithRing plain;
-    const auto expected = run(*resident_model, plain, ref);
+    const auto expected = logits_of_greedy_run(*resident_model, plain, ref, backend::KvType::F32);
 
     auto model = engine::Model::open(dir, {}, {.planner = placing(GetParam().kinds, GetParam().slots, GetParam().head), .disk = {}});
     CpuWithRing streaming;
-    const auto got = run(*model, streaming, ref);
+    const auto got = logits_of_greedy_run(*model, streaming, ref, backend::KvType::F32);
     const bool streams = std::any_of(GetParam().kinds.begin(), GetParam().kinds.end(), [](residency::Placement p) {
       return p.compute == residency::Processor::Gpu && p.tier != residency::Tier::GpuResident;
     });

@@ -6,6 +6,7 @@
 
 #include "aero/engine/session.h"
 #include "aero/residency/plan.h"
+#include "engine/hf_reference.h"
 
 namespace aero::test {
 
@@ -25,6 +26,21 @@ inline engine::Planner placing(std::vector<residency::Placement> kinds, int slot
     p.disk_slots = 2;
     return p;
   };
+}
+
+// The logits of a run the streaming tests compare: the prompt in one pass (every position),
+// then each token of the reference's greedy continuation alone.
+inline std::vector<std::vector<float>> logits_of_greedy_run(engine::Model& model, backend::Backend& b,
+                                                            const HfReference& ref, backend::KvType kv) {
+  engine::Session session(model, b, {.kv_type = kv});
+  std::vector<std::vector<float>> out;
+  auto l = session.eval(ref.prompt_ids, true);
+  out.emplace_back(l.begin(), l.end());
+  for (std::size_t t = ref.prompt_ids.size(); t < ref.greedy_ids.size(); ++t) {
+    auto step = session.eval(std::span(ref.greedy_ids).subspan(t - 1, 1));
+    out.emplace_back(step.begin(), step.end());
+  }
+  return out;
 }
 
 }  // namespace aero::test
