@@ -1,5 +1,5 @@
-// The llama-family decoder (and Phi-3's and Gemma's, which differ in data), top to bottom in
-// ForwardPass::run.
+// The llama-family decoder (and Phi-3's, Gemma's and the mixtures of experts', which differ in
+// data), top to bottom in ForwardPass::run, a layer in ForwardPass::layer.
 #include "engine/forward.h"
 
 #include <algorithm>

@@ -3,8 +3,12 @@
 // with many. Every matrix product runs once over all the step's tokens; attention runs per
 // token over its own slot. The families differ only in what their tensors and ModelSpec say:
 // Qwen2 has q/k/v biases, Qwen3 normalizes each head of q and k, Phi-3's fused matrices are
-// views, Gemma adds scales, output norms, soft-caps, sliding windows and its gate, and files
-// differ in their rotary layout.
+// views, Gemma adds scales, output norms, soft-caps, sliding windows and its gate, Mixtral and
+// Qwen3-MoE route each token to some experts, and files differ in their rotary layout.
+//
+// Where a model's plan says so, layers run elsewhere than on the pass's backend: streamed to
+// the GPU through its weight ring (StreamedLayers), or computed by a CPU backend of the pass's
+// own (the split), the residual stream crossing between the two.
 #pragma once
 
 #include <cstdint>
