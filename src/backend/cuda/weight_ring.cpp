@@ -80,12 +80,22 @@ std::uint64_t CudaWeightRing::bytes_in_slot(std::span<const quant::Matrix* const
 quant::Matrix CudaWeightRing::keep(const quant::Matrix& m) {
   GpuForm form = gpu_form(m, threads_, noted_);
   const std::size_t bytes = form.bytes(m);
-  kept_.push_back(std::make_unique<Pinned>(bytes));
-  copy_parallel(kept_.back()->data, form.converted.empty() ? m.data : form.converted.data(), bytes, threads_);
+  // Pinned memory in pieces of 256 MiB or more, matrices placed one after another: pinning is
+  // slow per call (a MoE layer has hundreds of matrices).
+  constexpr std::size_t kPiece = std::size_t{256} << 20;
+  const std::size_t need = static_cast<std::size_t>(align_up(bytes));
+  if (kept_.empty() || kept_used_ + need > kept_capacity_) {
+    kept_capacity_ = std::max(kPiece, need);
+    kept_.push_back(std::make_unique<Pinned>(kept_capacity_));
+    kept_used_ = 0;
+  }
+  auto* at = static_cast<std::uint8_t*>(kept_.back()->data) + kept_used_;
+  kept_used_ += need;
+  copy_parallel(at, form.converted.empty() ? m.data : form.converted.data(), bytes, threads_);
   quant::Matrix kept = m;
   kept.type = form.type;
   kept.row_bytes = form.row_bytes;
-  kept.data = static_cast<const std::uint8_t*>(kept_.back()->data);
+  kept.data = at;
   return kept;
 }
 

@@ -62,7 +62,8 @@ class CudaWeightRing final : public WeightRing {
   std::uint64_t slot_bytes_;
   DeviceBuffer storage_;
   std::vector<Slot> slots_;
-  std::vector<std::unique_ptr<Pinned>> kept_;
+  std::vector<std::unique_ptr<Pinned>> kept_;  // keep()'s pieces; the last one is filled
+  std::size_t kept_used_ = 0, kept_capacity_ = 0;
   ConversionNotes noted_;
   std::uint64_t bytes_loaded_ = 0;
   std::atomic<int>& live_;
