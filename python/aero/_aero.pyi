@@ -44,6 +44,8 @@ class EngineOptions:
     kv_type: str
     metadata_from: str
     tokenizer: str
+    gpu_mem: str
+    ram: str
     def __init__(self) -> None: ...
 
 class SamplingParams:

@@ -61,9 +61,10 @@ class Engine:
     gives ids. One generation runs at a time: a new ``generate``/``chat`` ends a stream not yet
     exhausted. The GIL is released while the model runs; Ctrl-C stops between tokens.
 
-    Memory budgets (``gpu_mem``, ``ram``) are checked and kept in :attr:`budgets`: they are
-    what layer streaming will keep within when it lands. Today the whole model is mapped and
-    its weights are read from the page cache (or uploaded once to the GPU).
+    Memory budgets (``gpu_mem``, ``ram``) place the layers as ``aero run --gpu-mem/--ram`` does
+    (kept in :attr:`budgets`): on a GPU, layers beyond ``gpu_mem`` are streamed to it each step or
+    computed on the CPU; layers beyond ``ram`` are read from disk each step. Without them the
+    whole model is mapped (and uploaded once to the GPU).
     """
 
     def __init__(self, core: _aero.Engine, budgets: dict[str, int | None]) -> None:
@@ -108,6 +109,8 @@ class Engine:
         options.kv_type = kv_type
         options.metadata_from = _path(config) if config else ""
         options.tokenizer = _path(tokenizer) if tokenizer else ""
+        options.gpu_mem = "" if budgets["gpu_mem"] is None else str(budgets["gpu_mem"])
+        options.ram = "" if budgets["ram"] is None else str(budgets["ram"])
         return cls(_aero.Engine(_path(name_or_path), options), budgets)
 
     @classmethod

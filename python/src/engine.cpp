@@ -13,6 +13,7 @@
 #include "aero/engine/chat.h"
 #include "aero/engine/generate.h"
 #include "aero/engine/sampler.h"
+#include "aero/engine/placement.h"
 #include "aero/engine/session.h"
 #include "aero/json.h"
 #include "aero/tokenizer/tokenizer.h"
@@ -43,6 +44,7 @@ struct EngineOptions {
   std::string kv_type = "f16";
   std::string metadata_from;     // HF folder or GGUF with config/tokenizer
   std::string tokenizer;         // tokenizer.json, folder or GGUF instead of the model's
+  std::string gpu_mem, ram;      // budgets ("8GiB"); empty: what the device has free, less a margin
 };
 
 struct Engine {
@@ -75,7 +77,10 @@ EnginePtr open_engine(const std::string& path, const EngineOptions& o) {
   // The device first: one that cannot be used fails before the model is read.
   const unsigned threads = o.threads ? o.threads : std::max(1u, std::thread::hardware_concurrency());
   e->backend = backend::make_backend(o.device, threads);
-  e->model = open_or_not_found(path, [&] { return engine::Model::open(path, o.metadata_from); });
+  // Budgets place the layers as `aero run --gpu-mem/--ram` does (a bad size is one error line).
+  const engine::Planner planner =
+      engine::planner_for({.gpu_mem = o.gpu_mem, .ram = o.ram, .context = o.context, .kv_type = kv}, backend::choose_device(o.device));
+  e->model = open_or_not_found(path, [&] { return engine::Model::open(path, o.metadata_from, {.planner = planner, .disk = {}}); });
   if (!o.tokenizer.empty()) {
     e->tokenizer = open_or_not_found(o.tokenizer, [&] {
       return std::make_unique<tokenizer::Tokenizer>(tokenizer::Tokenizer::load(o.tokenizer));
@@ -242,7 +247,9 @@ void bind_engine(py::module_& m) {
       .def_readwrite("context", &EngineOptions::context)
       .def_readwrite("kv_type", &EngineOptions::kv_type)
       .def_readwrite("metadata_from", &EngineOptions::metadata_from)
-      .def_readwrite("tokenizer", &EngineOptions::tokenizer);
+      .def_readwrite("tokenizer", &EngineOptions::tokenizer)
+      .def_readwrite("gpu_mem", &EngineOptions::gpu_mem)
+      .def_readwrite("ram", &EngineOptions::ram);
 
   py::class_<engine::SamplingParams>(m, "SamplingParams", "Sampling as `aero run` does it (llama.cpp's order and defaults).")
       .def(py::init<>())

@@ -11,6 +11,7 @@
 #include "aero/server/scheduler.h"
 #include "cli/commands.h"
 #include "cli/model_options.h"
+#include "cli/placement.h"
 #include "server/http_server.h"
 
 namespace aero::cli {
@@ -69,6 +70,7 @@ void add_serve_command(CLI::App& app) {
   auto opt = std::make_shared<Options>();
   auto* cmd = app.add_subcommand("serve", "Serve a model over HTTP: OpenAI and Ollama APIs, a chat page at /");
   opt->model.add_to(*cmd);
+  opt->model.add_budgets_to(*cmd);
   cmd->add_option("--host", opt->host, "address to listen on (default 127.0.0.1: this machine only)");
   cmd->add_option("--port", opt->port, "port (default 8080; 0: any free port)")->check(CLI::Range(0, 65535));
   cmd->add_option("--parallel", opt->parallel, "sequences decoded at once, each with its own context (default 4)")
@@ -77,10 +79,12 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--model-alias", opt->alias, "the model's name in the API (default: the file's name)");
   cmd->add_option("--tokenizer", opt->tokenizer, "tokenizer.json, folder or GGUF to use instead of the model's");
   cmd->callback([opt] {
+    if (opt->model.show_plan) return print_plan(opt->model);
     const sigset_t signals = stop_signals();
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);  // before the backend's and scheduler's threads start
     auto backend = opt->model.backend();
-    auto model = engine::Model::open(opt->model.model, opt->model.config);
+    auto model = engine::Model::open(opt->model.model, opt->model.config,
+                                     {.planner = run_planner(opt->model, backend::choose_device(opt->model.device)), .disk = {}});
     auto tok = opt->tokenizer.empty() ? tokenizer::Tokenizer::from_metadata(model->source().metadata())
                                       : tokenizer::Tokenizer::load(opt->tokenizer);
     if (tok.size() > model->spec().vocab)

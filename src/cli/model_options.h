@@ -11,6 +11,7 @@
 
 #include "aero/backend/backend.h"
 #include "aero/engine/sampler.h"
+#include "aero/engine/placement.h"
 #include "aero/engine/session.h"
 #include "aero/error.h"
 #include "aero/format/model_source.h"
@@ -50,6 +51,9 @@ struct ModelOptions {
   // The backend --device names (checked before any model is read: a bad name fails at once).
   std::unique_ptr<backend::Backend> backend() const { return backend::make_backend(device, threads); }
   engine::SessionOptions session() const { return {.context = context, .kv_type = backend::kv_type_by_name(kv_type)}; }
+  engine::PlacementOptions placement() const {
+    return {.gpu_mem = gpu_mem, .ram = ram, .context = context, .kv_type = backend::kv_type_by_name(kv_type)};
+  }
 };
 
 // Sampling flags, named as llama.cpp names them.

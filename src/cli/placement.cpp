@@ -7,6 +7,7 @@
 #include "aero/backend/compute_peak.h"
 #include "aero/backend/memory_bandwidth.h"
 #include "aero/backend/thread_pool.h"
+#include "aero/engine/placement.h"
 #include "aero/error.h"
 #include "aero/model/weights.h"
 #include "aero/residency/budgets.h"
@@ -15,31 +16,9 @@
 namespace aero::cli {
 namespace {
 
-constexpr std::int64_t kPromptBatch = 256;  // Session's tokens per pass for prompts
-
 std::int64_t context_of(const ModelOptions& o, const model::ModelSpec& spec) {
   return o.context > 0 ? o.context : std::min<std::int64_t>(spec.context, 4096);
 }
-
-residency::ModelCosts costs_of(const ModelOptions& o, const format::ModelSource& source, const model::ModelSpec& spec) {
-  return residency::model_costs(source, spec, context_of(o, spec), backend::kv_type_by_name(o.kv_type), kPromptBatch);
-}
-
-// Figures no probe here measures yet (the GPU streaming executor brings them): the pinned copy
-// as issue 26 measured it on an H200, nominal HBM and tensor throughput of the same GPU.
-residency::Bandwidths assumed_gpu() {
-  return {.gpu_memory = 4.0e12, .host_to_gpu = 55e9, .host_memory = 0, .disk = 0, .gpu_flops = 400e12, .cpu_flops = 0};
-}
-
-// Any positive figures: where a plan depends only on sizes (the CPU's), they decide nothing.
-residency::Bandwidths placeholders() {
-  auto b = assumed_gpu();
-  b.host_memory = b.cpu_flops = b.disk = 1;
-  return b;
-}
-
-// The engine computes layers on the CPU within a GPU run and streams layers, but not the head.
-residency::Executor executor() { return {.cpu_layers = true, .streamed_head = false}; }
 
 std::filesystem::path first_layer_file(const format::ModelSource& source) {
   for (const auto* t : model::layer_tensors(source, 0)) return source.locate(t->data).path;
@@ -49,31 +28,11 @@ std::filesystem::path first_layer_file(const format::ModelSource& source) {
 }  // namespace
 
 residency::Budgets budgets(const ModelOptions& o, const backend::Device& device) {
-  residency::Budgets b;
-  b.ram = o.ram.empty() ? residency::default_ram_budget() : residency::parse_size(o.ram, "--ram");
-  if (b.ram == 0) fail("--ram {}: the budget must be more than 0 bytes", o.ram.empty() ? "(free memory)" : o.ram);
-  if (device.kind == backend::Device::Kind::Cuda) {
-    if (!o.gpu_mem.empty()) {
-      b.gpu = residency::parse_size(o.gpu_mem, "--gpu-mem");
-      if (b.gpu == 0) fail("--gpu-mem {}: the budget must be more than 0 bytes", o.gpu_mem);
-    } else {
-      for (const auto& g : backend::list_gpus())
-        if (g.index == device.index) b.gpu = residency::with_margin(g.free_bytes);
-      if (b.gpu == 0) fail("cuda:{}: no free GPU memory to plan with (give --gpu-mem)", device.index);
-    }
-  } else if (!o.gpu_mem.empty()) {
-    residency::parse_size(o.gpu_mem, "--gpu-mem");  // still a size, or one clear error
-  }
-  return b;
+  return engine::budgets_for(o.placement(), device);
 }
 
 engine::Planner run_planner(const ModelOptions& o, const backend::Device& device) {
-  const bool cuda = device.kind == backend::Device::Kind::Cuda;
-  if (cuda && o.gpu_mem.empty()) return {};
-  const auto b = budgets(o, device);
-  return [o, b](const format::ModelSource& source, const model::ModelSpec& spec) {
-    return residency::plan(costs_of(o, source, spec), b, placeholders(), residency::Workload::decode(), executor());
-  };
+  return engine::planner_for(o.placement(), device);
 }
 
 MeasuredPlan measured_plan(const ModelOptions& o, const backend::Device& device, const residency::Budgets& budgets,
@@ -81,8 +40,8 @@ MeasuredPlan measured_plan(const ModelOptions& o, const backend::Device& device,
                            double cpu_gflops) {
   MeasuredPlan m;
   m.budgets = budgets;
-  m.costs = costs_of(o, source, spec);
-  m.bandwidths = device.kind == backend::Device::Kind::Cuda ? assumed_gpu() : residency::Bandwidths{};
+  m.costs = engine::costs_for(o.placement(), source, spec);
+  m.bandwidths = device.kind == backend::Device::Kind::Cuda ? engine::assumed_gpu_bandwidths() : residency::Bandwidths{};
   if (host_gbs <= 0 || cpu_gflops <= 0) {
     backend::ThreadPool pool(o.threads);
     // A probe buffer well past the caches, but no more than a slice of the budget.
@@ -97,7 +56,7 @@ MeasuredPlan measured_plan(const ModelOptions& o, const backend::Device& device,
   // The disk only matters when something is read from it: sizes decide that, not speeds.
   auto trial = m.bandwidths;
   trial.disk = 1;
-  if (residency::plan(m.costs, m.budgets, trial, residency::Workload::decode(), executor()).needs_disk()) {
+  if (residency::plan(m.costs, m.budgets, trial, residency::Workload::decode(), engine::executor()).needs_disk()) {
     const auto file = first_layer_file(source);
     const double gbs = residency::measure_disk_read(file, std::uint64_t{512} << 20);
     m.bandwidths.disk = gbs * 1e9;
@@ -105,7 +64,7 @@ MeasuredPlan measured_plan(const ModelOptions& o, const backend::Device& device,
   }
   if (device.kind == backend::Device::Kind::Cuda)
     m.measured.push_back("GPU figures assumed, not measured: copy 55 GB/s, memory 4000 GB/s, 400 TFLOP/s");
-  m.plan = residency::plan(m.costs, m.budgets, m.bandwidths, residency::Workload::decode(), executor());
+  m.plan = residency::plan(m.costs, m.budgets, m.bandwidths, residency::Workload::decode(), engine::executor());
   return m;
 }
 

@@ -15,9 +15,7 @@ namespace aero::cli {
 // Budgets as the flags give them, or what the device has free (less a margin).
 residency::Budgets budgets(const ModelOptions& options, const backend::Device& device);
 
-// The planner for a run: on the CPU, layers beyond the RAM budget go to disk (the plan depends
-// only on sizes there, so nothing is measured); on a GPU with --gpu-mem the model must fit it
-// (the engine does not stream to the GPU yet). Null on a GPU without --gpu-mem: as before.
+// The planner for a run (engine::planner_for of the flags).
 engine::Planner run_planner(const ModelOptions& options, const backend::Device& device);
 
 struct MeasuredPlan {

@@ -89,6 +89,19 @@ def test_budgets_are_validated_and_kept(shared):
             engine(folder, ram=bad)
 
 
+def test_a_ram_budget_below_the_model_reads_layers_from_disk(shared):
+    # As `aero run --ram 1.5MiB`: the fixture's layers do not fit, they stream from disk each
+    # step (the disk tier), and the ids are still transformers'.
+    folder = shared / "fixtures/hf/llama"
+    ref = Reference(folder)
+    want = ref.greedy_ids[len(ref.prompt_ids):]
+    e = engine(folder, ram=1_572_864)
+    assert e.generate(ref.prompt_ids, max_tokens=len(want), greedy=True, ignore_eos=True, stream=False) == want
+    # The budget reaches the planner: one too small for even the embedding and the cache is refused.
+    with pytest.raises(aero.Error, match="RAM budget"):
+        engine(folder, ram=100_000)
+
+
 def test_bad_input_raises_aero_errors_with_the_message(shared, tmp_path):
     folder = shared / "fixtures/hf/llama"
     with pytest.raises(aero.NotFoundError, match="nothing-here"):

@@ -1,0 +1,41 @@
+// Memory budgets as users give them (`--gpu-mem`, `--ram`; the Python API's gpu_mem, ram) and
+// the planner engine::Model takes for them: the one place the CLI, the server and the bindings
+// turn budgets into a plan.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "aero/backend/backend.h"
+#include "aero/engine/session.h"
+#include "aero/residency/plan.h"
+
+namespace aero::engine {
+
+struct PlacementOptions {
+  std::string gpu_mem, ram;  // sizes as typed ("4GiB"); empty: what the device has free, less a margin
+  std::int64_t context = 0;  // the KV cache's context (0: the model's, at most 4096)
+  backend::KvType kv_type = backend::KvType::F16;
+};
+
+// The budgets: as given, or what the device has free (less a margin). Throws aero::Error (one
+// line naming the flag) for a size that is not one, or a zero budget.
+residency::Budgets budgets_for(const PlacementOptions& options, const backend::Device& device);
+
+// The planner for a run: on the CPU, layers beyond the RAM budget go to disk (the plan depends
+// only on sizes there, so nothing is measured); on a GPU with a GPU budget, layers that do not
+// fit it are streamed to it or computed on the CPU (as `executor()` allows), by the plan with the
+// shortest predicted decode step under assumed bandwidths. Null on a GPU without a GPU budget
+// (the whole model goes to the GPU, as without budgets).
+Planner planner_for(const PlacementOptions& options, const backend::Device& device);
+
+// What a plan weighs: the model's per-layer bytes, KV cache and FLOPs at the options' context.
+residency::ModelCosts costs_for(const PlacementOptions& options, const format::ModelSource& source,
+                                const model::ModelSpec& spec);
+// What the engine can run of a GPU plan: CPU layers in a GPU run, but not a streamed head.
+residency::Executor executor();
+// The GPU figures a plan assumes until the streaming executor measures them: the pinned copy as
+// issue 26 measured it on an H200, nominal HBM and tensor throughput of the same GPU.
+residency::Bandwidths assumed_gpu_bandwidths();
+
+}  // namespace aero::engine
