@@ -140,6 +140,28 @@ TEST_F(CudaOps, SiluMulEqualsCpu) {
   EXPECT_LE(relative_error(g, c), 1e-5f);
 }
 
+// A mixture of experts' moves: gathering rows is exact; adding weighted rows back differs from
+// the CPU's at most by a fused multiply-add's rounding.
+TEST_F(CudaOps, GatherAndScatterAddRowsEqualCpu) {
+  const std::int64_t width = 130, rows = 9;
+  const auto x = random_floats(static_cast<std::size_t>(width * rows), 21), acc = random_floats(static_cast<std::size_t>(width * rows), 22);
+  const std::vector<std::int32_t> picked = {7, 0, 3, 8};
+  const std::vector<float> weights = {0.25f, 0.5f, 0.125f, 0.125f};
+  auto [g, c] = both({x, std::vector<float>(static_cast<std::size_t>(width) * picked.size()), acc},
+                     static_cast<std::size_t>(width * rows), [&](Backend& b, const std::vector<float*>& in) {
+                       b.gather_rows(in[0], picked, width, in[1]);
+                       b.scatter_add_rows(in[1], picked, weights, width, in[2]);
+                       return in[2];
+                     });
+  EXPECT_LE(relative_error(g, c), 1e-6f);
+  auto [gg, cg] = both({x, std::vector<float>(static_cast<std::size_t>(width) * picked.size())}, static_cast<std::size_t>(width) * picked.size(),
+                       [&](Backend& b, const std::vector<float*>& in) {
+                         b.gather_rows(in[0], picked, width, in[1]);
+                         return in[1];
+                       });
+  EXPECT_EQ(gg, cg);
+}
+
 // One addition per element: exact.
 TEST_F(CudaOps, AddAndBiasEqualCpuExactly) {
   const std::size_t width = 96, rows = 7;

@@ -110,7 +110,8 @@ class CudaKvCache final : public KvCache {
 
 // Operation codes of step signatures (StepGraphs::launch).
 enum Op : std::uint64_t {
-  kEmbed = 10, kMatmul, kRmsNorm, kAddBias, kAdd, kSiluMul, kRope, kAttention, kGeluTanhMul, kScale, kSoftcap
+  kEmbed = 10, kMatmul, kRmsNorm, kAddBias, kAdd, kSiluMul, kRope, kAttention, kGeluTanhMul, kScale, kSoftcap, kGather,
+  kScatterAdd
 };
 
 class CudaBackend final : public Backend {
@@ -291,6 +292,27 @@ class CudaBackend final : public Backend {
     if (!(cap > 0)) fail("softcap: the cap must be positive, not {}", cap);
     if (!graphs_.launch((Signature(kSoftcap) << x << count << static_cast<double>(cap)).value())) return;
     check(kernels::softcap(x, count, cap, stream_.get()), "softcap");
+  }
+
+  void gather_rows(const float* src, std::span<const std::int32_t> rows, std::int64_t width, float* dst) override {
+    use_device(device_);
+    const auto* r = static_cast<const std::int32_t*>(graphs_.input(rows.data(), rows.size_bytes()));
+    if (!graphs_.launch((Signature(kGather) << src << r << static_cast<std::uint64_t>(rows.size()) << width << dst).value()))
+      return;
+    check(kernels::gather_rows(src, r, static_cast<std::int64_t>(rows.size()), width, dst, stream_.get()), "gather_rows");
+  }
+
+  void scatter_add_rows(const float* src, std::span<const std::int32_t> rows, std::span<const float> weights,
+                        std::int64_t width, float* dst) override {
+    use_device(device_);
+    if (weights.size() != rows.size()) fail("scatter_add_rows: {} weights for {} rows", weights.size(), rows.size());
+    const auto* r = static_cast<const std::int32_t*>(graphs_.input(rows.data(), rows.size_bytes()));
+    const auto* w = static_cast<const float*>(graphs_.input(weights.data(), weights.size_bytes()));
+    if (!graphs_.launch(
+            (Signature(kScatterAdd) << src << r << w << static_cast<std::uint64_t>(rows.size()) << width << dst).value()))
+      return;
+    check(kernels::scatter_add_rows(src, r, w, static_cast<std::int64_t>(rows.size()), width, dst, stream_.get()),
+          "scatter_add_rows");
   }
 
   void rope(float* x, std::int64_t n, std::int64_t heads, std::int64_t head_dim, std::span<const float> cos_sin,

@@ -94,6 +94,26 @@ __global__ void softcap_kernel(float* x, std::int64_t count, float cap) {
     x[i] = cap * tanhf(x[i] / cap);
 }
 
+// One thread per element of the rows moved: (row i, column c).
+__global__ void gather_rows_kernel(const float* src, const std::int32_t* rows, std::int64_t width, float* dst,
+                                   std::int64_t total) {
+  for (std::int64_t e = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; e < total;
+       e += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+    const std::int64_t i = e / width, c = e % width;
+    dst[e] = src[static_cast<std::int64_t>(rows[i]) * width + c];
+  }
+}
+
+__global__ void scatter_add_rows_kernel(const float* src, const std::int32_t* rows, const float* weights,
+                                        std::int64_t width, float* dst, std::int64_t total) {
+  for (std::int64_t e = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; e < total;
+       e += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+    const std::int64_t i = e / width, c = e % width;
+    float& out = dst[static_cast<std::int64_t>(rows[i]) * width + c];
+    out += weights[i] * src[e];
+  }
+}
+
 // One thread per rotated pair: (token, head, pair i).
 __global__ void rope_kernel(float* x, std::int64_t heads, std::int64_t head_dim, const float* cos_sin, bool half_split,
                             std::int64_t pairs) {
@@ -165,6 +185,22 @@ cudaError_t scale(float* x, std::int64_t count, float factor, cudaStream_t strea
 cudaError_t softcap(float* x, std::int64_t count, float cap, cudaStream_t stream) {
   if (count <= 0) return cudaSuccess;
   softcap_kernel<<<blocks_for(count), kThreads, 0, stream>>>(x, count, cap);
+  return cudaGetLastError();
+}
+
+cudaError_t gather_rows(const float* src, const std::int32_t* rows, std::int64_t count, std::int64_t width, float* dst,
+                        cudaStream_t stream) {
+  const std::int64_t total = count * width;
+  if (total <= 0) return cudaSuccess;
+  gather_rows_kernel<<<blocks_for(total), kThreads, 0, stream>>>(src, rows, width, dst, total);
+  return cudaGetLastError();
+}
+
+cudaError_t scatter_add_rows(const float* src, const std::int32_t* rows, const float* weights, std::int64_t count,
+                             std::int64_t width, float* dst, cudaStream_t stream) {
+  const std::int64_t total = count * width;
+  if (total <= 0) return cudaSuccess;
+  scatter_add_rows_kernel<<<blocks_for(total), kThreads, 0, stream>>>(src, rows, weights, width, dst, total);
   return cudaGetLastError();
 }
 

@@ -33,6 +33,13 @@ cudaError_t gelu_tanh_mul(const float* gate, const float* up, std::int64_t count
 cudaError_t scale(float* x, std::int64_t count, float factor, cudaStream_t stream);
 // x = cap · tanh(x / cap)
 cudaError_t softcap(float* x, std::int64_t count, float cap, cudaStream_t stream);
+// dst[i] = src[rows[i]] (rows of `width` floats, `count` of them; rows in device memory).
+cudaError_t gather_rows(const float* src, const std::int32_t* rows, std::int64_t count, std::int64_t width, float* dst,
+                        cudaStream_t stream);
+// dst[rows[i]] += weights[i] · src[i]; the rows of one call are distinct (no two threads add to
+// one element).
+cudaError_t scatter_add_rows(const float* src, const std::int32_t* rows, const float* weights, std::int64_t count,
+                             std::int64_t width, float* dst, cudaStream_t stream);
 // Rotates n × heads heads of head_dim by cos_sin ([token][pair][cos, sin]): pairs (i, i + d/2)
 // when `half_split`, else (2i, 2i + 1).
 cudaError_t rope(float* x, std::int64_t n, std::int64_t heads, std::int64_t head_dim, const float* cos_sin,
