@@ -137,10 +137,11 @@ TEST(RunCli, SynthesizedModelRunsAndBenchmarks) {
   ASSERT_EQ(g.status, 0) << g.err;
   EXPECT_EQ(std::count(g.out.begin(), g.out.end(), ','), 4) << g.out;
   EXPECT_EQ(aero("run " + model + " --ids 1,2,3 -n 5 --seed 3 --print-ids --ignore-eos -t 1").out, g.out);  // seeded
-  auto b = aero("bench " + model + " -p 16 -n 4 -r 2 -t 2 --no-probes");
+  auto b = aero("bench " + model + " -p 16 -n 4 -r 2 -t 2 --no-probes -b 3");
   ASSERT_EQ(b.status, 0) << b.err;
   EXPECT_NE(b.out.find("| pp16 |"), std::string::npos) << b.out;
   EXPECT_NE(b.out.find("| tg4 |"), std::string::npos) << b.out;
+  EXPECT_NE(b.out.find("| tg4 b3 |"), std::string::npos) << b.out;  // batch mode
   EXPECT_NE(b.out.find("f32 peak: not measured"), std::string::npos) << b.out;
   EXPECT_NE(aero("synth " + (scratch / "x.gguf").string() + " --preset 70b").status, 0);
   // The CPU kernel overrides: a bad value is one line and a non-zero exit; a good one still runs.
