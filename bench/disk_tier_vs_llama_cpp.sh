@@ -18,7 +18,11 @@ threads="${3:-2}"
 if [ -z "$model" ]; then
   model=/tmp/aero-bench/tl-Q8_0-disk.gguf
   mkdir -p /tmp/aero-bench
-  [ -f "$model" ] || "$aero" synth "$model" --arch llama --preset 1b --type Q8_0 >/dev/null
+  # With a real vocabulary: llama.cpp refuses a model without one.
+  vocab=$repo/../shared/fixtures/tokenizer/ggml-vocab-llama-spm.gguf
+  with=()
+  [ -f "$vocab" ] && with=(--vocab "$vocab")
+  [ -f "$model" ] || "$aero" synth "$model" --arch llama --preset 1b --type Q8_0 "${with[@]}" >/dev/null
 fi
 size=$(stat -c %s "$model")
 cap_bytes=$(( size / 3 ))

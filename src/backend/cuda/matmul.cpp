@@ -5,6 +5,8 @@
 
 #include <cublas_v2.h>
 
+#include "backend/cuda/cublas_loader.h"
+
 #include <algorithm>
 #include <climits>
 #include <cstdlib>
@@ -72,7 +74,7 @@ void check(cudaError_t e, const char* what) {
   if (e != cudaSuccess) fail("CUDA matmul: {}: {}", what, cudaGetErrorString(e));
 }
 void check(cublasStatus_t s, const char* what) {
-  if (s != CUBLAS_STATUS_SUCCESS) fail("CUDA matmul: {}: {}", what, cublasGetStatusString(s));
+  if (s != CUBLAS_STATUS_SUCCESS) fail("CUDA matmul: {}: {}", what, cublas().status_string(s));
 }
 
 // Device memory that only grows. Growing frees the old buffer (cudaFree waits for the device, so
@@ -127,7 +129,7 @@ struct Matmul::State {
   DeviceBuffer tile;                     // prefill: dequantized f16 rows
   DeviceBuffer workspace;                // cuBLAS
   ~State() {
-    if (blas) cublasDestroy(blas);
+    if (blas) cublas().destroy(blas);
   }
 };
 
@@ -158,10 +160,10 @@ Matmul::Matmul(cudaStream_t stream) : state_(std::make_unique<State>()) {
   s.limits.smem_reserved_per_block = static_cast<std::size_t>(value);
   if (const std::int64_t n = env_gemv_max_tokens(); n >= 0) s.gemv_max_quantized = s.gemv_max_float = n;
 
-  check(cublasCreate(&s.blas), "cublasCreate");
-  check(cublasSetStream(s.blas, stream), "cublasSetStream");
+  check(cublas().create(&s.blas), "cublasCreate");
+  check(cublas().set_stream(s.blas, stream), "cublasSetStream");
   s.workspace.ensure(kCublasWorkspaceBytes, "cuBLAS workspace");
-  check(cublasSetWorkspace(s.blas, s.workspace.ptr, s.workspace.bytes), "cublasSetWorkspace");
+  check(cublas().set_workspace(s.blas, s.workspace.ptr, s.workspace.bytes), "cublasSetWorkspace");
 
   // Split tiles exist only when a launch has fewer than 2 tiles per multiprocessor, and then
   // tiles × splits < 4 × multiprocessors (see plan_gemv): a fixed, small buffer.
@@ -201,7 +203,7 @@ void gemm(cublasHandle_t blas, std::int64_t m, std::int64_t n, std::int64_t k, c
           const void* b, cudaDataType b_type, float* c, std::int64_t ldc) {
   const float alpha = 1.0f, beta = 0.0f;
   // Row-major W (m × k) is column-major k × m: C (m × n, column-major, ldc) = Wᵀ-op · X.
-  check(cublasGemmEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k),
+  check(cublas().gemm_ex(blas, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k),
                      &alpha, a, a_type, static_cast<int>(k), b, b_type, static_cast<int>(k), &beta, c, CUDA_R_32F,
                      static_cast<int>(ldc), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
         "cublasGemmEx");
