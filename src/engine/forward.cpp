@@ -47,8 +47,11 @@ ForwardPass::ForwardPass(Model& model, backend::Backend& backend, std::int64_t c
     host_ = backend::make_cpu_backend(default_thread_count());
     lanes_[1].backend = host_.get();
   }
-  {
-    // The backends see what they will multiply before the first token (the CPU calibrates here).
+  // The backends see what they will multiply before the first token (the CPU calibrates here),
+  // unless layers come from disk: that run is bound by the disk, not the product kernels, and
+  // the calibration's synthetic matrices (64-256 MiB) would not fit the RAM budget that put
+  // them there.
+  if (!(plan && plan->needs_disk())) {
     const model::LayerWeights& w = model.weights().acquire(0);  // (a spec has at least one layer)
     // A sparse layer's router and one expert stand for its feed-forward block's shapes.
     std::vector<const quant::Matrix*> ms = {&w.q, &w.k, &w.v, &w.out};

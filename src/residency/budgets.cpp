@@ -103,7 +103,9 @@ ModelCosts model_costs(const format::ModelSource& source, const model::ModelSpec
   // Keys and values of every position; q8_0 rows are 34-byte blocks of 32.
   const double kv_element = kv_type == backend::KvType::F32 ? 4.0 : kv_type == backend::KvType::F16 ? 2.0 : 34.0 / 32.0;
   const auto kv_bytes = static_cast<std::uint64_t>(2.0 * static_cast<double>(kv_width) * static_cast<double>(context) * kv_element);
-  const double layer_flops = 2.0 * static_cast<double>(s.hidden * (2 * q_width + 2 * kv_width + 3 * s.ffn));
+  // A sparse layer's token runs the router and its routed experts only.
+  const std::int64_t ffn_macs = s.moe() ? s.hidden * (s.experts + 3 * s.experts_used * s.expert_ffn) : 3 * s.hidden * s.ffn;
+  const double layer_flops = 2.0 * static_cast<double>(s.hidden * (2 * q_width + 2 * kv_width) + ffn_macs);
   for (std::int64_t i = 0; i < s.layers; ++i) {
     LayerCost l{.weight_bytes = 0, .kv_bytes = kv_bytes, .flops_per_token = layer_flops};
     for (const auto* t : model::layer_tensors(source, i, s.family)) l.weight_bytes += t->data.size();
