@@ -107,8 +107,17 @@ ModelCosts model_costs(const format::ModelSource& source, const model::ModelSpec
   const std::int64_t ffn_macs = s.moe() ? s.hidden * (s.experts + 3 * s.experts_used * s.expert_ffn) : 3 * s.hidden * s.ffn;
   const double layer_flops = 2.0 * static_cast<double>(s.hidden * (2 * q_width + 2 * kv_width) + ffn_macs);
   for (std::int64_t i = 0; i < s.layers; ++i) {
-    LayerCost l{.weight_bytes = 0, .kv_bytes = kv_bytes, .flops_per_token = layer_flops};
+    LayerCost l{.weight_bytes = 0, .kv_bytes = kv_bytes, .flops_per_token = layer_flops, .expert_bytes = 0, .experts = 0,
+                .experts_used = 0};
     for (const auto* t : model::layer_tensors(source, i, s.family)) l.weight_bytes += t->data.size();
+    if (s.moe()) {
+      // The experts' share: every sparse tensor but the router (the first expert_tensors lists).
+      const auto sparse = model::expert_tensors(source, i);
+      std::uint64_t experts = 0;
+      for (std::size_t k = 1; k < sparse.size(); ++k) experts += sparse[k]->data.size();
+      l.experts = s.experts, l.experts_used = s.experts_used;
+      l.expert_bytes = experts / static_cast<std::uint64_t>(s.experts);
+    }
     c.layers.push_back(l);
   }
   const bool gguf = source.find(model::kGgufEmbedding) != nullptr;

@@ -42,11 +42,12 @@ struct Times {
 
   void add(const LayerCost& c, Placement p, double tokens, const Bandwidths& bw) {
     const double flops = c.flops_per_token * tokens, bytes = static_cast<double>(c.weight_bytes);
+    const double read = bytes_read(c, tokens);  // where it computes; copies move all of it
     if (p.compute == Processor::Gpu) {
-      const double mem = bytes / bw.gpu_memory, fl = flops / bw.gpu_flops;
+      const double mem = read / bw.gpu_memory, fl = flops / bw.gpu_flops;
       (mem >= fl ? gpu_memory : gpu_compute) += std::max(mem, fl);
     } else {
-      const double mem = bytes / bw.host_memory, fl = flops / bw.cpu_flops;
+      const double mem = read / bw.host_memory, fl = flops / bw.cpu_flops;
       (mem >= fl ? host_memory : cpu_compute) += std::max(mem, fl);
     }
     if (p.compute == Processor::Gpu && p.tier != Tier::GpuResident) copy += bytes / bw.host_to_gpu;
@@ -305,6 +306,14 @@ std::string describe_placement(Placement p) {
 std::string millis(double seconds) { return fmt::format("{:.1f} ms", seconds * 1e3); }
 
 }  // namespace
+
+double bytes_read(const LayerCost& c, double tokens) {
+  const double all = static_cast<double>(c.weight_bytes);
+  if (c.experts <= 0) return all;
+  const double experts = static_cast<double>(c.experts) * static_cast<double>(c.expert_bytes);
+  const double routed = std::min(static_cast<double>(c.experts), tokens * static_cast<double>(c.experts_used));
+  return all - experts + routed * static_cast<double>(c.expert_bytes);
+}
 
 std::string_view tier_name(Tier tier) {
   switch (tier) {

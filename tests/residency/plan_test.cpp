@@ -184,6 +184,23 @@ TEST(Plan, WithoutCpuLayersEveryLayerRunsOnTheGpu) {
             0);
 }
 
+// A sparse layer is read where it computes only as far as its tokens are routed; a copy moves all
+// of it. 100 MiB layers, 90 MiB of them 10 experts, 2 per token: a token reads 28 MiB (14 ms on the
+// CPU), 512 tokens every expert (50 ms); streamed to the GPU each still copies 100 MiB (100 ms).
+TEST(Plan, SparseLayersAreReadAsRouted) {
+  auto c = uniform(4);
+  for (auto& l : c.layers) l.experts = 10, l.experts_used = 2, l.expert_bytes = static_cast<std::uint64_t>(B * 0.09);
+  EXPECT_NEAR(bytes_read(c.layers[0], 1), B * 0.28, 1.0);
+  EXPECT_NEAR(bytes_read(c.layers[0], 512), B, 1.0);
+  const auto p = plan(c, {.gpu = 0, .ram = GiB}, bandwidths(), Workload::decode());
+  EXPECT_NEAR(p.prediction.seconds, 4 * 0.014, 1e-6);
+  EXPECT_NEAR(predict(p, c, bandwidths(), Workload::prefill(512)).seconds, 4 * 0.05, 1e-6);
+  Plan streamed = p;
+  for (auto& l : streamed.layers) l = {Tier::StreamedToGpu, Processor::Gpu};
+  streamed.output = {Tier::GpuResident, Processor::Gpu};
+  EXPECT_NEAR(predict(streamed, c, bandwidths(), Workload::decode()).copy_seconds, 4 * 0.1, 1e-6);
+}
+
 TEST(Plan, GpuPrefillStreamsEverything) {
   // 10 GFLOP per token per layer: 512 tokens take 5.12 s on a 1 TFLOP/s CPU, 5.12 ms on the GPU.
   const auto c = uniform(10, 0, 1e10);

@@ -49,10 +49,16 @@ struct Placement {
 
 // What one layer (or the output head) costs: bytes as stored, its KV cache, its work.
 struct LayerCost {
-  std::uint64_t weight_bytes = 0;  // everything read per pass: matrices, norms, biases
+  std::uint64_t weight_bytes = 0;  // everything stored (and copied, when it streams): matrices, norms, biases
   std::uint64_t kv_bytes = 0;      // its KV cache at the planned context (on the device computing it)
   double flops_per_token = 0;      // 2 × multiply-adds of one token through its matrices
+  // A sparse layer: `experts` of `expert_bytes` each, of which a token reads `experts_used`.
+  std::uint64_t expert_bytes = 0;
+  std::int64_t experts = 0, experts_used = 0;
 };
+// Bytes a pass of `tokens` tokens reads of the layer where it computes: all of a dense layer; of a
+// sparse one, the rest and at most tokens × experts_used experts (as if each token took others).
+double bytes_read(const LayerCost& cost, double tokens);
 
 struct ModelCosts {
   std::vector<LayerCost> layers;
