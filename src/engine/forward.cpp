@@ -29,6 +29,9 @@ ForwardPass::ForwardPass(Model& model, backend::Backend& backend, std::int64_t c
     fail("--ctx {} is longer than the {} tokens this model was trained for", context_, s.context);
   if (slots < 1) fail("a KV cache needs at least one slot (got {})", slots);
   max_batch_ = std::clamp<std::int64_t>(max_batch, 1, slots * context_);
+  // A plan that sized the activations for fewer tokens (room for the disk ring), but never fewer
+  // than one per sequence.
+  if (const auto* p = model.plan(); p && p->max_batch > 0) max_batch_ = std::min(max_batch_, std::max(p->max_batch, slots));
   max_logits_ = std::clamp<std::int64_t>(max_logits, 1, max_batch_);
 
   // Which backend computes each layer and the head: the pass's, or (a GPU plan's CPU layers)

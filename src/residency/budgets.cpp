@@ -130,6 +130,7 @@ ModelCosts model_costs(const format::ModelSource& source, const model::ModelSpec
   // Session's buffers: x, xb, q, k, v, attention out, gate, up, logits per token.
   const std::int64_t per_token = s.hidden + std::max(s.hidden, q_width) + 2 * q_width + 2 * kv_width + 2 * s.ffn + s.vocab;
   c.activation_bytes = static_cast<std::uint64_t>(std::max<std::int64_t>(max_tokens, 1) * per_token) * sizeof(float);
+  c.activation_tokens = std::max<std::int64_t>(max_tokens, 1);
   return c;
 }
 

@@ -119,7 +119,29 @@ void check_inputs(const ModelCosts& costs, const Budgets& budgets, const Bandwid
 // from disk through a ring of buffers.
 Plan plan_cpu(const ModelCosts& costs, const Budgets& budgets, const Bandwidths& bw, const Workload& work) {
   const auto layers = static_cast<std::int64_t>(costs.layers.size());
-  const std::uint64_t fixed = costs.embedding_bytes + head_ram(costs) + sum_kv(costs) + costs.activation_bytes;
+  std::uint64_t fixed = costs.embedding_bytes + head_ram(costs) + sum_kv(costs) + costs.activation_bytes;
+  std::int64_t max_batch = 0;
+  {
+    // With layers on disk, a second ring buffer (the next layer read while one computes) is worth
+    // more than long prompt chunks: activations shrink (halving the tokens a pass takes, down to
+    // 16) until it fits — or, where not even one buffer fits beside them, until one does.
+    const std::uint64_t slot = max_weights(costs) + kSlotSlack, rest = fixed - costs.activation_bytes;
+    std::uint64_t all = fixed;
+    for (const auto& l : costs.layers) all += l.weight_bytes;
+    auto act = [&](std::int64_t t) {
+      return costs.activation_bytes * static_cast<std::uint64_t>(t) / static_cast<std::uint64_t>(costs.activation_tokens);
+    };
+    auto largest = [&](std::uint64_t slots) -> std::int64_t {
+      for (std::int64_t t = costs.activation_tokens / 2; t >= 16; t /= 2)
+        if (rest + act(t) + slots * slot <= budgets.ram) return t;
+      return 0;
+    };
+    if (all > budgets.ram && costs.activation_tokens > 16 && fixed + 2 * slot > budgets.ram) {
+      max_batch = layers > 1 ? largest(2) : 0;
+      if (max_batch == 0 && fixed + slot > budgets.ram) max_batch = largest(1);
+      if (max_batch > 0) fixed = rest + act(max_batch);
+    }
+  }
   if (fixed > budgets.ram)
     fail("the RAM budget of {} is less than the {} the embedding, output head, KV cache and activations need "
          "(give --ram more, or a shorter --ctx)",
@@ -127,6 +149,7 @@ Plan plan_cpu(const ModelCosts& costs, const Budgets& budgets, const Bandwidths&
   Plan p;
   p.layers.assign(static_cast<std::size_t>(layers), Placement{Tier::CpuCompute, Processor::Cpu});
   p.output = {Tier::CpuCompute, Processor::Cpu};
+  p.max_batch = max_batch;
   std::uint64_t all = fixed;
   for (const auto& l : costs.layers) all += l.weight_bytes;
   if (all <= budgets.ram) {
@@ -403,6 +426,8 @@ std::vector<std::string> describe(const Plan& plan, const ModelCosts& costs, con
     lines.push_back(fmt::format("  GPU ring: {} slots of {}", plan.gpu_slots, format_size(plan.gpu_slot_bytes)));
   if (plan.disk_slots > 0)
     lines.push_back(fmt::format("  disk ring: {} host buffer(s) of {}", plan.disk_slots, format_size(plan.disk_slot_bytes)));
+  if (plan.max_batch > 0)
+    lines.push_back(fmt::format("  prompts in chunks of {} tokens (activations sized to the RAM budget)", plan.max_batch));
   lines.push_back(fmt::format("  memory: {}RAM {} of {}",
                               budgets.gpu > 0 ? fmt::format("GPU {} of {}, ", format_size(plan.gpu_bytes), format_size(budgets.gpu)) : "",
                               format_size(plan.ram_bytes), format_size(budgets.ram)));

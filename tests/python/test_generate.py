@@ -90,12 +90,12 @@ def test_budgets_are_validated_and_kept(shared):
 
 
 def test_a_ram_budget_below_the_model_reads_layers_from_disk(shared):
-    # As `aero run --ram 1.5MiB`: the fixture's layers do not fit, they stream from disk each
+    # As `aero run --ram 700KiB`: the fixture's layers do not fit, they stream from disk each
     # step (the disk tier), and the ids are still transformers'.
     folder = shared / "fixtures/hf/llama"
     ref = Reference(folder)
     want = ref.greedy_ids[len(ref.prompt_ids):]
-    e = engine(folder, ram=1_572_864)
+    e = engine(folder, ram=700 * 1024)
     assert e.generate(ref.prompt_ids, max_tokens=len(want), greedy=True, ignore_eos=True, stream=False) == want
     # The budget reaches the planner: one too small for even the embedding and the cache is refused.
     with pytest.raises(aero.Error, match="RAM budget"):

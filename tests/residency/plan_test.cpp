@@ -103,6 +103,25 @@ TEST(Plan, CpuSomeLayersFromDiskSpreadOverTheModel) {
   EXPECT_EQ(p.prediction.bound, Bound::Disk);
 }
 
+// Activations for 256 tokens leave room for one ring buffer; for 64 they leave two: the plan
+// takes prompts in 64-token chunks so that a layer's read overlaps the one before it computing.
+TEST(Plan, CpuShrinksPromptChunksForASecondRingBuffer) {
+  auto c = uniform(10);
+  c.activation_bytes = 256 * MiB;  // 1 MiB a token
+  c.activation_tokens = 256;
+  const std::uint64_t slot = static_cast<std::uint64_t>(B) + kSlack;
+  const auto p = plan(c, {.gpu = 0, .ram = 64 * MiB + 2 * slot + MiB}, bandwidths(), Workload::decode());
+  EXPECT_EQ(p.max_batch, 64);
+  EXPECT_EQ(p.disk_slots, 2);
+  EXPECT_EQ(p.count(Tier::Disk), 10);
+  EXPECT_LE(p.ram_bytes, 64 * MiB + 2 * slot + MiB);
+  // Room for two buffers as it is: nothing shrinks.
+  EXPECT_EQ(plan(c, {.gpu = 0, .ram = 256 * MiB + 2 * slot}, bandwidths(), Workload::decode()).max_batch, 0);
+  // A fixed activation size (no tokens given) never shrinks.
+  c.activation_tokens = 0;
+  EXPECT_EQ(plan(c, {.gpu = 0, .ram = 256 * MiB + slot + MiB}, bandwidths(), Workload::decode()).max_batch, 0);
+}
+
 TEST(Plan, CpuNothingFitsButOneBuffer) {
   auto c = uniform(8, 10 * MiB, 0, 50 * MiB);
   c.activation_bytes = 20 * MiB;

@@ -69,6 +69,9 @@ struct ModelCosts {
   std::uint64_t embedding_bytes = 0;  // always in host RAM: rows are looked up on the host
   // Activations of one pass (at the most tokens a pass takes), on the device that computes.
   std::uint64_t activation_bytes = 0;
+  // The tokens activation_bytes is for (0: a fixed size): a plan may pass fewer tokens at a time
+  // to make room (Plan::max_batch).
+  std::int64_t activation_tokens = 0;
 };
 
 struct Budgets {
@@ -116,6 +119,9 @@ struct Plan {
   int disk_slots = 0;
   std::uint64_t disk_slot_bytes = 0;
   std::uint64_t gpu_bytes = 0, ram_bytes = 0;  // what the plan uses of each budget
+  // Tokens a pass may take, when the plan shrank the activations to fit a second disk ring
+  // buffer (reads then overlap computing); 0: as many as the costs were given for.
+  std::int64_t max_batch = 0;
   Prediction prediction;
 
   bool uses_gpu() const;
