@@ -116,17 +116,22 @@ std::vector<std::string> stop_strings(const Fields& f, const char* field) {
   return out;
 }
 
-// The sampling fields OpenAI's endpoints share (and llama.cpp's extensions to them).
-void openai_sampling(const Fields& f, ApiRequest& r) {
-  auto& s = r.sampling;
-  if (auto v = f.number("temperature", 0, 2)) s.temperature = static_cast<float>(*v);
+// The sampling fields both APIs name alike; they differ in the bounds they accept (OpenAI:
+// temperature up to 2, penalties within ±2; Ollama passes wider values through to its runner).
+void sampling_fields(const Fields& f, double max_temperature, double penalty_bound, engine::SamplingParams& s) {
+  if (auto v = f.number("temperature", 0, max_temperature)) s.temperature = static_cast<float>(*v);
   if (auto v = f.number("top_p", 0, 1)) s.top_p = *v > 0 ? static_cast<float>(*v) : 1e-9f;
   if (auto v = f.integer("top_k", 0, 1 << 30)) s.top_k = static_cast<std::int32_t>(*v);
   if (auto v = f.number("min_p", 0, 1)) s.min_p = static_cast<float>(*v);
-  if (auto v = f.number("presence_penalty", -2, 2)) s.presence_penalty = static_cast<float>(*v);
-  if (auto v = f.number("frequency_penalty", -2, 2)) s.frequency_penalty = static_cast<float>(*v);
+  if (auto v = f.number("presence_penalty", -penalty_bound, penalty_bound)) s.presence_penalty = static_cast<float>(*v);
+  if (auto v = f.number("frequency_penalty", -penalty_bound, penalty_bound)) s.frequency_penalty = static_cast<float>(*v);
   if (auto v = f.number("repeat_penalty", 1e-6, 100)) s.repeat_penalty = static_cast<float>(*v);
   if (auto v = f.integer("seed", INT64_MIN, INT64_MAX)) s.seed = *v < 0 ? 0xFFFFFFFFu : static_cast<std::uint64_t>(*v);
+}
+
+// The sampling fields OpenAI's endpoints share (and llama.cpp's extensions to them).
+void openai_sampling(const Fields& f, ApiRequest& r) {
+  sampling_fields(f, 2, 2, r.sampling);
   if (auto v = f.integer("max_tokens", 0, INT32_MAX)) r.max_tokens = *v;
   r.stop = stop_strings(f, "stop");
   if (auto v = f.integer("n", 1, 128); v && *v != 1) bad("n", "Only n = 1 is supported.");
@@ -266,16 +271,8 @@ ApiRequest parse_ollama(Endpoint endpoint, const Json& body) {
   if (const Json* o = f.get("options")) {
     if (!o->is_object()) f.wrong_type("options", "an object");
     Fields of(*o, "options.");
-    auto& s = r.sampling;
-    if (auto v = of.number("temperature", 0, 100)) s.temperature = static_cast<float>(*v);
-    if (auto v = of.number("top_p", 0, 1)) s.top_p = *v > 0 ? static_cast<float>(*v) : 1e-9f;
-    if (auto v = of.integer("top_k", 0, 1 << 30)) s.top_k = static_cast<std::int32_t>(*v);
-    if (auto v = of.number("min_p", 0, 1)) s.min_p = static_cast<float>(*v);
-    if (auto v = of.number("presence_penalty", -100, 100)) s.presence_penalty = static_cast<float>(*v);
-    if (auto v = of.number("frequency_penalty", -100, 100)) s.frequency_penalty = static_cast<float>(*v);
-    if (auto v = of.number("repeat_penalty", 1e-6, 100)) s.repeat_penalty = static_cast<float>(*v);
-    if (auto v = of.integer("repeat_last_n", -1, 1 << 30)) s.repeat_last_n = static_cast<std::int32_t>(*v);
-    if (auto v = of.integer("seed", INT64_MIN, INT64_MAX)) s.seed = *v < 0 ? 0xFFFFFFFFu : static_cast<std::uint64_t>(*v);
+    sampling_fields(of, 100, 100, r.sampling);
+    if (auto v = of.integer("repeat_last_n", -1, 1 << 30)) r.sampling.repeat_last_n = static_cast<std::int32_t>(*v);
     // -1: no limit; -2 (fill the context) is the same here.
     if (auto v = of.integer("num_predict", -2, INT32_MAX)) r.max_tokens = *v < 0 ? -1 : *v;
     r.stop = stop_strings(of, "stop");

@@ -25,15 +25,6 @@ std::filesystem::path edited_model(const ScratchDir& scratch, const std::filesys
   return dir;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
 TEST(BadModel, UnknownArchitecture) {
   AERO_REQUIRE_SHARED(shared);
   ScratchDir scratch;

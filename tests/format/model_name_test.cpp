@@ -14,6 +14,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using test::ScratchDir;
+using test::error_of;
 
 const std::string kCommitA = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const std::string kCommitB = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
@@ -23,15 +24,6 @@ void write_text(const fs::path& p, std::string_view text) {
   std::ofstream(p, std::ios::binary) << text;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << e.what();
-    return e.what();
-  }
-  return "(no error)";
-}
 
 // An environment variable set for one scope, restored after.
 class ScopedEnv {

@@ -22,6 +22,8 @@
 namespace aero::hub {
 namespace {
 
+using test::error_of;
+
 namespace fs = std::filesystem;
 using test::ScratchDir;
 
@@ -146,15 +148,6 @@ PullOptions options_for(const FakeHub& hub, const fs::path& cache) {
   return o;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << e.what();
-    return e.what();
-  }
-  return "(no error)";
-}
 
 TEST(HfPull, WritesTheHuggingFaceCacheLayout) {
   const std::string weights = pattern_bytes(300000);
