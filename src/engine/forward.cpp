@@ -235,10 +235,10 @@ void ForwardPass::experts(Lane& l, const model::LayerWeights& w, std::int64_t n)
   b.matmul(w.router, l.xb, n, l.router);
   routing_.resize(static_cast<std::size_t>(n) * count);
   b.read(l.router, routing_.size(), routing_.data());
-  std::vector<std::vector<std::int32_t>> rows(count);
-  std::vector<std::vector<float>> weights(count);
-  std::vector<std::size_t> order(count);
-  std::vector<double> p(count);
+  // (Kept between layers and passes: no allocation per layer once they have grown.)
+  auto& [rows, weights, order, p] = routed_;
+  rows.resize(count), weights.resize(count), order.resize(count), p.resize(count);
+  for (std::size_t e = 0; e < count; ++e) rows[e].clear(), weights[e].clear();
   for (std::int64_t t = 0; t < n; ++t) {
     const float* logits = routing_.data() + static_cast<std::size_t>(t) * count;
     const double top = *std::max_element(logits, logits + count);

@@ -81,6 +81,12 @@ class ForwardPass {
   model::LayerResidency* layers_;  // streamed_, or the model's own
   std::vector<double> inv_freq_, inv_freq_local_;  // local: sliding layers' own (Gemma 3), else empty
   std::vector<float> routing_, moved_;  // host copies: a sparse layer's router logits; x crossing lanes
+  struct Routed {  // a sparse layer's choices: per expert its tokens and their weights
+    std::vector<std::vector<std::int32_t>> rows;
+    std::vector<std::vector<float>> weights;
+    std::vector<std::size_t> order;
+    std::vector<double> p;  // one token's probabilities
+  } routed_;
 };
 
 }  // namespace aero::engine

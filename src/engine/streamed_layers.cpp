@@ -22,8 +22,9 @@ StreamedLayers::StreamedLayers(model::LayerResidency& inner, const residency::Pl
   const auto layers = static_cast<std::int64_t>(placement_.size());
   if (plan.output.tier == Tier::StreamedToGpu)
     fail("the plan streams the output head, which the engine cannot do yet: give --gpu-mem room for it");
+  position_.assign(static_cast<std::size_t>(layers), -1);
   for (std::int64_t l = 0; l < layers; ++l)
-    if (streamed(l)) order_.push_back(l);
+    if (streamed(l)) position_[static_cast<std::size_t>(l)] = static_cast<std::int64_t>(order_.size()), order_.push_back(l);
   slot_of_.assign(static_cast<std::size_t>(layers), -1);
   kept_.resize(static_cast<std::size_t>(layers));
   if (order_.empty()) fail("streamed layers: the plan keeps every layer on the GPU");
@@ -82,7 +83,7 @@ void StreamedLayers::load(std::int64_t layer) {
 
 void StreamedLayers::load_ahead(std::int64_t after) {
   const auto n = static_cast<std::int64_t>(order_.size());
-  const auto at = std::find(order_.begin(), order_.end(), after) - order_.begin();
+  const std::int64_t at = position_[static_cast<std::size_t>(after)];
   for (std::int64_t k = 1; k < n && loaded_ahead_ + 1 < ring_->slots(); ++k) {
     const std::int64_t l = order_[static_cast<std::size_t>((at + k) % n)];
     // A disk layer is read when it comes; nothing goes ahead of it (its slot must be free then).

@@ -52,6 +52,7 @@ class StreamedLayers final : public model::LayerResidency {
   std::unique_ptr<backend::WeightRing> ring_;
   std::vector<model::LayerWeights> kept_;   // StreamedToGpu layers, matrices in pinned memory
   std::vector<std::int64_t> order_;         // the layers crossing PCIe, in pass order
+  std::vector<std::int64_t> position_;      // per layer: its place in order_ (-1: not streamed)
   std::vector<int> slot_of_;                // per layer: its slot while loaded or bound, else -1
   std::int64_t loaded_ahead_ = 0;           // loads queued and not yet bound
   int next_slot_ = 0;
