@@ -8,6 +8,7 @@
 #include "aero/engine/generate.h"
 #include "aero/error.h"
 #include "aero/json.h"
+#include "aero/mapped_file.h"
 #include "aero/server/scheduler.h"
 #include "cli/commands.h"
 #include "cli/model_options.h"
@@ -31,21 +32,14 @@ void run_batch_file(const CLI::App& cmd, const ModelOptions& mo, const std::stri
                     int parallel, engine::SamplingParams sampling, bool greedy, std::int64_t max_tokens,
                     std::vector<std::string> stop, bool ignore_eos) {
   std::vector<std::string> prompts;
-  {
-    std::FILE* f = std::fopen(path.c_str(), "rb");
-    if (!f) fail("--batch-file {}: cannot be read", path);
-    std::string all;
-    char buffer[1 << 16];
-    for (std::size_t got; (got = std::fread(buffer, 1, sizeof buffer, f)) > 0;) all.append(buffer, got);
-    std::fclose(f);
-    for (std::size_t at = 0; at < all.size();) {
-      std::size_t end = all.find('\n', at);
-      if (end == std::string::npos) end = all.size();
-      std::string line = all.substr(at, end - at);
-      if (!line.empty() && line.back() == '\r') line.pop_back();
-      if (!line.empty()) prompts.push_back(std::move(line));
-      at = end + 1;
-    }
+  const std::string all = read_small_file(path, std::uint64_t{256} << 20);  // (a clear error when missing or larger)
+  for (std::size_t at = 0; at < all.size();) {
+    std::size_t end = all.find('\n', at);
+    if (end == std::string::npos) end = all.size();
+    std::string line = all.substr(at, end - at);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (!line.empty()) prompts.push_back(std::move(line));
+    at = end + 1;
   }
   if (prompts.empty()) fail("--batch-file {}: no prompts in it (one per line)", path);
   auto backend = mo.backend();
