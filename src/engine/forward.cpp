@@ -236,7 +236,11 @@ void ForwardPass::experts(Lane& l, const model::LayerWeights& w, std::int64_t n)
   routing_.resize(static_cast<std::size_t>(n) * count);
   b.read(l.router, routing_.size(), routing_.data());
   // (Kept between layers and passes: no allocation per layer once they have grown.)
-  auto& [rows, weights, order, p] = routed_;
+  // (Plain references: clang 14 cannot capture structured bindings in a lambda.)
+  auto& rows = routed_.rows;
+  auto& weights = routed_.weights;
+  auto& order = routed_.order;
+  auto& p = routed_.p;
   rows.resize(count), weights.resize(count), order.resize(count), p.resize(count);
   for (std::size_t e = 0; e < count; ++e) rows[e].clear(), weights[e].clear();
   for (std::int64_t t = 0; t < n; ++t) {
