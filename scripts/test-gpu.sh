@@ -11,6 +11,7 @@
 # Environment: BUNDLE (default: .gpu-bundle beside scripts/, or the bundle this copy lies in),
 # WORK_DIR (default /tmp/aero-gpu: models, logs), PRESETS (default "1b 8b"), TYPES (default
 # "F16 Q8_0 Q4_0 Q4_K_M"), PP/TG/REPS (bench: default 512/128/2), SKIP_TESTS=1, SKIP_MATMUL_BENCH=1, SKIP_BENCH=1,
+# SKIP_RESIDENT=1 (only the streamed benchmarks),
 # DEADLINE (seconds after which no new model is made or benchmarked: default 470), DEVICE
 # (what the smoke test and the benchmarks run on: default cuda; cpu for a comparison), PEER_SRC
 # (llama.cpp's source, an archive or git bundle: when set, its CUDA llama-bench is built at the
@@ -36,7 +37,8 @@ summary=()
 status=0
 
 section() { printf '\n== %s (at %ds)\n' "$1" $((SECONDS - start)); }
-save_logs() { if [ -n "${OUT:-}" ]; then mkdir -p "$OUT/test-gpu" && cp "$work"/*.log "$OUT/test-gpu/" 2>/dev/null; fi; }
+# (One archive: the device tool brings back at most 8 files.)
+save_logs() { if [ -n "${OUT:-}" ]; then (cd "$work" && tar czf "$OUT/test-gpu-logs.tgz" ./*.log 2>/dev/null); fi; }
 first_error() { grep -m1 -E 'error|Error|what\(\)' "$1" | cut -c1-160; }
 
 peer_bin=
@@ -118,9 +120,7 @@ bench() {
   size=$(grep -oP 'params, \K[^)]+' "$log" | head -1)
   local row="| $label | $size | $pp | $tg | $gbs |"
   if [ -n "${peer_build:-}" ]; then
-    if [ -z "$peer_bin" ]; then
-      if wait "$peer_build"; then peer_bin=$(tail -1 "$work/peer-build.out"); else peer_bin=none; tail -5 "$work/peer-build.out"; fi
-    fi
+    wait_for_peer
     if [ "$peer_bin" != none ]; then
       local plog=$work/peer-${2// /-}.log
       timeout 150 "$peer_bin/llama-bench" -m "$model" -p "${PP:-512}" -n "${TG:-128}" -r "${REPS:-2}" -fa 1 -ngl 99 >"$plog" 2>&1
@@ -133,11 +133,17 @@ bench() {
   rows+=("$row")
 }
 # stream_bench MODEL LABEL: the model with --gpu-mem $GPU_MEM (layers streamed to the GPU),
-# and llama.cpp with -ngl $PEER_NGL (layers kept on the GPU, the rest computed on the CPU) on the
-# same file: pp, tg and (aero) batch-mode tg.
+# and llama.cpp with -ngl $PEER_NGL_<type> or $PEER_NGL (layers kept on the GPU, the rest computed
+# on the CPU: choose it so that llama.cpp uses no more GPU memory) on the same file: pp, tg and
+# (aero) batch-mode tg.
 stream_rows=()
 stream_bench() {
   local model=$1 label=$2 log=$work/stream-${2// /-}.log
+  local ngl_var="PEER_NGL_${2##* }"
+  local ngl=${!ngl_var:-${PEER_NGL:-16}}
+  # The CPU computes some layers here: not while llama.cpp compiles on every core (that halved
+  # the CPU's share once).
+  wait_for_peer
   if [ $((SECONDS - start)) -gt "$deadline" ]; then stream_rows+=("| $label | skipped: past ${deadline}s |"); return; fi
   timeout 240 "$aero" bench "$model" --device "$device" --gpu-mem "$GPU_MEM" -p "${PP:-512}" -n "${STREAM_TG:-16}" -r 1 \
     -b "${STREAM_BATCH:-32}" >"$log" 2>&1
@@ -151,13 +157,19 @@ stream_bench() {
   local row="| $label | $GPU_MEM | $pp | $tg | $tgb |"
   if [ -n "$peer_bin" ] && [ "$peer_bin" != none ]; then
     local plog=$work/peer-stream-${2// /-}.log
-    timeout 240 "$peer_bin/llama-bench" -m "$model" -p "${PP:-512}" -n "${STREAM_TG:-16}" -r 1 -fa 1 -ngl "${PEER_NGL:-16}" >"$plog" 2>&1
+    timeout 240 "$peer_bin/llama-bench" -m "$model" -p "${PP:-512}" -n "${STREAM_TG:-16}" -r 1 -fa 1 -ngl "$ngl" >"$plog" 2>&1
     grep -E '^\| ' "$plog" || tail -3 "$plog"
     local ppp tgp
     read -r ppp tgp < <(peer_figures "$plog")
-    row+=" ngl ${PEER_NGL:-16}: ${ppp:-?} | ${tgp:-?} | $(ratio "$pp" "$ppp") | $(ratio "$tg" "$tgp") |"
+    row+=" ngl $ngl: ${ppp:-?} | ${tgp:-?} | $(ratio "$pp" "$ppp") | $(ratio "$tg" "$tgp") |"
   fi
   stream_rows+=("$row")
+}
+# wait_for_peer: sets peer_bin to llama.cpp's build folder once its build is done ("none": failed).
+wait_for_peer() {
+  if [ -n "${peer_build:-}" ] && [ -z "$peer_bin" ]; then
+    if wait "$peer_build"; then peer_bin=$(tail -1 "$work/peer-build.out"); else peer_bin=none; tail -5 "$work/peer-build.out"; fi
+  fi
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", a / b; else print "?" }'; }
 
@@ -200,7 +212,7 @@ if [ "${SKIP_BENCH:-0}" != 1 ]; then
         if [ $((SECONDS - start)) -gt "$deadline" ]; then rows+=("| $preset $type | skipped: past ${deadline}s | | | |"); continue; fi
         [ "$type" != F16 ] && ! make_model "$preset" F16 >/dev/null && { rows+=("| $preset $type | synth failed: $(first_error "$work/synth-$preset.log") | | | |"); continue; }
         if model=$(make_model "$preset" "$type"); then
-          bench "$model" "$preset $type"
+          [ "${SKIP_RESIDENT:-0}" != 1 ] && bench "$model" "$preset $type"
           if [ -n "${GPU_MEM:-}" ] && [ "$preset" = "${STREAM_PRESET:-8b}" ] && [[ " ${STREAM_TYPES:-F16 Q4_K_M} " == *" $type "* ]]; then
             stream_bench "$model" "$preset $type"
           fi

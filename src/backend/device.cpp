@@ -1,5 +1,6 @@
 // Choosing a backend by the device the command line names. Compiled in every build: without
 // the CUDA backend, "cuda" is refused here with one line and list_gpus() is empty.
+#include <atomic>
 #include <charconv>
 
 #include "aero/backend/backend.h"
@@ -9,6 +10,12 @@
 #endif
 
 namespace aero::backend {
+namespace {
+std::atomic<std::uint64_t> released_weights{0};
+}  // namespace
+
+void host_weights_released() { released_weights.fetch_add(1, std::memory_order_relaxed); }
+std::uint64_t host_weights_epoch() { return released_weights.load(std::memory_order_relaxed); }
 
 bool built_with_cuda() {
 #ifdef AERO_HAVE_CUDA

@@ -15,6 +15,7 @@
 #include "aero/backend/cpu_calibration.h"
 #include "aero/backend/memory_bandwidth.h"
 #include "aero/engine/batch.h"
+#include "aero/engine/placement.h"
 #include "aero/error.h"
 #include "cli/commands.h"
 #include "cli/display.h"
@@ -76,16 +77,9 @@ void add_bench_command(CLI::App& app) {
                             ? std::optional(budgets(opt->model, device))
                             : std::nullopt;
     auto backend = backend::make_backend(device, opt->model.threads);
-    auto model = engine::Model::open(opt->model.model, opt->model.config,
-                                     {.planner = run_planner(opt->model, device), .disk = {}});
-    const auto& spec = model->spec();
-    std::uint64_t bytes = 0, params = 0;
-    for (const auto& t : model->source().tensors()) {
-      bytes += t.data.size();
-      params += std::accumulate(t.shape.begin(), t.shape.end(), std::uint64_t{1}, std::multiplies<>());
-    }
     double bandwidth = 0, peak = 0;
-    // The CPU's probes measure its memory and f32 peak; a GPU backend measures its own memory.
+    // The CPU's probes measure its memory and f32 peak (what its plan predicts with); a GPU
+    // backend measures its own memory (its plan's CPU share measures the CPU's).
     if (!opt->skip_probes && device.kind == backend::Device::Kind::Cpu) {
       backend::ThreadPool probe_pool(opt->model.threads);
       // 1 GiB, or less under a small RAM budget (a model larger than memory, a cgroup cap).
@@ -95,9 +89,26 @@ void add_bench_command(CLI::App& app) {
     } else if (!opt->skip_probes) {
       bandwidth = backend->measure_read_bandwidth();
     }
-    // What the planner predicts for these passes, from the same probes (none with --no-probes).
-    std::optional<MeasuredPlan> planned;
-    if (!opt->skip_probes) planned = measured_plan(opt->model, device, *budget, model->source(), spec, bandwidth, peak);
+    // What the planner predicts for these passes (none with --no-probes): the plan the model
+    // runs, where it has one.
+    std::optional<engine::MeasuredPlan> planned;
+    const double host_gbs = device.kind == backend::Device::Kind::Cpu ? bandwidth : 0;
+    const double cpu_gflops = device.kind == backend::Device::Kind::Cpu ? peak : 0;
+    auto planner = run_planner(opt->model, device);
+    if (planner && !opt->skip_probes)
+      planner = [&](const format::ModelSource& source, const model::ModelSpec& spec) {
+        planned = engine::measured_plan(opt->model.placement(), device, *budget, source, spec, host_gbs, cpu_gflops);
+        return planned->plan;
+      };
+    auto model = engine::Model::open(opt->model.model, opt->model.config, {.planner = planner, .disk = {}});
+    const auto& spec = model->spec();
+    std::uint64_t bytes = 0, params = 0;
+    for (const auto& t : model->source().tensors()) {
+      bytes += t.data.size();
+      params += std::accumulate(t.shape.begin(), t.shape.end(), std::uint64_t{1}, std::multiplies<>());
+    }
+    if (!opt->skip_probes && !planned)  // no plan to run: what one would predict with every layer placed
+      planned = engine::measured_plan(opt->model.placement(), device, *budget, model->source(), spec, host_gbs, cpu_gflops);
     auto predicted = [&](residency::Workload work) -> std::string {
       if (!planned) return "-";
       const auto p = residency::predict(planned->plan, planned->costs, planned->bandwidths, work);
@@ -153,9 +164,11 @@ void add_bench_command(CLI::App& app) {
                      : "default");
     if (opt->calibrate && !backend::cpu::gemv_calibration_file().empty())
       fmt::print("calibration cache: {}\n", backend::cpu::gemv_calibration_file().string());
-    if (planned)
+    if (planned) {
+      fmt::print("plan from: {}\n", fmt::join(planned->measured, ", "));
       for (const auto& line : residency::describe(planned->plan, planned->costs, planned->budgets, residency::Workload::decode()))
         fmt::print("{}\n", line);
+    }
     fmt::print("\n| test | t/s | GFLOP/s | of f32 peak | GB/s of weights | of bandwidth | predicted t/s (bound) |\n"
                "|---|---|---|---|---|---|---|\n");
     std::fflush(stdout);

@@ -3,7 +3,6 @@
 #pragma once
 
 #include <string>
-#include <vector>
 
 #include "aero/backend/backend.h"
 #include "aero/engine/session.h"
@@ -17,20 +16,6 @@ residency::Budgets budgets(const ModelOptions& options, const backend::Device& d
 
 // The planner for a run (engine::planner_for of the flags).
 engine::Planner run_planner(const ModelOptions& options, const backend::Device& device);
-
-struct MeasuredPlan {
-  residency::Plan plan;
-  residency::ModelCosts costs;
-  residency::Budgets budgets;
-  residency::Bandwidths bandwidths;
-  std::vector<std::string> measured;  // "host memory 18.2 GB/s", ... as printed
-};
-// Plans `source` within `budgets` (taken before the model is loaded: a loaded model holds some of
-// the memory they count) with measured bandwidths (host memory and CPU peak unless given; the disk
-// only when the plan reads from it; GPU figures assumed until the GPU executor measures them).
-MeasuredPlan measured_plan(const ModelOptions& options, const backend::Device& device, const residency::Budgets& budgets,
-                           const format::ModelSource& source, const model::ModelSpec& spec, double host_gbs = 0,
-                           double cpu_gflops = 0);
 
 // --plan: prints the plan for one-token passes and what it predicts for a 512-token prompt.
 void print_plan(const ModelOptions& options);

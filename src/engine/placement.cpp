@@ -2,8 +2,16 @@
 
 #include <algorithm>
 
+#include <fmt/format.h>
+
+#include "aero/backend/compute_peak.h"
+#include "aero/backend/memory_bandwidth.h"
+#include "aero/backend/thread_pool.h"
 #include "aero/error.h"
+#include "aero/model/weights.h"
+#include "aero/parallel.h"
 #include "aero/residency/budgets.h"
+#include "aero/residency/disk_weights.h"
 
 namespace aero::engine {
 namespace {
@@ -15,6 +23,11 @@ residency::Bandwidths placeholders() {
   auto b = assumed_gpu_bandwidths();
   b.host_memory = b.cpu_flops = b.disk = 1;
   return b;
+}
+
+std::filesystem::path first_layer_file(const format::ModelSource& source) {
+  for (const auto* t : model::layer_tensors(source, 0)) return source.locate(t->data).path;
+  fail("the model has no layer 0 tensors");
 }
 
 }  // namespace
@@ -52,9 +65,47 @@ residency::Budgets budgets_for(const PlacementOptions& o, const backend::Device&
 Planner planner_for(const PlacementOptions& o, const backend::Device& device) {
   if (device.kind == backend::Device::Kind::Cuda && o.gpu_mem.empty()) return {};
   const auto b = budgets_for(o, device);
+  if (device.kind == backend::Device::Kind::Cuda)
+    return [o, b, device](const format::ModelSource& source, const model::ModelSpec& spec) {
+      return measured_plan(o, device, b, source, spec).plan;
+    };
   return [o, b](const format::ModelSource& source, const model::ModelSpec& spec) {
     return residency::plan(costs_for(o, source, spec), b, placeholders(), residency::Workload::decode(), executor());
   };
+}
+
+MeasuredPlan measured_plan(const PlacementOptions& o, const backend::Device& device, const residency::Budgets& budgets,
+                           const format::ModelSource& source, const model::ModelSpec& spec, double host_gbs,
+                           double cpu_gflops) {
+  MeasuredPlan m;
+  m.budgets = budgets;
+  m.costs = costs_for(o, source, spec);
+  m.bandwidths = device.kind == backend::Device::Kind::Cuda ? assumed_gpu_bandwidths() : residency::Bandwidths{};
+  if (host_gbs <= 0 || cpu_gflops <= 0) {
+    // Every core: a GPU run's CPU layers run on all of them (ForwardPass's CPU lane).
+    backend::ThreadPool pool(default_thread_count());
+    // A probe buffer well past the caches, but no more than a slice of the budget.
+    const std::size_t probe = std::clamp<std::uint64_t>(m.budgets.ram / 8, 64ull << 20, 512ull << 20);
+    if (host_gbs <= 0) host_gbs = backend::measure_read_bandwidth(pool, probe, 3);
+    if (cpu_gflops <= 0) cpu_gflops = backend::measure_f32_peak(pool, 3);
+  }
+  m.bandwidths.host_memory = host_gbs * 1e9;
+  m.bandwidths.cpu_flops = cpu_gflops * 1e9;
+  m.measured.push_back(fmt::format("host memory {:.1f} GB/s", host_gbs));
+  m.measured.push_back(fmt::format("CPU {:.0f} GFLOP/s", cpu_gflops));
+  // The disk only matters when something is read from it: sizes decide that, not speeds.
+  auto trial = m.bandwidths;
+  trial.disk = 1;
+  if (residency::plan(m.costs, m.budgets, trial, residency::Workload::decode(), executor()).needs_disk()) {
+    const auto file = first_layer_file(source);
+    const double gbs = residency::measure_disk_read(file, std::uint64_t{512} << 20);
+    m.bandwidths.disk = gbs * 1e9;
+    m.measured.push_back(fmt::format("disk {:.2f} GB/s (O_DIRECT reads of {})", gbs, file.filename().string()));
+  }
+  if (device.kind == backend::Device::Kind::Cuda)
+    m.measured.push_back("GPU figures assumed, not measured: copy 55 GB/s, memory 4000 GB/s, 400 TFLOP/s");
+  m.plan = residency::plan(m.costs, m.budgets, m.bandwidths, residency::Workload::decode(), executor());
+  return m;
 }
 
 }  // namespace aero::engine

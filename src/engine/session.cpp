@@ -16,6 +16,12 @@ std::unique_ptr<Model> Model::open(const std::filesystem::path& path, const std:
   return std::make_unique<Model>(std::move(source), options);
 }
 
+Model::~Model() {
+  weights_.reset();
+  source_.reset();
+  backend::host_weights_released();
+}
+
 Model::Model(std::unique_ptr<format::ModelSource> source, const ModelOptions& options) : source_(std::move(source)) {
   spec_ = model::read_spec(*source_);
   if (options.planner) plan_ = options.planner(*source_, spec_);

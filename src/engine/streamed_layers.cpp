@@ -60,7 +60,11 @@ StreamedLayers::StreamedLayers(model::LayerResidency& inner, const residency::Pl
   }
 }
 
-StreamedLayers::~StreamedLayers() = default;
+StreamedLayers::~StreamedLayers() {
+  kept_.clear();  // the kept layers' norms and biases: device copies of them must go too
+  ring_.reset();
+  backend::host_weights_released();
+}
 
 // Layers the GPU computes from a ring slot; the others (resident, or computed by the CPU where
 // they lie) are the model's own.

@@ -39,6 +39,7 @@ std::vector<std::int64_t> spread_order(std::int64_t n) {
 // Running sums of the time model, so that the greedy assignment can score one more layer.
 struct Times {
   double gpu_memory = 0, gpu_compute = 0, host_memory = 0, cpu_compute = 0, copy = 0, disk = 0;
+  double host_reads = 0;  // bytes the CPU and the copy engine read from RAM, over its bandwidth
 
   void add(const LayerCost& c, Placement p, double tokens, const Bandwidths& bw) {
     const double flops = c.flops_per_token * tokens, bytes = static_cast<double>(c.weight_bytes);
@@ -50,11 +51,17 @@ struct Times {
       const double mem = read / bw.host_memory, fl = flops / bw.cpu_flops;
       (mem >= fl ? host_memory : cpu_compute) += std::max(mem, fl);
     }
-    if (p.compute == Processor::Gpu && p.tier != Tier::GpuResident) copy += bytes / bw.host_to_gpu;
+    const double ram = bw.ram_total > 0 ? bw.ram_total : bw.host_memory;
+    if (p.compute == Processor::Gpu && p.tier != Tier::GpuResident) {
+      copy += bytes / bw.host_to_gpu;
+      host_reads += bytes / ram;
+    } else if (p.compute == Processor::Cpu) {
+      host_reads += read / ram;
+    }
     if (p.tier == Tier::Disk) disk += bytes / bw.disk;
   }
   double chain() const { return gpu_memory + gpu_compute + host_memory + cpu_compute; }
-  double pass() const { return std::max({chain(), copy, disk}); }
+  double pass() const { return std::max({chain(), copy, disk, host_reads}); }
   double total() const { return chain() + copy + disk; }
 
   Prediction prediction() const {
@@ -66,11 +73,15 @@ struct Times {
     p.gpu_compute_seconds = gpu_compute;
     p.host_memory_seconds = host_memory;
     p.cpu_compute_seconds = cpu_compute;
+    p.host_reads_seconds = host_reads;
     p.seconds = pass();
-    if (disk >= chain() && disk >= copy && disk > 0) {
+    if (disk >= chain() && disk >= copy && disk >= host_reads && disk > 0) {
       p.bound = Bound::Disk;
-    } else if (copy >= chain() && copy > 0) {
+    } else if (copy >= chain() && copy >= host_reads && copy > 0) {
       p.bound = Bound::HostToGpu;
+    } else if (host_reads > chain() && copy > 0) {
+      // The CPU's reads and the copies' together (a CPU-only chain is its own host_memory).
+      p.bound = Bound::HostMemory;
     } else {
       const std::pair<double, Bound> parts[] = {{host_memory, Bound::HostMemory},
                                                 {cpu_compute, Bound::CpuCompute},
@@ -433,9 +444,11 @@ std::vector<std::string> describe(const Plan& plan, const ModelCosts& costs, con
                               format_size(plan.ram_bytes), format_size(budgets.ram)));
   const auto& pr = plan.prediction;
   lines.push_back(fmt::format("predicted: {} per pass ({:.2f} tokens/s), bound by {} (compute chain {}, host-to-GPU copies "
-                              "{}, disk reads {})",
+                              "{}, {}disk reads {})",
                               millis(pr.seconds), pr.seconds > 0 ? static_cast<double>(work.tokens) / pr.seconds : 0.0,
-                              bound_name(pr.bound), millis(pr.chain_seconds), millis(pr.copy_seconds), millis(pr.disk_seconds)));
+                              bound_name(pr.bound), millis(pr.chain_seconds), millis(pr.copy_seconds),
+                              pr.copy_seconds > 0 ? fmt::format("RAM reads (CPU and copies) {}, ", millis(pr.host_reads_seconds)) : "",
+                              millis(pr.disk_seconds)));
   return lines;
 }
 

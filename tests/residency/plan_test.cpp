@@ -26,9 +26,10 @@ ModelCosts uniform(int n, std::uint64_t kv = 0, double flops = 0, std::uint64_t 
 }
 
 // Per 100 MiB layer: 1 ms on the GPU, 50 ms on the CPU, 100 ms over PCIe, 1 s from disk.
+// RAM with room for the CPU's reads and the copies together (10 ms a layer), unless a test says.
 Bandwidths bandwidths() {
   return {.gpu_memory = B / 0.001, .host_to_gpu = B / 0.1, .host_memory = B / 0.05, .disk = B / 1.0,
-          .gpu_flops = 1e15, .cpu_flops = 1e12};
+          .gpu_flops = 1e15, .cpu_flops = 1e12, .ram_total = B / 0.01};
 }
 
 std::vector<std::int64_t> layers_of(const Plan& p, Tier tier) {
@@ -184,6 +185,28 @@ TEST(Plan, GpuDecodeSplitsStreamingAndCpu) {
   // Interleaved: the copy engine works while the CPU computes (no two streamed layers adjacent).
   const auto streamed = layers_of(p, Tier::StreamedToGpu);
   for (std::size_t i = 1; i < streamed.size(); ++i) EXPECT_GT(streamed[i] - streamed[i - 1], 1);
+}
+
+// Where the cores alone fill RAM's bandwidth (ram_total 0: host_memory), a layer streamed costs
+// RAM time as one computed on the CPU does: splitting no longer pays. Four resident layers and
+// six on the CPU take max(chain 0.304, RAM 0.3); any ring leaves fewer resident and the same RAM
+// time for the rest (eight layers: 0.4 s).
+TEST(Plan, GpuDecodeSplitNeedsRoomInRam) {
+  const auto c = uniform(10);
+  auto bw = bandwidths();
+  bw.ram_total = 0;
+  const auto p = plan(c, {.gpu = 4 * 100 * MiB + 2 * kSlack, .ram = 4 * GiB}, bw, Workload::decode());
+  EXPECT_EQ(p.count(Tier::StreamedToGpu), 0);
+  EXPECT_EQ(p.count(Tier::GpuResident), 4);
+  EXPECT_EQ(p.count(Tier::CpuCompute), 6);
+  EXPECT_NEAR(p.prediction.seconds, 0.304, 1e-9);
+  EXPECT_NEAR(p.prediction.host_reads_seconds, 0.3, 1e-9);
+  EXPECT_EQ(p.prediction.bound, Bound::HostMemory);
+  // The split of GpuDecodeSplitsStreamingAndCpu, so predicted: bound by RAM, 8 layers' reads.
+  Plan split = plan(c, {.gpu = 4 * 100 * MiB + 2 * kSlack, .ram = 4 * GiB}, bandwidths(), Workload::decode());
+  const auto slow = predict(split, c, bw, Workload::decode());
+  EXPECT_NEAR(slow.seconds, 0.4, 1e-9);
+  EXPECT_EQ(slow.bound, Bound::HostMemory);
 }
 
 // An engine that computes nothing on the CPU in a GPU run and streams no head gets the same

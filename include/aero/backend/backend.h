@@ -74,6 +74,13 @@ class WeightRing {
   virtual std::uint64_t bytes_loaded() const = 0;
 };
 
+// Host memory that held weights (a model's norms and mapped tensors, streamed layers' pinned
+// copies) was freed: a backend that keeps device copies of weights under their host addresses
+// (CUDA) forgets them before its next step, since the addresses may now hold other weights.
+// Called by the owners of that memory as they go; host_weights_epoch() counts the calls.
+void host_weights_released();
+std::uint64_t host_weights_epoch();
+
 class Backend {
  public:
   virtual ~Backend() = default;

@@ -37,6 +37,9 @@ class Model {
   static std::unique_ptr<Model> open(const std::filesystem::path& path, const std::filesystem::path& metadata_from = {},
                                      const ModelOptions& options = {});
   explicit Model(std::unique_ptr<format::ModelSource> source, const ModelOptions& options = {});
+  ~Model();  // tells the backends that its weights' host memory is gone (host_weights_released)
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
 
   const model::ModelSpec& spec() const { return spec_; }
   const format::ModelSource& source() const { return *source_; }

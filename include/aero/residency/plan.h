@@ -17,8 +17,12 @@
 //         + Σ CPU-computed layers max(bytes / host memory, FLOPs / CPU FLOP/s)
 //   copy  = Σ layers crossing PCIe bytes / host→GPU
 //   disk  = Σ Disk layers bytes / disk
-// so for bs=1 decode the part that is not resident moves at about PCIe + host bandwidth, and for
-// prefill or large batches (CPU FLOP-bound) streaming everything wins. Attention's own work and
+//   RAM   = (Σ CPU-computed bytes + Σ bytes crossing PCIe) / RAM bandwidth (ram_total)
+// The last term: the copy engine reads the same RAM the CPU computes from. On the H200 machine
+// (RAM 106 GB/s to 16 cores, PCIe 55 GB/s) a split 8B F16 decode moved 84 GB/s of RAM in all,
+// the copies slowing to 30 GB/s while the CPU read: the two add up only where RAM has room for
+// both. So for bs=1 decode the part that is not resident moves at about min(PCIe + host, RAM)
+// bandwidth, and for prefill or large batches (CPU FLOP-bound) streaming everything wins. Attention's own work and
 // the KV cache's reads are left out of the times (small against the weights at these contexts).
 #pragma once
 
@@ -88,6 +92,9 @@ struct Bandwidths {
   double disk = 0;         // sequential O_DIRECT reads of the model file
   double gpu_flops = 0;
   double cpu_flops = 0;
+  // RAM's bandwidth to the CPU and the copy engine together (0: host_memory, as where the cores
+  // alone fill it: the H200 machine's 16 cores read 98-106 GB/s alone, 84 GB/s with the copies).
+  double ram_total = 0;
 };
 
 struct Workload {
@@ -102,9 +109,10 @@ enum class Bound { GpuMemory, GpuCompute, HostMemory, CpuCompute, HostToGpu, Dis
 std::string_view bound_name(Bound bound);  // "GPU memory bandwidth", "host→GPU copy", ...
 
 struct Prediction {
-  double seconds = 0;  // one pass: max(chain, copy, disk)
+  double seconds = 0;  // one pass: max(chain, copy, disk, RAM reads)
   Bound bound = Bound::HostMemory;
   double chain_seconds = 0, copy_seconds = 0, disk_seconds = 0;
+  double host_reads_seconds = 0;  // RAM read by the CPU and the copies together
   // The chain's parts, each layer counted under the limit that sets its time.
   double gpu_memory_seconds = 0, gpu_compute_seconds = 0, host_memory_seconds = 0, cpu_compute_seconds = 0;
 };

@@ -147,6 +147,7 @@ class CudaBackend final : public Backend {
   // (a power of two, at least 256) and skips the positions past each token's own.
   void run_step(std::int64_t tokens, std::int64_t max_position, const std::function<void()>& ops) override {
     use_device(device_);
+    forget_released_weights();
     // Streamed layers are loaded by the host between operations: nothing a recording could
     // replay, so such steps run directly (inputs still staged once per step).
     if (rings_ > 0) return graphs_.run_direct(ops);
@@ -241,7 +242,7 @@ class CudaBackend final : public Backend {
     Signature sig(kMatmul);
     sig << x << n;
     for (std::size_t i = 0; i < ws.size(); ++i) {
-      device_matrices_.push_back(&weights_.matrix(*ws[i]));
+      device_matrices_.push_back(&cached_weights().matrix(*ws[i]));
       sig << device_matrices_.back()->data << ys[i];
     }
     if (!graphs_.launch(sig.value())) return;
@@ -251,14 +252,14 @@ class CudaBackend final : public Backend {
   void rms_norm(const float* x, const float* weight, std::int64_t width, std::int64_t rows, double eps,
                 float* y) override {
     use_device(device_);
-    const float* w = weights_.vector({weight, static_cast<std::size_t>(width)});
+    const float* w = cached_weights().vector({weight, static_cast<std::size_t>(width)});
     if (!graphs_.launch((Signature(kRmsNorm) << x << w << width << rows << eps << y).value())) return;
     check(kernels::rms_norm(x, w, width, rows, static_cast<float>(eps), y, stream_.get()), "rms_norm");
   }
 
   void add_bias(float* x, std::span<const float> bias, std::int64_t rows) override {
     use_device(device_);
-    const float* b = weights_.vector(bias);
+    const float* b = cached_weights().vector(bias);
     if (!graphs_.launch((Signature(kAddBias) << x << b << rows).value())) return;
     check(kernels::add_bias(x, b, static_cast<std::int64_t>(bias.size()), rows, stream_.get()), "add_bias");
   }
@@ -429,9 +430,24 @@ class CudaBackend final : public Backend {
     call.split_len = static_cast<int>(splits > 1 ? split_len : call.max_len);
   }
 
+  // Device copies of weights are kept under their host addresses: once an owner of such memory
+  // has freed it, they may name other weights. Checked before a step (never inside one: a
+  // recording cannot wait for the GPU) and before an operation outside steps.
+  void forget_released_weights() {
+    const std::uint64_t epoch = host_weights_epoch();
+    if (epoch == weights_epoch_ || graphs_.in_step()) return;
+    weights_.forget_uploads();
+    weights_epoch_ = epoch;
+  }
+  WeightCache& cached_weights() {
+    forget_released_weights();
+    return weights_;
+  }
+
   int device_;
   unsigned threads_;
   std::atomic<int> rings_{0};  // weight rings alive
+  std::uint64_t weights_epoch_ = host_weights_epoch();  // releases of host weights seen
   cudaDeviceProp props_;
   Stream stream_;  // declared first of the members that use it: destroyed after them
   WeightCache weights_;

@@ -142,17 +142,22 @@ void StepGraphs::run(std::uint64_t key, std::int64_t tokens, const std::function
 }
 
 bool StepGraphs::launch(std::uint64_t signature) {
-  if (!in_step_) return true;
+  if (!in_step_) {
+    inputs_open_ = false;  // the next input outside a step belongs to the next operation
+    return true;
+  }
   signature_ ^= signature + 0x9E3779B97F4A7C15ull + (signature_ << 6) + (signature_ >> 2);
   return mode_ != Mode::Replay;
 }
 
 void* StepGraphs::host_slot(std::size_t bytes) {
-  if (!in_step_) {
-    // Outside a step every input starts over, once the copies before it are done.
+  if (!in_step_ && !inputs_open_) {
+    // Outside a step each operation's inputs start over, once the copies before them are done
+    // (an operation may have several: rows and weights of a scatter).
     if (copies_pending_) check(cudaEventSynchronize(copies_done_), "waiting for a host-to-GPU copy");
     copies_pending_ = false;
-    host_used_ = 0;
+    host_used_ = device_used_ = 0;
+    inputs_open_ = true;
   }
   const std::size_t need = aligned(bytes);
   if (host_used_ + need > host_capacity_) {
@@ -199,7 +204,8 @@ const void* StepGraphs::input(const void* host, std::size_t bytes) {
   void* slot = host_slot(bytes);
   std::memcpy(slot, host, bytes);
   const std::size_t need = aligned(bytes);
-  if (!in_step_) device_used_ = 0;  // stream order keeps earlier readers before the next copy
+  // (Outside a step host_slot started the device arena over too: stream order keeps the earlier
+  // operations' readers before this copy.)
   if (device_used_ + need > device_arena_.bytes()) {
     if (mode_ != Mode::Direct) fail("CUDA: a recorded step needs more input memory than its first run");
     // Freeing the old arena waits for its readers; inputs reused later in this step are copied again.
@@ -210,7 +216,7 @@ const void* StepGraphs::input(const void* host, std::size_t bytes) {
   }
   void* device = static_cast<char*>(device_arena_.data()) + device_used_;
   device_used_ += need;
-  launch((Signature(0x2) << device << static_cast<std::uint64_t>(bytes)).value());
+  if (in_step_) launch((Signature(0x2) << device << static_cast<std::uint64_t>(bytes)).value());
   copy(slot, device, bytes);
   if (in_step_) inputs_.push_back(Input{host, bytes, slot, device});
   return device;

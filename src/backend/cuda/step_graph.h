@@ -51,7 +51,7 @@ class StepGraphs {
   // A host input of `bytes` for device memory: the returned host slot (pinned) is filled by the
   // caller, then copy() queues its transfer to `device` (in Replay the recorded copy does it).
   // Inside a step slots are distinct and live until the step's copies are done; outside one,
-  // each input first waits for the previous copies.
+  // an operation's first input waits for the previous operation's copies and starts over.
   void* host_slot(std::size_t bytes);
   void copy(const void* slot, void* device, std::size_t bytes);
   // `bytes` of host data in device memory, valid for the work queued after it in this step
@@ -77,6 +77,7 @@ class StepGraphs {
   cudaStream_t stream_;
   bool enabled_ = true;
   bool in_step_ = false;
+  bool inputs_open_ = false;  // outside a step: inputs were staged since the last launch
   Mode mode_ = Mode::Direct;
   std::uint64_t signature_ = 0;
 

@@ -128,4 +128,16 @@ void WeightCache::evict(const void* host) {
   }
 }
 
+void WeightCache::forget_uploads() {
+  if (matrices_.empty() && vectors_.empty()) return;
+  check(cudaStreamSynchronize(stream_), "waiting before freeing uploaded weights");
+  std::erase_if(matrices_, [&](const auto& e) {
+    if (e.second.storage.bytes() == 0) return false;  // adopted
+    bytes_ -= e.second.storage.bytes();
+    return true;
+  });
+  for (const auto& e : vectors_) bytes_ -= e.second.storage.bytes();
+  vectors_.clear();
+}
+
 }  // namespace aero::backend::cuda

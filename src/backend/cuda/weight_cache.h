@@ -52,6 +52,11 @@ class WeightCache {
   // stream's work; an adopted matrix is only forgotten).
   void evict(const void* host);
 
+  // Forgets every upload the cache made (after the stream's work): the host memory they were
+  // made from may have been freed (host_weights_released). Adopted matrices stay: their ring
+  // evicts them.
+  void forget_uploads();
+
   // GPU bytes the cache has allocated.
   std::uint64_t bytes() const { return bytes_; }
 
