@@ -14,6 +14,13 @@ namespace {
 std::atomic<std::uint64_t> released_weights{0};
 }  // namespace
 
+void KvCache::read_rows(std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::uint8_t*) const {
+  fail("this backend's KV cache cannot move rows to another backend");
+}
+void KvCache::write_rows(std::int64_t, std::int64_t, std::int64_t, std::int64_t, const std::uint8_t*) {
+  fail("this backend's KV cache cannot move rows from another backend");
+}
+
 void host_weights_released() { released_weights.fetch_add(1, std::memory_order_relaxed); }
 std::uint64_t host_weights_epoch() { return released_weights.load(std::memory_order_relaxed); }
 

@@ -70,6 +70,11 @@ ForwardPass::ForwardPass(Model& model, backend::Backend& backend, std::int64_t c
     const auto p = plan->layers[static_cast<std::size_t>(l)];
     streams = streams || (p.compute == residency::Processor::Gpu && p.tier != residency::Tier::GpuResident);
   }
+  // Wide passes need the ring and a CPU lane with layers of its own (not its disk tier's).
+  bool cpu_layers = false;
+  for (std::int64_t l = 0; split && l < s.layers; ++l)
+    cpu_layers = cpu_layers || plan->layers[static_cast<std::size_t>(l)].tier == residency::Tier::CpuCompute;
+  if (split && plan->wide_tokens > 0 && cpu_layers) wide_tokens_ = plan->wide_tokens, streams = true;
   if (streams) {
     streamed_ = std::make_unique<StreamedLayers>(model.weights(), *plan, backend);
     layers_ = streamed_.get();
@@ -78,19 +83,22 @@ ForwardPass::ForwardPass(Model& model, backend::Backend& backend, std::int64_t c
   std::vector<std::int64_t> count(lanes_.size(), 0);
   for (int lane : lane_of_) cache_index_.push_back(count[static_cast<std::size_t>(lane)]++);
   for (std::size_t i = 0; i < lanes_.size(); ++i)
-    allocate(lanes_[i], count[i], slots, kv_type, static_cast<int>(i) == head_lane_);
+    allocate(lanes_[i], count[i], count[i] > 0 || (i == 0 && wide_tokens_ > 0), slots, kv_type,
+             static_cast<int>(i) == head_lane_);
+  if (wide_tokens_ > 0) wide_cache_ = backend.create_kv_cache(1, s.kv_heads, s.head_dim, context_, slots, kv_type);
   inv_freq_ = s.rope_inv_freq(model.weights().globals().rope_freqs);
   inv_freq_local_ = s.rope_inv_freq_local();
 }
 
-void ForwardPass::allocate(Lane& lane, std::int64_t layers, std::int64_t slots, backend::KvType kv_type, bool head) {
+void ForwardPass::allocate(Lane& lane, std::int64_t kv_layers, bool computes, std::int64_t slots, backend::KvType kv_type,
+                           bool head) {
   const auto& s = model_.spec();
   auto& b = *lane.backend;
-  if (layers > 0) lane.cache = b.create_kv_cache(layers, s.kv_heads, s.head_dim, context_, slots, kv_type);
+  if (kv_layers > 0) lane.cache = b.create_kv_cache(kv_layers, s.kv_heads, s.head_dim, context_, slots, kv_type);
   const auto n = static_cast<std::size_t>(max_batch_);
   lane.x = b.allocate(n * s.hidden);
   lane.xb = b.allocate(n * std::max(s.hidden, s.heads * s.head_dim));
-  if (layers > 0) {
+  if (computes) {
     lane.q = b.allocate(n * s.heads * s.head_dim);
     lane.k = b.allocate(n * s.kv_heads * s.head_dim);
     lane.v = b.allocate(n * s.kv_heads * s.head_dim);
@@ -108,10 +116,43 @@ void ForwardPass::allocate(Lane& lane, std::int64_t layers, std::int64_t slots, 
 }
 
 std::uint64_t ForwardPass::kv_bytes() const {
-  std::uint64_t bytes = 0;
+  std::uint64_t bytes = wide_cache_ ? wide_cache_->bytes() : 0;
   for (const auto& lane : lanes_)
     if (lane.cache) bytes += lane.cache->bytes();
   return bytes;
+}
+
+void ForwardPass::wide_layer(const model::LayerWeights& w, std::int64_t layer, const PassTokens& pass, const Angles& angles) {
+  backend::KvCache& cpu = *lanes_[1].cache;
+  const std::int64_t index = cache_index_[static_cast<std::size_t>(layer)];
+  const std::uint64_t row = cpu.position_bytes();
+  auto move = [&](const backend::KvCache& from, std::int64_t from_layer, backend::KvCache& to, std::int64_t to_layer,
+                  std::int32_t slot, std::int64_t begin, std::int64_t count) {
+    if (count <= 0) return;
+    kv_rows_.resize(static_cast<std::size_t>(row * static_cast<std::uint64_t>(count)));
+    from.read_rows(from_layer, slot, begin, count, kv_rows_.data());
+    to.write_rows(to_layer, slot, begin, count, kv_rows_.data());
+  };
+  // Each slot's positions before its first one in the pass (a pass continues each sequence).
+  const auto n = static_cast<std::int64_t>(pass.ids.size());
+  std::vector<std::pair<std::int32_t, std::int32_t>> first;  // (slot, position)
+  for (std::int64_t t = 0; t < n; ++t) {
+    const auto slot = pass.slots[static_cast<std::size_t>(t)], pos = pass.positions[static_cast<std::size_t>(t)];
+    auto it = std::find_if(first.begin(), first.end(), [&](const auto& f) { return f.first == slot; });
+    if (it == first.end()) first.emplace_back(slot, pos);
+    else it->second = std::min(it->second, pos);
+  }
+  for (const auto& [slot, pos] : first) move(cpu, index, *wide_cache_, 0, slot, 0, pos);
+  this->layer(lanes_[0], w, layer, pass, angles, *wide_cache_, 0);
+  // The pass's rows back, a run of consecutive positions of one slot at a time.
+  for (std::int64_t t = 0; t < n;) {
+    std::int64_t u = t + 1;
+    while (u < n && pass.slots[static_cast<std::size_t>(u)] == pass.slots[static_cast<std::size_t>(t)] &&
+           pass.positions[static_cast<std::size_t>(u)] == pass.positions[static_cast<std::size_t>(u - 1)] + 1)
+      ++u;
+    move(*wide_cache_, 0, cpu, index, pass.slots[static_cast<std::size_t>(t)], pass.positions[static_cast<std::size_t>(t)], u - t);
+    t = u;
+  }
 }
 
 void ForwardPass::move_x(const Lane& from, Lane& to, std::int64_t n) {
@@ -140,6 +181,8 @@ void ForwardPass::run(const PassTokens& pass, float* logits_out) {
   // choices back within the pass, and a split one moves x between backends: nothing a recording
   // of the step could replay, so those run directly.
   const std::int32_t max_position = *std::max_element(pass.positions.begin(), pass.positions.end());
+  const bool wide = wide_tokens_ > 0 && n >= wide_tokens_;
+  if (streamed_) streamed_->set_wide(wide);
   std::int64_t gathered = 0;
   const bool direct = s.moe() || lanes_.size() > 1;
   const auto step = [&](const std::function<void()>& ops) {
@@ -153,10 +196,18 @@ void ForwardPass::run(const PassTokens& pass, float* logits_out) {
       l.backend->scale(l.x, n * s.hidden, static_cast<float>(s.embedding_scale));
     }
     for (std::int64_t layer = 0; layer < s.layers; ++layer) {
-      const int next = lane_of_[static_cast<std::size_t>(layer)];
+      // In a wide pass the CPU's layers run on the GPU (streamed through the ring).
+      const bool moved = wide && lane_of_[static_cast<std::size_t>(layer)] == 1 &&
+                         model_.plan()->layers[static_cast<std::size_t>(layer)].tier == residency::Tier::CpuCompute;
+      const int next = moved ? 0 : lane_of_[static_cast<std::size_t>(layer)];
       if (next != at) move_x(lanes_[static_cast<std::size_t>(at)], lanes_[static_cast<std::size_t>(next)], n), at = next;
       const model::LayerWeights& w = layers_->acquire(layer);
-      this->layer(lanes_[static_cast<std::size_t>(at)], w, layer, pass, {angles, local_angles});
+      if (moved) {
+        wide_layer(w, layer, pass, {angles, local_angles});
+      } else {
+        Lane& l = lanes_[static_cast<std::size_t>(at)];
+        this->layer(l, w, layer, pass, {angles, local_angles}, *l.cache, cache_index_[static_cast<std::size_t>(layer)]);
+      }
       layers_->release(layer);
     }
     if (pass.logit_rows.empty()) return;
@@ -185,7 +236,7 @@ void ForwardPass::run(const PassTokens& pass, float* logits_out) {
 }
 
 void ForwardPass::layer(Lane& l, const model::LayerWeights& w, std::int64_t layer, const PassTokens& pass,
-                        const Angles& angles) {
+                        const Angles& angles, backend::KvCache& cache, std::int64_t cache_layer) {
   const auto& s = model_.spec();
   auto& b = *l.backend;
   const auto n = static_cast<std::int64_t>(pass.ids.size());
@@ -203,8 +254,7 @@ void ForwardPass::layer(Lane& l, const model::LayerWeights& w, std::int64_t laye
   if (!w.k_norm.empty()) b.rms_norm(l.k, w.k_norm.data(), s.head_dim, n * s.kv_heads, s.norm_eps, l.k);
   b.rope(l.q, n, s.heads, s.head_dim, layer_angles, s.rope_layout);
   b.rope(l.k, n, s.kv_heads, s.head_dim, layer_angles, s.rope_layout);
-  b.attention(*l.cache, cache_index_[static_cast<std::size_t>(layer)], l.q, l.k, l.v, pass.slots, pass.positions, s.heads,
-              l.att, attention_options(s, layer));
+  b.attention(cache, cache_layer, l.q, l.k, l.v, pass.slots, pass.positions, s.heads, l.att, attention_options(s, layer));
   b.matmul(w.out, l.att, n, l.xb);
   if (!w.attn_post_norm.empty()) b.rms_norm(l.xb, w.attn_post_norm.data(), s.hidden, n, s.norm_eps, l.xb);
   b.add(l.x, l.xb, n * s.hidden);

@@ -64,8 +64,14 @@ class ForwardPass {
     std::span<const float> global, local;
   };
 
-  void allocate(Lane& lane, std::int64_t layers, std::int64_t slots, backend::KvType kv_type, bool head);
-  void layer(Lane& lane, const model::LayerWeights& w, std::int64_t layer, const PassTokens& pass, const Angles& angles);
+  // A lane's buffers: a KV cache of `kv_layers` layers, activations when it `computes` layers,
+  // logits when it computes the `head`.
+  void allocate(Lane& lane, std::int64_t kv_layers, bool computes, std::int64_t slots, backend::KvType kv_type, bool head);
+  void layer(Lane& lane, const model::LayerWeights& w, std::int64_t layer, const PassTokens& pass, const Angles& angles,
+             backend::KvCache& cache, std::int64_t cache_layer);
+  // A CPU layer computed by the GPU in a wide pass: its cached rows before the pass go to the
+  // GPU's one-layer cache, the pass's rows come back.
+  void wide_layer(const model::LayerWeights& w, std::int64_t layer, const PassTokens& pass, const Angles& angles);
   void experts(Lane& lane, const model::LayerWeights& w, std::int64_t n);
   // The residual stream x of n tokens from one lane to another (through host memory).
   void move_x(const Lane& from, Lane& to, std::int64_t n);
@@ -78,6 +84,11 @@ class ForwardPass {
   std::vector<std::int64_t> cache_index_;   // per layer: its layer in its lane's cache
   int head_lane_ = 0;
   std::unique_ptr<StreamedLayers> streamed_;
+  // Passes of at least this many tokens compute the CPU layers on the GPU (0: never), with
+  // their keys and values in a one-layer cache there.
+  std::int64_t wide_tokens_ = 0;
+  std::unique_ptr<backend::KvCache> wide_cache_;
+  std::vector<std::uint8_t> kv_rows_;
   model::LayerResidency* layers_;  // streamed_, or the model's own
   std::vector<double> inv_freq_, inv_freq_local_;  // local: sliding layers' own (Gemma 3), else empty
   std::vector<float> routing_, moved_;  // host copies: a sparse layer's router logits; x crossing lanes

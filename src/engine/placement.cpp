@@ -36,7 +36,7 @@ residency::Bandwidths assumed_gpu_bandwidths() {
   return {.gpu_memory = 4.0e12, .host_to_gpu = 55e9, .host_memory = 0, .disk = 0, .gpu_flops = 400e12, .cpu_flops = 0};
 }
 
-residency::Executor executor() { return {.cpu_layers = true, .streamed_head = false}; }
+residency::Executor executor() { return {.cpu_layers = true, .streamed_head = false, .wide_passes = true}; }
 
 residency::ModelCosts costs_for(const PlacementOptions& o, const format::ModelSource& source, const model::ModelSpec& spec) {
   const std::int64_t context = o.context > 0 ? o.context : std::min<std::int64_t>(spec.context, 4096);

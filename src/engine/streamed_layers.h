@@ -10,7 +10,10 @@
 //                  goes ahead past a disk layer: its slot must be free when it comes);
 //   GpuResident    the model's own layer: the backend uploads it once and keeps it;
 //   on the CPU     (a split plan's CpuCompute, or Disk computed there) the model's own, which
-//                  the pass's CPU backend computes where it lies.
+//                  the pass's CPU backend computes where it lies — except CpuCompute layers of a
+//                  plan with wide passes (Plan::wide_tokens): those are kept in pinned memory
+//                  like the streamed ones, computed there by the CPU, and in a wide pass
+//                  (set_wide) loaded into the ring and computed by the GPU.
 //
 // Slots are used round robin in load order; a load waits (on the device) for the computation
 // that last read its slot. Same kernels on the same bytes: a streamed run's logits are the
@@ -41,8 +44,14 @@ class StreamedLayers final : public model::LayerResidency {
   std::uint64_t bytes_loaded() const { return ring_->bytes_loaded(); }
   std::uint64_t pinned_bytes() const { return pinned_bytes_; }
 
+  // Whether the passes from now on are wide: the CPU layers go through the ring too. Between
+  // passes only (loads queued ahead for the other kind of pass are dropped).
+  void set_wide(bool wide);
+  bool wide() const { return wide_; }
+
  private:
-  bool streamed(std::int64_t layer) const;
+  bool streamed(std::int64_t layer) const;  // through the ring in the current kind of pass
+  bool kept(std::int64_t layer) const { return kept_[static_cast<std::size_t>(layer)].q.data != nullptr; }
   int take_slot();                          // the next slot, round robin
   void load(std::int64_t layer);            // a kept layer into the next slot
   void load_ahead(std::int64_t after);      // the streamed layers after `after`, while slots are free
@@ -51,8 +60,11 @@ class StreamedLayers final : public model::LayerResidency {
   std::vector<residency::Placement> placement_;
   std::unique_ptr<backend::WeightRing> ring_;
   std::vector<model::LayerWeights> kept_;   // StreamedToGpu layers, matrices in pinned memory
-  std::vector<std::int64_t> order_;         // the layers crossing PCIe, in pass order
-  std::vector<std::int64_t> position_;      // per layer: its place in order_ (-1: not streamed)
+  // The layers crossing PCIe in pass order, and per layer its place there (-1: not crossing):
+  // [0] in a narrow pass, [1] in a wide one.
+  std::vector<std::int64_t> order_[2];
+  std::vector<std::int64_t> position_[2];
+  bool wide_ = false;
   std::vector<int> slot_of_;                // per layer: its slot while loaded or bound, else -1
   std::int64_t loaded_ahead_ = 0;           // loads queued and not yet bound
   int next_slot_ = 0;

@@ -263,6 +263,12 @@ std::optional<Plan> gpu_candidate(const ModelCosts& costs, const Budgets& budget
     if (best->where.tier == Tier::Disk) ++on_disk;
   }
   if (head.tier == Tier::StreamedToGpu) ++crossing;
+  // Wide passes stream the CPU layers through the ring: a plan with CPU layers keeps two slots.
+  std::int64_t on_cpu = 0;
+  for (const auto& l : p.layers) on_cpu += l.tier == Tier::CpuCompute ? 1 : 0;
+  const bool wide = can.wide_passes && on_cpu > 0;
+  if (wide && gpu_slots < 2) return std::nullopt;
+  if (wide) crossing += on_cpu;
   // Rings sized for what uses them: unused slots are given back.
   const int used_gpu_slots = static_cast<int>(std::min<std::int64_t>(gpu_slots, crossing));
   gpu -= static_cast<std::uint64_t>(gpu_slots - used_gpu_slots) * slot;
@@ -275,6 +281,7 @@ std::optional<Plan> gpu_candidate(const ModelCosts& costs, const Budgets& budget
   p.disk_slot_bytes = used_disk_slots > 0 ? disk_slot : 0;
   p.gpu_bytes = gpu;
   p.ram_bytes = ram;
+  if (wide) p.wide_tokens = kWidePassTokens;
   p.prediction = predict(p, costs, bw, work);
   return p;
 }
@@ -385,9 +392,18 @@ Prediction predict(const Plan& plan, const ModelCosts& costs, const Bandwidths& 
     fail("a plan for {} layers applied to a model of {}", plan.layers.size(), costs.layers.size());
   if (work.tokens < 1 || work.logit_rows < 0) fail("a pass needs at least one token");
   Times t;
-  for (std::size_t i = 0; i < plan.layers.size(); ++i) t.add(costs.layers[i], plan.layers[i], static_cast<double>(work.tokens), bw);
+  const Plan used = pass_plan(plan, work.tokens);  // a wide pass streams the CPU layers
+  for (std::size_t i = 0; i < used.layers.size(); ++i) t.add(costs.layers[i], used.layers[i], static_cast<double>(work.tokens), bw);
   t.add(costs.output, plan.output, static_cast<double>(work.logit_rows), bw);
   return t.prediction();
+}
+
+Plan pass_plan(const Plan& plan, std::int64_t tokens) {
+  if (plan.wide_tokens <= 0 || tokens < plan.wide_tokens) return plan;
+  Plan wide = plan;
+  for (auto& p : wide.layers)
+    if (p.tier == Tier::CpuCompute) p = {Tier::StreamedToGpu, Processor::Gpu};
+  return wide;
 }
 
 Plan plan(const ModelCosts& costs, const Budgets& budgets, const Bandwidths& bw, const Workload& work,

@@ -342,6 +342,42 @@ TEST_F(CudaOps, AttentionEqualsCpu) {
   check_attention(*cpu, *gpu, {8, 2, 80, KvType::F16, 7, 2});  // a head size that is no power of two
 }
 
+// Rows moved between a CPU and a GPU cache (a wide pass's CPU layer on the GPU) mean the same
+// keys and values there: a prompt stored by the CPU, moved into another layer and slot of the
+// GPU's cache, then one more token attends on each over them; and the moved bytes read back
+// as they were written.
+TEST_F(CudaOps, KvRowsMovedBetweenBackendsAttendAlike) {
+  const std::int64_t heads = 8, kv_heads = 2, d = 64, prompt = 5, capacity = 12;
+  for (KvType kv : {KvType::F32, KvType::F16, KvType::Q8_0}) {
+    auto cpu_cache = cpu->create_kv_cache(1, kv_heads, d, capacity, 1, kv);
+    auto gpu_cache = gpu->create_kv_cache(2, kv_heads, d, capacity, 3, kv);
+    ASSERT_EQ(cpu_cache->position_bytes(), gpu_cache->position_bytes());
+    auto attend = [&](Backend& b, backend::KvCache& cache, std::int64_t layer, std::int32_t slot, std::int64_t n,
+                      std::int32_t first, std::uint32_t seed) {
+      const auto q = random_floats(static_cast<std::size_t>(n * heads * d), seed, 2.0f);
+      const auto k = random_floats(static_cast<std::size_t>(n * kv_heads * d), seed + 1, 2.0f);
+      const auto v = random_floats(static_cast<std::size_t>(n * kv_heads * d), seed + 2);
+      std::vector<std::int32_t> positions(static_cast<std::size_t>(n));
+      std::iota(positions.begin(), positions.end(), first);
+      const std::vector<std::int32_t> slots(static_cast<std::size_t>(n), slot);
+      float* out = b.allocate(static_cast<std::size_t>(n * heads * d));
+      b.attention(cache, layer, upload(b, q), upload(b, k), upload(b, v), slots, positions, heads, out, {});
+      return download(b, out, static_cast<std::size_t>(n * heads * d));
+    };
+    (void)attend(*cpu, *cpu_cache, 0, 0, prompt, 0, 300);
+    std::vector<std::uint8_t> rows(static_cast<std::size_t>(prompt * cpu_cache->position_bytes()));
+    cpu_cache->read_rows(0, 0, 0, prompt, rows.data());
+    gpu_cache->write_rows(1, 2, 0, prompt, rows.data());
+    std::vector<std::uint8_t> back(rows.size());
+    gpu_cache->read_rows(1, 2, 0, prompt, back.data());
+    EXPECT_EQ(back, rows) << backend::kv_type_name(kv);
+    const auto expected = attend(*cpu, *cpu_cache, 0, 0, 1, prompt, 400);
+    const auto got = attend(*gpu, *gpu_cache, 1, 2, 1, prompt, 400);
+    EXPECT_LE(relative_error(got, expected), tolerance(kv)) << backend::kv_type_name(kv);
+  }
+  EXPECT_THROW(cpu->create_kv_cache(1, 2, 64, 4, 1, KvType::F16)->read_rows(0, 0, 2, 3, nullptr), Error);
+}
+
 // Gemma's attention: its own scale, scores soft-capped (a cap low enough to bend them), and a
 // sliding window, over prompts longer than the window (whole tiles of keys skipped) and steps
 // split over blocks (splits left empty by the window).

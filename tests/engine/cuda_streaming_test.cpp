@@ -40,5 +40,24 @@ TEST(CudaStreaming, StreamedLayersGiveTheResidentLogitsBitForBit) {
   }
 }
 
+// The split with wide passes: the prompt's pass computes the CPU layers on the GPU (streamed,
+// their KV rows moved to the CPU's cache after), the generation's passes on the CPU. Both lanes'
+// kernels differ, so against transformers: every prompt position's logits, and the greedy
+// continuation.
+TEST(CudaStreaming, SplitWithWidePromptsMatchesTransformers) {
+  AERO_REQUIRE_GPU();
+  AERO_REQUIRE_SHARED(shared);
+  auto gpu = backend::make_backend("cuda", 2);
+  for (const char* fixture : {"llama", "qwen3"}) {
+    const auto dir = shared / "fixtures/hf" / fixture;
+    const auto ref = HfReference::load(dir);
+    auto model = engine::Model::open(dir, {}, {.planner = placing({kOnCpu, kStreamed, kResident}, 2, kResident, 2), .disk = {}});
+    engine::Session prompt(*model, *gpu, {.kv_type = backend::KvType::F32});
+    EXPECT_LE(relative_error(prompt.eval(ref.input_ids, true), ref.logits), 1e-3f) << fixture;
+    engine::Session generation(*model, *gpu, {.kv_type = backend::KvType::F32});
+    EXPECT_EQ(greedy_ids(generation, ref.prompt_ids, ref.greedy_ids.size()), ref.greedy_ids) << fixture;
+  }
+}
+
 }  // namespace
 }  // namespace aero::test

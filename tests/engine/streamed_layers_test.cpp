@@ -59,6 +59,13 @@ class HostRing final : public backend::WeightRing {
     s.was_bound = false;
     ++loads_;
   }
+  void discard(int slot) override {
+    Slot& s = at(slot);
+    if (!s.bound.empty()) fail("discard of slot {} while it is bound", slot);
+    s.loaded = false;
+    s.was_bound = true;
+    std::memset(s.bytes.data(), 0xA5, s.bytes.size());
+  }
   void bind(int slot, std::span<const quant::Matrix* const> ms) override {
     Slot& s = at(slot);
     if (!s.loaded || ms.size() != s.matrices.size()) fail("bind of slot {}, which holds no such layer", slot);
@@ -131,6 +138,7 @@ struct Case {
   std::vector<residency::Placement> kinds;
   int slots;
   residency::Placement head = kResident;
+  std::int64_t wide = 0;  // Plan::wide_tokens
 };
 
 class StreamedLayersOnCpu : public ::testing::TestWithParam<Case> {};
@@ -144,7 +152,8 @@ TEST_P(StreamedLayersOnCpu, LogitsAreTheResidentRunsBitForBit) {
     CpuWithRing plain;
     const auto expected = logits_of_greedy_run(*resident_model, plain, ref, backend::KvType::F32);
 
-    auto model = engine::Model::open(dir, {}, {.planner = placing(GetParam().kinds, GetParam().slots, GetParam().head), .disk = {}});
+    auto model = engine::Model::open(dir, {}, {.planner = placing(GetParam().kinds, GetParam().slots, GetParam().head, GetParam().wide),
+                                                      .disk = {}});
     CpuWithRing streaming;
     const auto got = logits_of_greedy_run(*model, streaming, ref, backend::KvType::F32);
     const bool streams = std::any_of(GetParam().kinds.begin(), GetParam().kinds.end(), [](residency::Placement p) {
@@ -154,6 +163,12 @@ TEST_P(StreamedLayersOnCpu, LogitsAreTheResidentRunsBitForBit) {
       EXPECT_GE(streaming.ring_slots, 1) << fixture;
       EXPECT_LE(streaming.ring_slots, GetParam().slots) << fixture;
       EXPECT_GE(streaming.loads, static_cast<int>(got.size())) << fixture;  // a layer or more each pass
+    }
+    if (GetParam().wide > 0) {  // the CPU layers did cross in the wide passes: more loads than without them
+      auto narrow_model = engine::Model::open(dir, {}, {.planner = placing(GetParam().kinds, GetParam().slots, GetParam().head), .disk = {}});
+      CpuWithRing narrow;
+      (void)logits_of_greedy_run(*narrow_model, narrow, ref, backend::KvType::F32);
+      EXPECT_GT(streaming.loads, narrow.loads) << fixture;
     }
     ASSERT_EQ(got.size(), expected.size());
     for (std::size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i], expected[i]) << fixture << ", pass " << i;
@@ -171,8 +186,46 @@ INSTANTIATE_TEST_SUITE_P(Plans, StreamedLayersOnCpu,
                                            Case{"split", {kStreamed, kOnCpu}, 2},
                                            Case{"split_head_on_cpu", {kResident, kOnCpu, kFromDisk}, 2, kOnCpu},
                                            Case{"split_disk_on_cpu", {kDiskOnCpu, kStreamed, kResident}, 2},
-                                           Case{"all_on_cpu_but_the_head", {kOnCpu}, 2}),
+                                           Case{"all_on_cpu_but_the_head", {kOnCpu}, 2},
+                                           // Wide passes: the prompt's pass computes the CPU layers on
+                                           // the "GPU" (their KV rows moved to the CPU's cache after it);
+                                           // with wide 1 every pass does (the earlier rows moved there first).
+                                           Case{"split_wide_prompt", {kStreamed, kOnCpu}, 2, kResident, 2},
+                                           Case{"split_every_pass_wide", {kOnCpu, kStreamed, kResident}, 2, kResident, 1},
+                                           Case{"cpu_layers_only_wide", {kResident, kOnCpu}, 2, kOnCpu, 2}),
                          [](const auto& info) { return std::string(info.param.name); });
+
+// Narrow passes, then a wide one, then narrow ones again, over one sequence: a wide pass reads the
+// rows the CPU wrote (moved to the GPU's one-layer cache first), and the CPU reads the wide pass's
+// rows afterwards. Every position's logits are the resident run's.
+TEST(StreamedLayers, WidePassesBetweenNarrowOnesKeepTheCache) {
+  AERO_REQUIRE_SHARED(shared);
+  const auto dir = shared / "fixtures/hf/llama";
+  const auto ref = HfReference::load(dir);
+  ASSERT_GE(ref.input_ids.size(), 6u);
+  // The same pieces through the resident model and the split one (pieces of one token and of
+  // several run different kernels: each is compared with its own kind).
+  auto run_in_pieces = [&](engine::Model& model) {
+    CpuWithRing b;
+    engine::Session session(model, b, {.kv_type = backend::KvType::F32});
+    std::vector<float> all;
+    const std::size_t cuts[] = {0, 1, 2, 5, ref.input_ids.size()};  // 1, 1 (narrow), 3 (wide), the rest
+    for (std::size_t c = 0; c + 1 < std::size(cuts); ++c) {
+      const auto part = session.eval(std::span(ref.input_ids).subspan(cuts[c], cuts[c + 1] - cuts[c]), true);
+      all.insert(all.end(), part.begin(), part.end());
+    }
+    return all;
+  };
+  auto resident = engine::Model::open(dir);
+  const auto expected = run_in_pieces(*resident);
+  auto model = engine::Model::open(dir, {}, {.planner = placing({kOnCpu, kStreamed}, 2, kResident, 3), .disk = {}});
+  const auto got = run_in_pieces(*model);
+  const auto vocab = static_cast<std::size_t>(ref.vocab);
+  ASSERT_EQ(got.size(), expected.size());
+  for (std::size_t t = 0; t < ref.input_ids.size(); ++t)
+    EXPECT_TRUE(std::equal(got.begin() + t * vocab, got.begin() + (t + 1) * vocab, expected.begin() + t * vocab))
+        << "position " << t;
+}
 
 // A plan that streams the head is refused in one line (the engine does not stream it yet); so
 // is streaming to a backend without a ring (the CPU).

@@ -16,14 +16,17 @@ inline constexpr residency::Placement kFromDisk{residency::Tier::Disk, residency
 inline constexpr residency::Placement kOnCpu{residency::Tier::CpuCompute, residency::Processor::Cpu};
 inline constexpr residency::Placement kDiskOnCpu{residency::Tier::Disk, residency::Processor::Cpu};
 
-// `kinds[i % kinds.size()]` for layer i; the head as `head`; `slots` ring slots.
-inline engine::Planner placing(std::vector<residency::Placement> kinds, int slots, residency::Placement head = kResident) {
-  return [kinds, slots, head](const format::ModelSource&, const model::ModelSpec& spec) {
+// `kinds[i % kinds.size()]` for layer i; the head as `head`; `slots` ring slots; passes of
+// `wide_tokens` tokens or more wide (the CPU layers streamed to the GPU; 0: never).
+inline engine::Planner placing(std::vector<residency::Placement> kinds, int slots, residency::Placement head = kResident,
+                               std::int64_t wide_tokens = 0) {
+  return [kinds, slots, head, wide_tokens](const format::ModelSource&, const model::ModelSpec& spec) {
     residency::Plan p;
     for (std::int64_t l = 0; l < spec.layers; ++l) p.layers.push_back(kinds[static_cast<std::size_t>(l) % kinds.size()]);
     p.output = head;
     p.gpu_slots = slots;
     p.disk_slots = 2;
+    p.wide_tokens = wide_tokens;
     return p;
   };
 }

@@ -209,6 +209,33 @@ TEST(Plan, GpuDecodeSplitNeedsRoomInRam) {
   EXPECT_EQ(slow.bound, Bound::HostMemory);
 }
 
+// An engine with wide passes keeps a ring of two slots in a plan with CPU layers (fewer layers
+// resident than GpuDecodeSplitNeedsRoomInRam's four), and its prompts stream those layers: eight
+// copies of 0.1 s, not eight layers on the CPU.
+TEST(Plan, WidePassesKeepARingForTheCpuLayers) {
+  const auto c = uniform(10, 0, 1e10);  // 10 GFLOP a token: 512 tokens take 5.12 s a layer on the CPU
+  auto bw = bandwidths();
+  bw.ram_total = 0;
+  const Budgets budgets{.gpu = 4 * 100 * MiB + 2 * kSlack, .ram = 4 * GiB};
+  const auto p = plan(c, budgets, bw, Workload::decode(), Executor{.cpu_layers = true, .streamed_head = false, .wide_passes = true});
+  EXPECT_EQ(p.gpu_slots, 2);
+  EXPECT_EQ(p.count(Tier::GpuResident), 2);
+  EXPECT_GT(p.count(Tier::CpuCompute), 0);
+  EXPECT_EQ(p.wide_tokens, kWidePassTokens);
+  const auto prompt = predict(p, c, bw, Workload::prefill(512));
+  EXPECT_NEAR(prompt.copy_seconds, 0.8, 1e-9);
+  EXPECT_NEAR(prompt.seconds, 0.8, 1e-9);
+  EXPECT_EQ(prompt.bound, Bound::HostToGpu);
+  // Below the wide passes' tokens the CPU layers stay on the CPU.
+  EXPECT_EQ(pass_plan(p, kWidePassTokens - 1).layers, p.layers);
+  EXPECT_EQ(pass_plan(p, kWidePassTokens).count(Tier::CpuCompute), 0);
+  // Without CPU layers there is nothing to widen.
+  Plan all_gpu = p;
+  for (auto& l : all_gpu.layers) l = {Tier::GpuResident, Processor::Gpu};
+  all_gpu.wide_tokens = 0;
+  EXPECT_EQ(pass_plan(all_gpu, 512).layers, all_gpu.layers);
+}
+
 // An engine that computes nothing on the CPU in a GPU run and streams no head gets the same
 // budgets spent on the GPU only: the decode split becomes everything streamed, the head resident.
 TEST(Plan, WithoutCpuLayersEveryLayerRunsOnTheGpu) {

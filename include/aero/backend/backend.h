@@ -43,6 +43,17 @@ class KvCache {
   virtual std::int64_t capacity() const = 0;  // positions per slot
   virtual std::int64_t slots() const = 0;
   virtual std::uint64_t bytes() const = 0;
+
+  // A layer's rows moved between caches of two backends of the same shape and type (a pass that
+  // computes a layer on another backend than the one holding its cache): positions [begin,
+  // begin + count) of one slot as bytes in the encoding both backends store (f32, f16, q8_0
+  // blocks), keys then values, head by head, `count` rows each: count × position_bytes() in all.
+  // Default: refused (aero::Error).
+  virtual std::uint64_t position_bytes() const { return 0; }
+  virtual void read_rows(std::int64_t layer, std::int64_t slot, std::int64_t begin, std::int64_t count,
+                         std::uint8_t* host) const;
+  virtual void write_rows(std::int64_t layer, std::int64_t slot, std::int64_t begin, std::int64_t count,
+                          const std::uint8_t* host);
 };
 
 // A ring of buffers in a device's memory that weight matrices kept in host memory are copied
@@ -65,6 +76,9 @@ class WeightRing {
   // the last computation that read the slot; returns once the host bytes may change again
   // (at once for keep()'s memory).
   virtual void load(int slot, std::span<const quant::Matrix* const> ms) = 0;
+  // The last load into `slot` will not be read (a pass of another kind comes next): the next
+  // load may replace it. (Loads into one slot are queued in order: nothing to wait for.)
+  virtual void discard(int slot) { (void)slot; }
   // The operations queued from now on read `ms` from `slot` (the device waits for the load),
   // until retire(slot).
   virtual void bind(int slot, std::span<const quant::Matrix* const> ms) = 0;

@@ -49,7 +49,8 @@ MeasuredPlan measured_plan(const PlacementOptions& options, const backend::Devic
 // What a plan weighs: the model's per-layer bytes, KV cache and FLOPs at the options' context.
 residency::ModelCosts costs_for(const PlacementOptions& options, const format::ModelSource& source,
                                 const model::ModelSpec& spec);
-// What the engine can run of a GPU plan: CPU layers in a GPU run, but not a streamed head.
+// What the engine can run of a GPU plan: CPU layers in a GPU run (streamed to the GPU in passes
+// of many tokens), but not a streamed head.
 residency::Executor executor();
 // The GPU figures a plan assumes until the streaming executor measures them: the pinned copy as
 // issue 26 measured it on an H200, nominal HBM and tensor throughput of the same GPU.

@@ -130,6 +130,10 @@ struct Plan {
   // Tokens a pass may take, when the plan shrank the activations to fit a second disk ring
   // buffer (reads then overlap computing); 0: as many as the costs were given for.
   std::int64_t max_batch = 0;
+  // Passes of at least this many tokens (prompts, batches) compute the CPU layers on the GPU
+  // too, streamed through the ring (pass_plan); 0: never. The CPU computes a layer's prompt of
+  // many tokens FLOP-bound, the GPU after a copy at PCIe speed.
+  std::int64_t wide_tokens = 0;
   Prediction prediction;
 
   bool uses_gpu() const;
@@ -147,12 +151,23 @@ struct Plan {
 struct Executor {
   bool cpu_layers = true;     // layers (and the head) computed by the CPU in a GPU run
   bool streamed_head = true;  // the output head copied to the GPU each pass
+  // Passes of many tokens stream the CPU layers through the ring (Plan::wide_tokens): a plan
+  // with CPU layers keeps a ring of two slots or more for them.
+  bool wide_passes = false;
 };
+// The tokens from which a plan's wide passes pay: llama.cpp's figure for copying CPU weights to
+// the GPU (a prompt of 32 tokens on the CPU is already FLOP-bound there).
+inline constexpr std::int64_t kWidePassTokens = 32;
 Plan plan(const ModelCosts& costs, const Budgets& budgets, const Bandwidths& bw, const Workload& work,
           const Executor& executor = {});
 
-// The time model applied to a given plan (e.g. a decode plan's time on a prefill workload).
+// The time model applied to a given plan (e.g. a decode plan's time on a prefill workload), as
+// the pass runs it (pass_plan: a wide pass streams the CPU layers).
 Prediction predict(const Plan& plan, const ModelCosts& costs, const Bandwidths& bw, const Workload& work);
+
+// Where the layers of a pass of `tokens` tokens run: the plan itself, or for a wide pass
+// (tokens ≥ plan.wide_tokens > 0) with its CPU-computed layers streamed to the GPU.
+Plan pass_plan(const Plan& plan, std::int64_t tokens);
 
 // What --plan prints: one line per group of layers with the same placement ("layers 0-7, 12:
 // gpu-resident (3.50 GiB)"), the output head, the rings, memory used of each budget, and the

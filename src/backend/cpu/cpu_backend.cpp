@@ -61,6 +61,20 @@ class CpuKvCache final : public KvCache {
   std::uint8_t* key(std::int64_t layer, std::int64_t head, std::int64_t slot, std::int64_t pos) {
     return storage.data() + layer * layer_bytes + head * head_bytes + (slot * capacity_ + pos) * row_bytes;
   }
+
+  std::uint64_t position_bytes() const override { return static_cast<std::uint64_t>(2 * kv_heads * row_bytes); }
+  void read_rows(std::int64_t layer, std::int64_t slot, std::int64_t begin, std::int64_t count,
+                 std::uint8_t* host) const override {
+    const auto* from = rows_at(layer, slot, begin, count);
+    for (std::int64_t h = 0; h < 2 * kv_heads; ++h)
+      std::memcpy(host + h * count * row_bytes, from + h * head_bytes, static_cast<std::size_t>(count * row_bytes));
+  }
+  void write_rows(std::int64_t layer, std::int64_t slot, std::int64_t begin, std::int64_t count,
+                  const std::uint8_t* host) override {
+    auto* to = const_cast<std::uint8_t*>(rows_at(layer, slot, begin, count));
+    for (std::int64_t h = 0; h < 2 * kv_heads; ++h)
+      std::memcpy(to + h * head_bytes, host + h * count * row_bytes, static_cast<std::size_t>(count * row_bytes));
+  }
   std::uint8_t* value(std::int64_t layer, std::int64_t head, std::int64_t slot, std::int64_t pos) {
     return key(layer, head, slot, pos) + kv_heads * head_bytes;
   }
@@ -69,6 +83,13 @@ class CpuKvCache final : public KvCache {
   std::int64_t kv_heads, head_dim, row_bytes, head_bytes, layer_bytes;
 
  private:
+  // Key head 0's row `begin` of the slot, after checking the range.
+  const std::uint8_t* rows_at(std::int64_t layer, std::int64_t slot, std::int64_t begin, std::int64_t count) const {
+    if (layer < 0 || static_cast<std::uint64_t>((layer + 1) * layer_bytes) > storage.size() || slot < 0 || slot >= slots_ ||
+        begin < 0 || count < 0 || begin + count > capacity_)
+      fail("KV rows: layer {}, slot {}, positions {}..{} are outside the cache", layer, slot, begin, begin + count);
+    return storage.data() + layer * layer_bytes + (slot * capacity_ + begin) * row_bytes;
+  }
   std::int64_t capacity_, slots_;
   std::vector<std::uint8_t> storage;
 };

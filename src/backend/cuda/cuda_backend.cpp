@@ -64,8 +64,8 @@ class CudaKvCache final : public KvCache {
  public:
   CudaKvCache(int device, std::int64_t layers, std::int64_t kv_heads, std::int64_t head_dim, std::int64_t capacity,
               std::int64_t slots, KvType type, cudaStream_t stream)
-      : device_(device), layers_(layers), kv_heads_(kv_heads), head_dim_(head_dim), capacity_(capacity), slots_(slots),
-        type_(type) {
+      : device_(device), stream_(stream), layers_(layers), kv_heads_(kv_heads), head_dim_(head_dim), capacity_(capacity),
+        slots_(slots), type_(type) {
     if (type == KvType::Q8_0 && head_dim % 32 != 0) fail("a q8_0 KV cache needs a head dimension divisible by 32");
     if (slots < 1 || capacity < 1) fail("a KV cache needs at least one slot of one position ({} x {})", slots, capacity);
     if (slots * capacity > std::numeric_limits<std::int32_t>::max()) fail("a KV cache of {} slots x {} positions is too many rows", slots, capacity);
@@ -87,6 +87,30 @@ class CudaKvCache final : public KvCache {
   std::int64_t kv_heads() const { return kv_heads_; }
   std::int64_t head_dim() const { return head_dim_; }
 
+  std::uint64_t position_bytes() const override { return static_cast<std::uint64_t>(2 * kv_heads_ * row_bytes_); }
+  // One strided copy each way (2 × kv_heads runs of count rows), ordered on the backend's stream
+  // after the work that wrote the rows; the host's bytes are ready (or free again) on return.
+  void read_rows(std::int64_t layer, std::int64_t slot, std::int64_t begin, std::int64_t count,
+                 std::uint8_t* host) const override {
+    if (count == 0) return;
+    use_device(device_);
+    check(cudaMemcpy2DAsync(host, static_cast<std::size_t>(count * row_bytes_), rows_at(layer, slot, begin, count),
+                            static_cast<std::size_t>(head_bytes_), static_cast<std::size_t>(count * row_bytes_),
+                            static_cast<std::size_t>(2 * kv_heads_), cudaMemcpyDeviceToHost, stream_),
+          "reading KV cache rows");
+    check(cudaStreamSynchronize(stream_), "reading KV cache rows");
+  }
+  void write_rows(std::int64_t layer, std::int64_t slot, std::int64_t begin, std::int64_t count,
+                  const std::uint8_t* host) override {
+    if (count == 0) return;
+    use_device(device_);
+    check(cudaMemcpy2DAsync(rows_at(layer, slot, begin, count), static_cast<std::size_t>(head_bytes_), host,
+                            static_cast<std::size_t>(count * row_bytes_), static_cast<std::size_t>(count * row_bytes_),
+                            static_cast<std::size_t>(2 * kv_heads_), cudaMemcpyHostToDevice, stream_),
+          "writing KV cache rows");
+    check(cudaStreamSynchronize(stream_), "writing KV cache rows");
+  }
+
   kernels::KvLayer layer(std::int64_t index) const {
     if (index < 0 || index >= layers_) fail("layer {} is outside the KV cache's {} layers", index, layers_);
     kernels::KvLayer l;
@@ -101,7 +125,14 @@ class CudaKvCache final : public KvCache {
   }
 
  private:
+  std::uint8_t* rows_at(std::int64_t layer, std::int64_t slot, std::int64_t begin, std::int64_t count) const {
+    if (layer < 0 || layer >= layers_ || slot < 0 || slot >= slots_ || begin < 0 || count < 0 || begin + count > capacity_)
+      fail("KV rows: layer {}, slot {}, positions {}..{} are outside the cache", layer, slot, begin, begin + count);
+    return storage_.as<std::uint8_t>() + layer * layer_bytes_ + (slot * capacity_ + begin) * row_bytes_;
+  }
+
   int device_;
+  cudaStream_t stream_;
   std::int64_t layers_, kv_heads_, head_dim_, capacity_, slots_;
   KvType type_;
   std::int64_t row_bytes_ = 0, head_bytes_ = 0, layer_bytes_ = 0;
