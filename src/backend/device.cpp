@@ -44,6 +44,16 @@ std::vector<GpuInfo> list_gpus(std::string* why) {
 #endif
 }
 
+HostCopyProbe probe_host_copies(int index, const std::function<double()>& cpu_pass) {
+#ifdef AERO_HAVE_CUDA
+  return cuda::probe_host_copies(index, cpu_pass);
+#else
+  (void)index;
+  (void)cpu_pass;
+  return {};
+#endif
+}
+
 Device choose_device(std::string_view name) {
   if (name == "cpu") return {Device::Kind::Cpu, 0};
   const bool is_auto = name == "auto";

@@ -240,4 +240,15 @@ std::vector<GpuInfo> list_gpus(std::string* why = nullptr);
 // True when this build has the CUDA backend (whether or not a GPU is present).
 bool built_with_cuda();
 
+// Pinned host→GPU copies on GPU `index`, GB/s: alone, and while `cpu_pass` (one pass of the CPU
+// reading RAM with every core, returning its GB/s) runs beside them, with the CPU's rate then:
+// whether RAM has room for the copies and the CPU's layers together (the planner's ram_total).
+// Zeros in a build without CUDA or when the copies cannot be set up (the plan then assumes).
+struct HostCopyProbe {
+  double copy = 0;           // copies alone
+  double copy_with_cpu = 0;  // copies while the CPU reads
+  double cpu_with_copy = 0;  // the CPU's reads meanwhile
+};
+HostCopyProbe probe_host_copies(int index, const std::function<double()>& cpu_pass);
+
 }  // namespace aero::backend

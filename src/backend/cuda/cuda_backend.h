@@ -17,6 +17,9 @@ int device_count(std::string& why);
 // none, `why` says why.
 std::vector<GpuInfo> list_gpus(std::string& why);
 
+// backend::probe_host_copies on GPU `index` (zeros when it cannot run; never throws).
+HostCopyProbe probe_host_copies(int index, const std::function<double()>& cpu_pass);
+
 // A backend on GPU `index` (which device_count() has seen). Throws aero::Error when the GPU
 // cannot be used.
 std::unique_ptr<Backend> make_cuda_backend(int index, unsigned threads);
