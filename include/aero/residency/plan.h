@@ -92,8 +92,9 @@ struct Bandwidths {
   double disk = 0;         // sequential O_DIRECT reads of the model file
   double gpu_flops = 0;
   double cpu_flops = 0;
-  // RAM's bandwidth to the CPU and the copy engine together (0: host_memory, as where the cores
-  // alone fill it: the H200 machine's 16 cores read 98-106 GB/s alone, 84 GB/s with the copies).
+  // RAM's bandwidth to the CPU and the copy engine together, as measured with both at work
+  // (backend::probe_host_copies); 0: host_memory, as where the cores alone fill it (the H200
+  // machine's 16 cores read 98-106 GB/s alone, 84 GB/s in all with the copies).
   double ram_total = 0;
 };
 
