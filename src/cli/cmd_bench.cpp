@@ -100,7 +100,7 @@ void add_bench_command(CLI::App& app) {
         planned = engine::measured_plan(opt->model.placement(), device, *budget, source, spec, host_gbs, cpu_gflops);
         return planned->plan;
       };
-    auto model = engine::Model::open(opt->model.model, opt->model.config, {.planner = planner, .disk = {}});
+    auto model = engine::Model::open(opt->model.model, opt->model.config, {.planner = planner, .disk = {.verify = opt->model.verify}});
     const auto& spec = model->spec();
     std::uint64_t bytes = 0, params = 0;
     for (const auto& t : model->source().tensors()) {

@@ -30,7 +30,7 @@ void add_chat_command(CLI::App& app) {
     if (opt->greedy) opt->sampling.temperature = 0;
     opt->sampling.validate();
     auto t = TextModel::open(opt->model.backend(), opt->model.model, opt->model.config, opt->tokenizer, opt->model.session(),
-                             true, {.planner = run_planner(opt->model, backend::choose_device(opt->model.device)), .disk = {}});
+                             true, opt->model.model_options(backend::choose_device(opt->model.device)));
     std::vector<std::string> stop;
     apply_sampling_defaults(*cmd, t.model->source().metadata(), opt->sampling, &stop);
     if (opt->greedy) opt->sampling.temperature = 0;

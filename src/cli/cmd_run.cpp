@@ -43,7 +43,7 @@ void run_batch_file(const CLI::App& cmd, const ModelOptions& mo, const std::stri
   }
   if (prompts.empty()) fail("--batch-file {}: no prompts in it (one per line)", path);
   auto backend = mo.backend();
-  auto model = engine::Model::open(mo.model, mo.config, {.planner = run_planner(mo, backend::choose_device(mo.device)), .disk = {}});
+  auto model = engine::Model::open(mo.model, mo.config, mo.model_options(backend::choose_device(mo.device)));
   apply_sampling_defaults(cmd, model->source().metadata(), sampling, &stop);  // the model store's, where flags left them
   if (greedy) sampling.temperature = 0;
   sampling.validate();
@@ -137,7 +137,7 @@ void add_run_command(CLI::App& app) {
     auto made = opt->model.backend();  // first: a device that cannot be used fails before the model is read
     auto t = TextModel::open(std::move(made), opt->model.model, opt->model.config, opt->tokenizer,
                              opt->model.session(), text,
-                             {.planner = run_planner(opt->model, backend::choose_device(opt->model.device)), .disk = {}});
+                             opt->model.model_options(backend::choose_device(opt->model.device)));
     apply_sampling_defaults(*cmd, t.model->source().metadata(), opt->sampling, &opt->stop);
     if (opt->greedy) opt->sampling.temperature = 0;
     opt->sampling.validate();

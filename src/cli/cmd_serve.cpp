@@ -84,7 +84,7 @@ void add_serve_command(CLI::App& app) {
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);  // before the backend's and scheduler's threads start
     auto backend = opt->model.backend();
     auto model = engine::Model::open(opt->model.model, opt->model.config,
-                                     {.planner = run_planner(opt->model, backend::choose_device(opt->model.device)), .disk = {}});
+                                     opt->model.model_options(backend::choose_device(opt->model.device)));
     auto tok = opt->tokenizer.empty() ? tokenizer::Tokenizer::from_metadata(model->source().metadata())
                                       : tokenizer::Tokenizer::load(opt->tokenizer);
     if (tok.size() > model->spec().vocab)

@@ -27,6 +27,7 @@ struct ModelOptions {
   std::string device = "auto";
   std::string gpu_mem, ram;  // budgets as typed ("4GiB"); empty: what the device has free
   bool show_plan = false;
+  bool verify = false;
 
   void add_to(CLI::App& cmd) {
     cmd.add_option("model", model,
@@ -46,11 +47,16 @@ struct ModelOptions {
                    "host memory the model may use, e.g. 16GiB (default: what is free, less a margin); layers beyond "
                    "it are read from disk each pass");
     cmd.add_flag("--plan", show_plan, "print where each layer goes and the predicted time per token, then exit");
+    cmd.add_flag("--verify", verify,
+                 "check the .aero file's page digests (written by convert --integrity): every page read from disk, "
+                 "or every page once at load");
   }
 
   // The backend --device names (checked before any model is read: a bad name fails at once).
   std::unique_ptr<backend::Backend> backend() const { return backend::make_backend(device, threads); }
   engine::SessionOptions session() const { return {.context = context, .kv_type = backend::kv_type_by_name(kv_type)}; }
+  // How engine::Model opens the model: the planner for these budgets on `device`, and --verify.
+  engine::ModelOptions model_options(const backend::Device& dev) const;
   engine::PlacementOptions placement() const {
     return {.gpu_mem = gpu_mem, .ram = ram, .context = context, .kv_type = backend::kv_type_by_name(kv_type)};
   }

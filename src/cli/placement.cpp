@@ -26,6 +26,10 @@ engine::Planner run_planner(const ModelOptions& o, const backend::Device& device
   return engine::planner_for(o.placement(), device);
 }
 
+engine::ModelOptions ModelOptions::model_options(const backend::Device& dev) const {
+  return {.planner = run_planner(*this, dev), .disk = {.verify = verify}};
+}
+
 void print_plan(const ModelOptions& o) {
   const auto device = backend::choose_device(o.device);
   const auto b = budgets(o, device);
@@ -57,8 +61,9 @@ std::string disk_tier_summary(const engine::Model& model) {
   const auto* d = model.disk_weights();
   if (!d) return "";
   const auto s = d->stats();
-  return fmt::format("disk tier ({}): {} layer reads, {} read, {:.2f} s waiting for reads; {} held in RAM", s.engine,
-                     s.layer_reads, residency::format_size(s.bytes_read), s.wait_seconds, residency::format_size(s.ram_bytes));
+  return fmt::format("disk tier ({}): {} layer reads, {} read, {:.2f} s waiting for reads; {} held in RAM{}", s.engine,
+                     s.layer_reads, residency::format_size(s.bytes_read), s.wait_seconds, residency::format_size(s.ram_bytes),
+                     s.pages_verified > 0 ? fmt::format("; {} pages verified", s.pages_verified) : "");
 }
 
 }  // namespace aero::cli

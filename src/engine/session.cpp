@@ -41,6 +41,8 @@ Model::Model(std::unique_ptr<format::ModelSource> source, const ModelOptions& op
     weights_ = std::move(disk);
     return;
   }
+  // --verify without a disk tier: every page checked once, now (the disk tier checks each read).
+  if (options.disk.verify) residency::verify_pages(*source_);
   auto resident = std::make_unique<model::ResidentWeights>(*source_, spec_);
   bytes_per_token_ = resident->bytes_per_token();
   weights_ = std::move(resident);

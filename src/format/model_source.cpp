@@ -2,10 +2,14 @@
 
 #include <fstream>
 
+#include <fmt/format.h>
+
 #include "aero/error.h"
+#include "aero/hash.h"
 #include "aero/format/aero_model.h"
 #include "aero/format/model_name.h"
 #include "aero/format/safetensors.h"
+#include "format/aero/integrity.h"
 
 namespace aero::format {
 
@@ -167,6 +171,25 @@ class AeroSource : public ModelSource {
             std::string(payload.begin(), payload.end());
       }
     }
+  }
+
+  std::vector<PageDigests> page_digests() const override {
+    std::vector<PageDigests> out;
+    for (const AeroFile* f : model_.files())
+      for (const Chunk& c : f->chunks()) {
+        if (c.fourcc != "WTSH" || c.compressed()) continue;
+        const Chunk* phsh = f->find_chunk("PHSH", c.name + ".phsh");
+        if (!phsh) continue;
+        const std::string where = fmt::format("{}: {}", f->path().string(), phsh->name);
+        auto payload = f->payload(*phsh);
+        if (blake3(payload) != phsh->blake3) fail("{} fails its BLAKE3 check", where);
+        auto pages = integrity::parse_phsh(payload, where);
+        if (pages.digests.size() != integrity::page_count(c.length, pages.page_size))
+          fail("{}: {} page digests for a {}-byte shard of {}-byte pages", where, pages.digests.size(), c.length,
+               pages.page_size);
+        out.push_back({f->path(), c.name, c.offset, c.length, pages.page_size, std::move(pages.digests)});
+      }
+    return out;
   }
 
  private:

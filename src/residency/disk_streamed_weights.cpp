@@ -10,6 +10,9 @@
 #include <utility>
 
 #include "aero/error.h"
+#include "aero/hash.h"
+#include "aero/mapped_file.h"
+#include "aero/parallel.h"
 #include "residency/direct_reader.h"
 
 namespace aero::residency {
@@ -22,10 +25,17 @@ std::uint64_t align_up(std::uint64_t v) { return (v + kDirectAlign - 1) / kDirec
 
 // Where some matrices lie in the files and where they go in a buffer of `bytes`.
 struct Layout {
+  struct Page {  // a page digest to check: bytes [offset, offset + length) of the extent's file
+    const Digest* digest;
+    std::uint64_t offset, length;
+    std::size_t index;           // within its shard
+    const std::string* shard;
+  };
   struct Extent {
     int file;
     std::uint64_t offset, length, required;  // aligned offset and length; bytes the file must have
     std::uint64_t at;                         // in the buffer
+    std::vector<Page> pages;                  // with verify: the whole pages it holds
   };
   std::vector<Extent> extents;
   std::vector<std::uint64_t> matrix_at;  // each matrix's first byte in the buffer
@@ -55,6 +65,8 @@ struct DiskStreamedWeights::Impl {
   DirectReader reader;
   std::map<std::filesystem::path, int> files;
 
+  std::vector<format::PageDigests> pages;  // with verify
+
   Impl(const format::ModelSource& source, const model::ModelSpec& spec, std::vector<bool> cached_layers,
        DiskWeightsOptions o)
       : weights(source, spec),
@@ -64,6 +76,12 @@ struct DiskStreamedWeights::Impl {
                 .direct = options.direct}) {
     if (cached.size() != weights.layers.size())
       fail("disk tier: a placement for {} layers given for a model of {}", cached.size(), weights.layers.size());
+    if (options.verify) {
+      pages = source.page_digests();
+      if (pages.empty())
+        fail("--verify: this {} model carries no page digests (.aero files written with --integrity do)",
+             format::source_format_name(source.format()));
+    }
     bytes_per_token = weights.bytes_per_token;
     for (auto& l : weights.layers) {
       layouts.push_back(layout(source, std::as_const(l).matrices()));
@@ -90,6 +108,8 @@ struct DiskStreamedWeights::Impl {
       point(static_cast<std::int64_t>(i), layer_buffers[i].data());
     }
     for (auto t : tickets) reader.wait(t);
+    for (std::size_t i = 0; i < weights.layers.size(); ++i)
+      if (cached[i]) verify(layouts[i], layer_buffers[i].data());
 
     std::uint64_t slot_bytes = 0;
     for (auto i : disk_layers) slot_bytes = std::max(slot_bytes, layouts[static_cast<std::size_t>(i)].bytes);
@@ -126,17 +146,18 @@ struct DiskStreamedWeights::Impl {
     for (std::size_t r = 0; r < ranges.size(); ++r) {
       const Range& x = ranges[r];
       auto* e = l.extents.empty() ? nullptr : &l.extents.back();
-      const std::uint64_t end = x.offset + x.length;
-      if (e && e->file == x.file && x.offset <= e->offset + e->required + kMergeGap) {
+      const auto [lo, end] = whole_pages(x.file, x.offset, x.offset + x.length);
+      if (e && e->file == x.file && lo <= e->offset + e->required + kMergeGap) {
         e->required = std::max(e->required, end - e->offset);
         e->length = align_up(e->required);
       } else {
-        const std::uint64_t start = align_down(x.offset);
-        l.extents.push_back({x.file, start, align_up(end - start), end - start, 0});
+        const std::uint64_t start = align_down(lo);
+        l.extents.push_back({x.file, start, align_up(end - start), end - start, 0, {}});
       }
       e = &l.extents.back();
       l.matrix_at[x.matrix] = x.offset - e->offset;  // within the extent, fixed up below
     }
+    for (auto& e : l.extents) e.pages = pages_within(e.file, e.offset, e.offset + e.required);
     // Extents one after another in the buffer; matrices inside theirs.
     std::uint64_t at = 0;
     std::size_t r = 0;
@@ -157,6 +178,49 @@ struct DiskStreamedWeights::Impl {
     return l;
   }
 
+  // With verify: [begin, end) of a file widened to the pages of a digested shard it touches.
+  std::pair<std::uint64_t, std::uint64_t> whole_pages(int file, std::uint64_t begin, std::uint64_t end) {
+    for (const auto& p : pages) {
+      if (p.path != reader.file(file).path || begin < p.offset || begin >= p.offset + p.length) continue;
+      const std::uint64_t first = (begin - p.offset) / p.page_size, last = (end - p.offset + p.page_size - 1) / p.page_size;
+      return {p.offset + first * p.page_size, std::min(p.offset + last * p.page_size, p.offset + p.length)};
+    }
+    return {begin, end};
+  }
+
+  // The digested pages lying wholly within [begin, end) of a file.
+  std::vector<Layout::Page> pages_within(int file, std::uint64_t begin, std::uint64_t end) {
+    std::vector<Layout::Page> out;
+    for (const auto& p : pages) {
+      if (p.path != reader.file(file).path) continue;
+      for (std::size_t i = 0; i < p.digests.size(); ++i) {
+        const std::uint64_t at = p.offset + i * p.page_size, length = std::min(p.page_size, p.length - i * p.page_size);
+        if (at >= begin && at + length <= end) out.push_back({&p.digests[i], at, length, i, &p.shard});
+      }
+    }
+    return out;
+  }
+
+  // Checks the pages of a layout read into `buffer` (with verify; on every core).
+  void verify(const Layout& l, const std::uint8_t* buffer) {
+    std::vector<std::pair<const Layout::Extent*, const Layout::Page*>> all;
+    for (const auto& e : l.extents)
+      for (const auto& p : e.pages) all.emplace_back(&e, &p);
+    if (all.empty()) return;
+    std::vector<char> bad(all.size(), 0);
+    parallel_for(all.size(), default_thread_count(), [&](std::size_t i) {
+      const auto& [e, p] = all[i];
+      bad[i] = blake3({buffer + e->at + (p->offset - e->offset), static_cast<std::size_t>(p->length)}) != *p->digest;
+    });
+    stats.pages_verified += all.size();
+    for (std::size_t i = 0; i < all.size(); ++i)
+      if (bad[i]) {
+        const auto& [e, p] = all[i];
+        fail("{}: page {} of shard {} (bytes {}..{}) fails its PHSH digest: the file is corrupt or was changed",
+             reader.file(e->file).path.string(), p->index, *p->shard, p->offset, p->offset + p->length);
+      }
+  }
+
   std::vector<ReadJob> jobs(const Layout& l, std::uint8_t* buffer) {
     std::vector<ReadJob> out;
     for (const auto& e : l.extents)
@@ -168,6 +232,7 @@ struct DiskStreamedWeights::Impl {
     const Layout l = layout(source, {&m});
     AlignedBuffer b(l.bytes);
     reader.wait(reader.submit(jobs(l, b.data())));
+    verify(l, b.data());
     m.data = b.data() + l.matrix_at[0];
     return b;
   }
@@ -189,6 +254,7 @@ struct DiskStreamedWeights::Impl {
     const auto start = std::chrono::steady_clock::now();
     try {
       reader.wait(s.ticket);
+      verify(layouts[static_cast<std::size_t>(s.layer)], s.buffer.data());
     } catch (...) {
       s.reading = false;
       s.layer = -1;
@@ -290,6 +356,30 @@ const model::LayerWeights& DiskStreamedWeights::layout(std::int64_t layer) {
 }
 std::uint64_t DiskStreamedWeights::bytes_per_token() const { return impl_->bytes_per_token; }
 DiskStreamedWeights::Stats DiskStreamedWeights::stats() const { return impl_->stats; }
+
+std::uint64_t verify_pages(const format::ModelSource& source) {
+  const auto pages = source.page_digests();
+  if (pages.empty())
+    fail("--verify: this {} model carries no page digests (.aero files written with --integrity do)",
+         format::source_format_name(source.format()));
+  std::uint64_t checked = 0;
+  for (const auto& p : pages) {
+    const auto file = MappedFile::open(p.path);
+    if (p.offset + p.length > file.size()) fail("{}: shard {} lies past the end of the file", p.path.string(), p.shard);
+    std::vector<char> bad(p.digests.size(), 0);
+    parallel_for(p.digests.size(), default_thread_count(), [&](std::size_t i) {
+      const std::uint64_t at = p.offset + i * p.page_size, length = std::min(p.page_size, p.length - i * p.page_size);
+      bad[i] = blake3(file.bytes().subspan(static_cast<std::size_t>(at), static_cast<std::size_t>(length))) != p.digests[i];
+    });
+    for (std::size_t i = 0; i < bad.size(); ++i)
+      if (bad[i])
+        fail("{}: page {} of shard {} (bytes {}..{}) fails its PHSH digest: the file is corrupt or was changed",
+             p.path.string(), i, p.shard, p.offset + i * p.page_size,
+             p.offset + i * p.page_size + std::min(p.page_size, p.length - i * p.page_size));
+    checked += p.digests.size();
+  }
+  return checked;
+}
 
 double measure_disk_read(const std::filesystem::path& path, std::uint64_t bytes, const DiskWeightsOptions& options) {
   DirectReader reader({.in_flight = options.reads_in_flight, .piece_bytes = options.piece_bytes,

@@ -110,6 +110,12 @@ TEST(RunCli, RamBudgetAndPlan) {
     EXPECT_EQ(r.err.rfind("aero: error: ", 0), 0u) << r.err;
     EXPECT_TRUE(r.out.empty()) << bad << ": " << r.out;
   }
+  // --verify of a source without page digests (an HF folder): one line, nothing generated.
+  auto unverifiable = aero(fmt::format("run {} --ids 1,2 --print-ids --device cpu --ram 700KiB --verify", dir.string()));
+  EXPECT_EQ(unverifiable.status, 1);
+  EXPECT_EQ(unverifiable.err, "aero: error: --verify: this hf model carries no page digests (.aero files written with "
+                              "--integrity do)\n");
+  EXPECT_TRUE(unverifiable.out.empty()) << unverifiable.out;
 }
 
 // Mixtures of experts of real layouts (GGUF's stacked experts, a float router): synthesized,

@@ -4,12 +4,15 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <fstream>
 
 #include "aero/backend/backend.h"
 #include "aero/convert/convert.h"
 #include "aero/engine/batch.h"
 #include "aero/engine/session.h"
 #include "aero/error.h"
+#include "aero/model/weights.h"
+#include "aero/residency/disk_weights.h"
 #include "engine/hf_reference.h"
 #include "test_support.h"
 
@@ -184,6 +187,83 @@ TEST(DiskTierRing, ReadsLayersAheadInPassOrder) {
   w.acquire(1);
   EXPECT_THROW(w.acquire(2), Error);
   EXPECT_THROW(w.acquire(7), Error);
+}
+
+// --verify: an .aero file with page digests (16 KiB pages: several per layer of the fixture)
+// gives the same logits with every page checked as it is read; one byte changed in a layer, the
+// file's size and time kept (what the size/time check cannot see), is an error naming the page;
+// a GGUF, which has no page digests, is refused.
+std::filesystem::path aero_with_pages(const std::filesystem::path& shared, const std::filesystem::path& dir) {
+  const auto out = dir / "llama.aero";
+  convert::ConvertOptions options;
+  options.write.integrity = true;
+  options.write.page_size = 16 << 10;
+  convert::convert(shared / "fixtures/hf/llama", out, convert::OutputKind::Aero, options);
+  return out;
+}
+
+TEST(DiskTierVerify, PagesAreCheckedAsTheyAreRead) {
+  AERO_REQUIRE_SHARED(shared);
+  ScratchDir dir;
+  const auto path = aero_with_pages(shared, dir.path());
+  const auto ref = HfReference::load(shared / "fixtures/hf/llama");
+  auto resident = engine::Model::open(path);
+  const auto expected = logits(*resident, ref.input_ids);
+  auto streamed = engine::Model::open(path, {}, on_disk([](std::int64_t i) { return i != 1; }, {.slots = 2, .verify = true}));
+  const auto got = logits(*streamed, ref.input_ids, 2);
+  EXPECT_EQ(got, expected);
+  const auto stats = streamed->disk_weights()->stats();
+  EXPECT_GT(stats.pages_verified, 4u);
+  // Without a disk tier, every page once at load.
+  EXPECT_NO_THROW(engine::Model::open(path, {}, {.planner = {}, .disk = {.verify = true}}));
+  EXPECT_GT(residency::verify_pages(*format::ModelSource::open(path)), 4u);
+}
+
+TEST(DiskTierVerify, AChangedPageIsAnError) {
+  AERO_REQUIRE_SHARED(shared);
+  ScratchDir dir;
+  const auto path = aero_with_pages(shared, dir.path());
+  const auto ref = HfReference::load(shared / "fixtures/hf/llama");
+  std::uint64_t at = 0;
+  {
+    auto source = format::ModelSource::open(path);
+    const auto tensors = model::layer_tensors(*source, 2);
+    ASSERT_FALSE(tensors.empty());
+    at = source->locate(tensors.front()->data).offset + tensors.front()->data.size() / 2;
+  }
+  const auto when = std::filesystem::last_write_time(path);
+  {
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(static_cast<std::streamoff>(at));
+    char byte = 0;
+    f.read(&byte, 1);
+    byte = static_cast<char>(byte ^ 0x5A);
+    f.seekp(static_cast<std::streamoff>(at));
+    f.write(&byte, 1);
+  }
+  std::filesystem::last_write_time(path, when);
+  // Unverified, the changed weight runs (the tier sees the same size and time).
+  auto unverified = engine::Model::open(path, {}, on_disk([](std::int64_t) { return true; }));
+  EXPECT_NO_THROW(logits(*unverified, ref.input_ids));
+  auto verified = engine::Model::open(path, {}, on_disk([](std::int64_t) { return true; }, {.verify = true}));
+  try {
+    logits(*verified, ref.input_ids);
+    FAIL() << "a changed page was not found";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("fails its PHSH digest"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(engine::Model::open(path, {}, {.planner = {}, .disk = {.verify = true}}), Error);
+}
+
+TEST(DiskTierVerify, ASourceWithoutPageDigestsIsRefused) {
+  AERO_REQUIRE_SHARED(shared);
+  const auto path = gguf_of(shared, "llama");
+  try {
+    engine::Model::open(path, {}, on_disk([](std::int64_t) { return true; }, {.verify = true}));
+    FAIL() << "--verify of a GGUF ran";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("no page digests"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

@@ -55,6 +55,15 @@ struct FileLocation {
   std::uint64_t file_size = 0;  // of the file when the source opened it
 };
 
+// Digests of the stored tensor bytes page by page (an .aero weight shard's PHSH): page i covers
+// file bytes [offset + i·page_size, min(offset + (i+1)·page_size, offset + length)).
+struct PageDigests {
+  std::filesystem::path path;
+  std::string shard;  // its name, for messages
+  std::uint64_t offset = 0, length = 0, page_size = 0;
+  std::vector<Digest> digests;
+};
+
 class ModelSource {
  public:
   // PATH: .aero, AEROSET, .gguf, .safetensors (or sharded index), or a Hugging Face folder;
@@ -74,6 +83,9 @@ class ModelSource {
   // The file and offset of bytes of a tensor (every source maps its files whole). Throws
   // aero::Error for bytes outside every file (a view into something else).
   FileLocation locate(std::span<const std::uint8_t> bytes) const;
+  // Every page digest the files carry (PHSH of uncompressed .aero shards); empty for formats
+  // without them. Throws aero::Error for a PHSH that does not parse or fit its shard.
+  virtual std::vector<PageDigests> page_digests() const { return {}; }
 
  protected:
   std::vector<const MappedFile*> mapped_;  // the files tensors are views into

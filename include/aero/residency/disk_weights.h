@@ -26,6 +26,10 @@ struct DiskWeightsOptions {
   std::size_t piece_bytes = 4u << 20;   // each read request
   bool io_uring = true;                 // false: the pread thread pool
   bool direct = true;                   // false: through the page cache (dropped after each read)
+  // Check every page read against the file's page digests (.aero PHSH; --verify): reads cover
+  // whole pages, a page whose bytes differ is an aero::Error naming it. A source without page
+  // digests is refused.
+  bool verify = false;
   std::function<void(std::int64_t layer)> on_read;  // called as each disk layer's reads are queued
 };
 
@@ -48,6 +52,7 @@ class DiskStreamedWeights final : public model::LayerResidency {
     std::uint64_t layer_reads = 0;
     double wait_seconds = 0;       // acquire() blocked on reads
     std::uint64_t ram_bytes = 0;   // cached layers, globals and the ring
+    std::uint64_t pages_verified = 0;  // page digests checked (--verify)
     std::string engine;            // "io_uring, O_DIRECT", ...
   };
   Stats stats() const;
@@ -56,6 +61,11 @@ class DiskStreamedWeights final : public model::LayerResidency {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// --verify for a model that is not read from disk each pass: every page digest of `source`
+// checked once against its mapped bytes, on every core. Returns the pages checked; throws
+// aero::Error naming the first page that differs, or when the source has no page digests.
+std::uint64_t verify_pages(const format::ModelSource& source);
 
 // GB/s of sequential reads of (up to) `bytes` of `path` as the disk tier reads: O_DIRECT,
 // `options.reads_in_flight` pieces of `options.piece_bytes` in flight.
