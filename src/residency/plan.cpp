@@ -320,16 +320,26 @@ Plan plan_gpu(const ModelCosts& costs, const Budgets& budgets, const Bandwidths&
   const std::uint64_t two_slots = costs.activation_bytes + 2 * (max_weights(costs) + kSlotSlack);
   std::vector<int> ring_sizes = {kRingSlots, 2, 0};
   if (two_slots > budgets.gpu) ring_sizes = {1, 0};
-  for (std::int64_t resident = layers; resident >= 0; --resident)
-    for (const Placement& head : heads)
-      for (int slots : ring_sizes)
-        for (bool disk_ring : {false, true}) {
-          if (resident == layers && (slots > 0 && head.tier != Tier::StreamedToGpu)) continue;
-          if ((!can.cpu_layers && head.compute == Processor::Cpu) || (!can.streamed_head && head.tier == Tier::StreamedToGpu))
-            continue;
-          auto c = gpu_candidate(costs, budgets, bw, work, resident, head, slots, disk_ring, can);
-          if (c && (!best || better(*c, *best))) best = std::move(c);
-        }
+  auto search = [&](const Executor& with) {
+    for (std::int64_t resident = layers; resident >= 0; --resident)
+      for (const Placement& head : heads)
+        for (int slots : ring_sizes)
+          for (bool disk_ring : {false, true}) {
+            if (resident == layers && (slots > 0 && head.tier != Tier::StreamedToGpu)) continue;
+            if ((!with.cpu_layers && head.compute == Processor::Cpu) ||
+                (!with.streamed_head && head.tier == Tier::StreamedToGpu))
+              continue;
+            auto c = gpu_candidate(costs, budgets, bw, work, resident, head, slots, disk_ring, with);
+            if (c && (!best || better(*c, *best))) best = std::move(c);
+          }
+  };
+  search(can);
+  // A budget too small for a ring beside the CPU layers still runs, without wide passes.
+  if (!best && can.wide_passes) {
+    Executor narrow = can;
+    narrow.wide_passes = false;
+    search(narrow);
+  }
   if (!best)
     fail("no placement of the {} layers fits the budgets (GPU {}, RAM {}): the KV cache and the rings need more "
          "(give more memory or a shorter --ctx)",

@@ -229,6 +229,11 @@ TEST(Plan, WidePassesKeepARingForTheCpuLayers) {
   // Below the wide passes' tokens the CPU layers stay on the CPU.
   EXPECT_EQ(pass_plan(p, kWidePassTokens - 1).layers, p.layers);
   EXPECT_EQ(pass_plan(p, kWidePassTokens).count(Tier::CpuCompute), 0);
+  // A GPU budget with room for one layer and no ring: the CPU layers stay, without wide passes.
+  const auto small = plan(c, {.gpu = 100 * MiB + kSlack, .ram = 4 * GiB}, bw, Workload::decode(),
+                          Executor{.cpu_layers = true, .streamed_head = false, .wide_passes = true});
+  EXPECT_EQ(small.wide_tokens, 0);
+  EXPECT_GT(small.count(Tier::CpuCompute), 0);
   // Without CPU layers there is nothing to widen.
   Plan all_gpu = p;
   for (auto& l : all_gpu.layers) l = {Tier::GpuResident, Processor::Gpu};
