@@ -118,7 +118,7 @@ TEST_P(CudaForward, IncrementalDecodingEqualsOnePass) {
 }
 
 // The default f16 cache, and q8_0 where heads are whole q8_0 blocks: close to the reference,
-// within the CPU's bounds (forward_test's Q8CacheStaysClose). On the H200 (0a5e1c0+): q8_0
+// within the CPU's bounds (forward_test's Q8CacheStaysClose). On the H200 (407d9bf, 6ea6ddb): q8_0
 // reaches 1.16e-2 on gemma3 (small logits), 3.1e-2 on qwen3moe (a mixture of experts amplifies
 // the cache's error: which experts a token takes is not continuous in the router's input).
 TEST_P(CudaForward, HalfAndQ8CachesStayClose) {
